@@ -1,0 +1,62 @@
+"""The generator: mapping network + synthesis network of any generation, one class, one API."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import stylegan2, stylegan3
+from .config import GeneratorConfig
+from .layers import MappingNetwork
+
+
+def _build_synthesis(cfg: GeneratorConfig) -> nn.Module:
+    if cfg.generation == "stylegan2":
+        return stylegan2.SynthesisNetwork(cfg.w_dim, cfg.img_resolution, cfg.img_channels, cfg.synthesis)
+    if cfg.generation == "stylegan3":
+        return stylegan3.SynthesisNetwork(cfg.w_dim, cfg.img_resolution, cfg.img_channels, cfg.synthesis)
+    if cfg.generation == "stylegan1":
+        from . import stylegan1
+        return stylegan1.SynthesisNetwork(cfg.w_dim, cfg.img_resolution, cfg.img_channels, cfg.synthesis)
+    raise ValueError(f"unknown generation {cfg.generation!r}")
+
+
+class Generator(nn.Module):
+    """z [N, z_dim] (+ one-hot c [N, c_dim]) -> image [N, img_channels, H, W] in about [-1, 1].
+
+    ``G.mapping(z, c, truncation_psi, truncation_cutoff) -> ws [N, num_ws, w_dim]`` and
+    ``G.synthesis(ws, noise_mode=...)`` behave like NVIDIA's networks.
+    """
+
+    def __init__(self, config: GeneratorConfig):
+        super().__init__()
+        self.config = config
+        self.z_dim = config.z_dim
+        self.c_dim = config.c_dim
+        self.w_dim = config.w_dim
+        self.img_resolution = config.img_resolution
+        self.img_channels = config.img_channels
+        self.synthesis = _build_synthesis(config)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(config.z_dim, config.c_dim, config.w_dim, self.num_ws, config.mapping)
+
+    @property
+    def generation(self) -> str:
+        return self.config.generation
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, update_emas: bool = False, **synthesis_kwargs) -> torch.Tensor:
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                          update_emas=update_emas)
+        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
+
+    def set_half_dtype(self, dtype: torch.dtype) -> "Generator":
+        """Choose fp16 or bf16 for the layers built for half precision (GPU only)."""
+        if dtype not in (torch.float16, torch.bfloat16):
+            raise ValueError("half dtype must be torch.float16 or torch.bfloat16")
+        self.synthesis.half_dtype = dtype
+        return self
+
+    def extra_repr(self) -> str:
+        return (f"{self.config.variant}, z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, "
+                f"num_ws={self.num_ws}, img_resolution={self.img_resolution}, img_channels={self.img_channels}")

@@ -1,0 +1,300 @@
+"""StyleGAN2 synthesis network: modulated/demodulated convolutions, skip/resnet/orig architectures.
+
+Karras et al., "Analyzing and Improving the Image Quality of StyleGAN" (2020), Sec. 2.2 (weight
+demodulation, Eq. 1-3). Parameter names match NVIDIA's so official state dicts load unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import ops
+from .config import StyleGAN2SynthesisConfig
+from .layers import Conv2dLayer, FullyConnectedLayer
+
+NOISE_MODES = ("random", "const", "none")
+
+
+def block_dtype(use_fp16: bool, force_fp32: bool, x_device: torch.device, half_dtype: torch.dtype) -> torch.dtype:
+    """Half precision only where the network was built for it, never forced off, and on a GPU."""
+    if use_fp16 and not force_fp32 and x_device.type == "cuda":
+        return half_dtype
+    return torch.float32
+
+
+def modulated_conv2d(
+    x: torch.Tensor,                       # [N, I, H, W]
+    weight: torch.Tensor,                  # [O, I, k, k]
+    styles: torch.Tensor,                  # [N, I]
+    noise: torch.Tensor | None = None,     # broadcastable to the output
+    up: int = 1,
+    down: int = 1,
+    padding: int = 0,
+    resample_filter: torch.Tensor | None = None,
+    demodulate: bool = True,
+    flip_weight: bool = True,
+    fused_modconv: bool = True,
+) -> torch.Tensor:
+    """Modulate the weights per sample by ``styles``, optionally demodulate (StyleGAN2 Eq. 1, 3), convolve.
+
+    ``fused_modconv=True`` runs one grouped convolution with per-sample weights (best at batch 1);
+    ``False`` scales the activations before and after one shared convolution (best for batches).
+    Both compute the same function.
+    """
+    n = x.shape[0]
+    out_ch, in_ch, kh, kw = weight.shape
+    if styles.shape != (n, in_ch):
+        raise ValueError(f"styles must be [{n}, {in_ch}], got {tuple(styles.shape)}")
+    if x.dtype in (torch.float16, torch.bfloat16) and demodulate:
+        # Pre-normalise to keep fp16 in range; an exact no-op mathematically since demodulation follows.
+        weight = weight * (1 / math.sqrt(in_ch * kh * kw) / weight.abs().amax(dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.abs().amax(dim=1, keepdim=True)
+    dcoefs = None
+    if demodulate:
+        # sum_{i,k} (w[o,i,k] * s[n,i])^2 = s^2 @ (sum_k w^2)^T, without the [N,O,I,k,k] tensor.
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
+    if not fused_modconv:
+        x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
+        x = ops.conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, down=down,
+                                padding=padding, flip_weight=flip_weight)
+        if dcoefs is not None:
+            x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+        if noise is not None:
+            x = x + noise.to(x.dtype)
+        return x
+    w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)
+    if dcoefs is not None:
+        w = w * dcoefs.reshape(n, -1, 1, 1, 1)
+    x = x.reshape(1, -1, *x.shape[2:])
+    w = w.reshape(-1, in_ch, kh, kw)
+    x = ops.conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
+                            groups=n, flip_weight=flip_weight)
+    x = x.reshape(n, -1, *x.shape[2:])
+    if noise is not None:
+        x = x + noise.to(x.dtype)
+    return x
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 convolution + per-pixel noise + bias + activation (one style input)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        resolution: int,                   # output resolution
+        kernel_size: int = 3,
+        up: int = 1,                       # 2 for the first layer of a block
+        use_noise: bool = True,
+        activation: str = "lrelu",
+        resample_filter=(1, 3, 3, 1),
+        conv_clamp: float | None = None,
+        channels_last: bool = False,
+    ):
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.w_dim = w_dim
+        self.resolution = resolution
+        self.up = up
+        self.use_noise = use_noise
+        self.activation = activation
+        self.conv_clamp = conv_clamp
+        self.register_buffer("resample_filter", ops.setup_filter(resample_filter))
+        self.padding = kernel_size // 2
+        self.act_gain = ops.activation_gain(activation)
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(
+            memory_format=memory_format))
+        if use_noise:
+            self.register_buffer("noise_const", torch.randn([resolution, resolution]))
+            self.noise_strength = nn.Parameter(torch.zeros([]))
+        self.bias = nn.Parameter(torch.zeros([out_channels]))
+
+    def forward(self, x, w, noise_mode: str = "random", fused_modconv: bool = True, gain: float = 1.0):
+        styles = self.affine(w)
+        noise = None
+        if self.use_noise and noise_mode == "random":
+            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
+        elif self.use_noise and noise_mode == "const":
+            noise = self.noise_const * self.noise_strength
+        x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
+                             resample_filter=self.resample_filter, flip_weight=(self.up == 1),
+                             fused_modconv=fused_modconv)
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return ops.bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+
+    def extra_repr(self) -> str:
+        return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
+                f"resolution={self.resolution}, up={self.up}, activation={self.activation}")
+
+
+class ToRGBLayer(nn.Module):
+    """Modulated (not demodulated) 1x1 convolution to image channels."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, kernel_size: int = 1,
+                 conv_clamp: float | None = None, channels_last: bool = False):
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.conv_clamp = conv_clamp
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(
+            memory_format=memory_format))
+        self.bias = nn.Parameter(torch.zeros([out_channels]))
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
+
+    def forward(self, x, w, fused_modconv: bool = True):
+        styles = self.affine(w) * self.weight_gain
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
+        return ops.bias_act(x, self.bias, clamp=self.conv_clamp)
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution: (const |) conv0 (up 2) + conv1, plus ToRGB / skip according to the architecture."""
+
+    def __init__(
+        self,
+        in_channels: int,                  # 0 for the first (4x4) block
+        out_channels: int,
+        w_dim: int,
+        resolution: int,
+        img_channels: int,
+        is_last: bool,
+        architecture: str = "skip",
+        resample_filter=(1, 3, 3, 1),
+        conv_clamp: float | None = None,
+        use_fp16: bool = False,
+        fp16_channels_last: bool = False,
+        **layer_kwargs,
+    ):
+        super().__init__()
+        if architecture not in ("orig", "skip", "resnet"):
+            raise ValueError(f"unknown synthesis architecture {architecture!r}")
+        self.in_channels = in_channels
+        self.w_dim = w_dim
+        self.resolution = resolution
+        self.img_channels = img_channels
+        self.is_last = is_last
+        self.architecture = architecture
+        self.use_fp16 = use_fp16
+        self.channels_last = use_fp16 and fp16_channels_last
+        self.register_buffer("resample_filter", ops.setup_filter(resample_filter))
+        self.num_conv = 0
+        self.num_torgb = 0
+        if in_channels == 0:
+            self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
+        else:
+            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=2,
+                                        resample_filter=resample_filter, conv_clamp=conv_clamp,
+                                        channels_last=self.channels_last, **layer_kwargs)
+            self.num_conv += 1
+        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, conv_clamp=conv_clamp,
+                                    channels_last=self.channels_last, **layer_kwargs)
+        self.num_conv += 1
+        if is_last or architecture == "skip":
+            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp,
+                                    channels_last=self.channels_last)
+            self.num_torgb += 1
+        if in_channels != 0 and architecture == "resnet":
+            self.skip = Conv2dLayer(in_channels, out_channels, kernel_size=1, bias=False, up=2,
+                                    resample_filter=resample_filter, channels_last=self.channels_last)
+
+    def forward(self, x, img, ws, force_fp32=False, fused_modconv=None, noise_mode="random",
+                half_dtype=torch.float16):
+        n = ws.shape[0]
+        w_iter = iter(ws.unbind(dim=1))
+        device = ws.device if x is None else x.device
+        dtype = block_dtype(self.use_fp16, force_fp32, device, half_dtype)
+        memory_format = torch.channels_last if self.channels_last and dtype != torch.float32 else torch.contiguous_format
+        if fused_modconv is None:
+            fused_modconv = n == 1
+        if self.in_channels == 0:
+            x = self.const.to(dtype=dtype, memory_format=memory_format).unsqueeze(0).repeat([n, 1, 1, 1])
+            x = self.conv1(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv)
+        elif self.architecture == "resnet":
+            x = x.to(dtype=dtype, memory_format=memory_format)
+            y = self.skip(x, gain=np.sqrt(0.5))
+            x = self.conv0(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv)
+            x = self.conv1(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv, gain=np.sqrt(0.5))
+            x = y + x
+        else:
+            x = x.to(dtype=dtype, memory_format=memory_format)
+            x = self.conv0(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv)
+            x = self.conv1(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv)
+        if img is not None:
+            img = ops.upsample2d(img, self.resample_filter)
+        if self.is_last or self.architecture == "skip":
+            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv).to(torch.float32)
+            img = img + y if img is not None else y
+        return x, img
+
+    def extra_repr(self) -> str:
+        return f"resolution={self.resolution}, architecture={self.architecture}, use_fp16={self.use_fp16}"
+
+
+class SynthesisNetwork(nn.Module):
+    """ws [N, num_ws, w_dim] -> image [N, C, H, W]."""
+
+    def __init__(self, w_dim: int, img_resolution: int, img_channels: int,
+                 config: StyleGAN2SynthesisConfig = StyleGAN2SynthesisConfig()):
+        super().__init__()
+        if img_resolution < 4 or img_resolution & (img_resolution - 1):
+            raise ValueError(f"StyleGAN2 needs a power-of-two resolution >= 4, got {img_resolution}")
+        self.w_dim = w_dim
+        self.img_resolution = img_resolution
+        self.img_resolution_log2 = int(np.log2(img_resolution))
+        self.img_channels = img_channels
+        self.num_fp16_res = config.num_fp16_res
+        self.block_resolutions = [2**i for i in range(2, self.img_resolution_log2 + 1)]
+        self.channels = {res: min(config.channel_base // res, config.channel_max) for res in self.block_resolutions}
+        fp16_resolution = max(2 ** (self.img_resolution_log2 + 1 - config.num_fp16_res), 8)
+        self.half_dtype = torch.float16
+        self.num_ws = 0
+        for res in self.block_resolutions:
+            in_channels = self.channels[res // 2] if res > 4 else 0
+            block = SynthesisBlock(in_channels, self.channels[res], w_dim=w_dim, resolution=res,
+                                   img_channels=img_channels, is_last=(res == img_resolution),
+                                   architecture=config.architecture, resample_filter=config.resample_filter,
+                                   conv_clamp=config.conv_clamp, use_fp16=(res >= fp16_resolution),
+                                   use_noise=config.use_noise, activation=config.activation,
+                                   kernel_size=config.kernel_size)
+            self.num_ws += block.num_conv
+            if res == img_resolution:
+                self.num_ws += block.num_torgb
+            setattr(self, f"b{res}", block)
+
+    def block_ws(self, ws: torch.Tensor) -> list[torch.Tensor]:
+        """Split ws per block: a block's ToRGB shares its w with the next block's first conv."""
+        out, idx = [], 0
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            out.append(ws.narrow(1, idx, block.num_conv + block.num_torgb))
+            idx += block.num_conv
+        return out
+
+    def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False,
+                fused_modconv: bool | None = None, **_unused) -> torch.Tensor:
+        check_ws(ws, self.num_ws, self.w_dim)
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        ws = ws.to(torch.float32)
+        x = img = None
+        for res, cur_ws in zip(self.block_resolutions, self.block_ws(ws)):
+            block = getattr(self, f"b{res}")
+            x, img = block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,
+                           noise_mode=noise_mode, half_dtype=self.half_dtype)
+        return img
+
+
+def check_ws(ws: torch.Tensor, num_ws: int, w_dim: int) -> None:
+    if not isinstance(ws, torch.Tensor) or ws.ndim != 3 or ws.shape[1] != num_ws or ws.shape[2] != w_dim:
+        shape = tuple(ws.shape) if isinstance(ws, torch.Tensor) else type(ws).__name__
+        raise ValueError(f"ws must have shape [N, {num_ws}, {w_dim}] (one w per layer), got {shape}")

@@ -1,0 +1,297 @@
+"""StyleGAN3 (alias-free) synthesis network: Fourier-feature input, filtered leaky ReLU, T and R configs.
+
+Karras et al., "Alias-Free Generative Adversarial Networks" (2021). Layer schedule: Sec. 3.2 and
+Appendix F (cutoffs, stopbands and sampling rates grow geometrically, the last layers critically
+sampled). Parameter names match NVIDIA's so official state dicts load unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.signal
+import scipy.special
+import torch
+from torch import nn
+
+from . import ops
+from .config import StyleGAN3SynthesisConfig
+from .layers import FullyConnectedLayer
+from .stylegan2 import block_dtype, check_ws
+
+
+def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float,
+                          radial: bool = False) -> torch.Tensor | None:
+    """Kaiser-windowed low-pass FIR filter (1-D separable, or 2-D radially symmetric jinc)."""
+    if numtaps == 1:
+        return None
+    if not radial:
+        f = scipy.signal.firwin(numtaps=numtaps, cutoff=cutoff, width=width, fs=fs)
+        return torch.as_tensor(f, dtype=torch.float32)
+    x = (np.arange(numtaps) - (numtaps - 1) / 2) / fs
+    r = np.hypot(*np.meshgrid(x, x))
+    f = scipy.special.j1(2 * cutoff * (np.pi * r)) / (np.pi * r)
+    beta = scipy.signal.kaiser_beta(scipy.signal.kaiser_atten(numtaps, width / (fs / 2)))
+    window = np.kaiser(numtaps, beta)
+    f = f * np.outer(window, window)
+    f = f / np.sum(f)
+    return torch.as_tensor(f, dtype=torch.float32)
+
+
+def modulated_conv2d(
+    x: torch.Tensor,                       # [N, I, H, W]
+    weight: torch.Tensor,                  # [O, I, k, k]
+    styles: torch.Tensor,                  # [N, I]
+    padding: int = 0,
+    demodulate: bool = True,
+    input_gain: torch.Tensor | None = None,  # scalar, applied after demodulation
+    fused_modconv: bool = True,
+) -> torch.Tensor:
+    """StyleGAN3's modulated convolution: weights and styles pre-normalised by their RMS, then
+    modulate, demodulate, and scale by the input gain (``rsqrt(magnitude_ema)``)."""
+    n = x.shape[0]
+    out_ch, in_ch, kh, kw = weight.shape
+    if demodulate:
+        weight = weight * weight.square().mean([1, 2, 3], keepdim=True).rsqrt()
+        styles = styles * styles.square().mean().rsqrt()
+    if not fused_modconv:
+        scale = styles if input_gain is None else styles * input_gain
+        x = x * scale.to(x.dtype).reshape(n, -1, 1, 1)
+        x = torch.nn.functional.conv2d(x, weight.to(x.dtype), padding=padding)
+        if demodulate:
+            dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
+            x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+        return x
+    w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)
+    if demodulate:
+        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
+        w = w * dcoefs.reshape(n, out_ch, 1, 1, 1)
+    if input_gain is not None:
+        w = w * input_gain
+    x = x.reshape(1, -1, *x.shape[2:])
+    w = w.reshape(-1, in_ch, kh, kw)
+    x = torch.nn.functional.conv2d(x, w.to(x.dtype), padding=padding, groups=n)
+    return x.reshape(n, -1, *x.shape[2:])
+
+
+class SynthesisInput(nn.Module):
+    """Fourier features of a continuous, w-controlled rotation + translation of the input plane."""
+
+    def __init__(self, w_dim: int, channels: int, size, sampling_rate: float, bandwidth: float):
+        super().__init__()
+        self.w_dim = w_dim
+        self.channels = channels
+        self.size = np.broadcast_to(np.asarray(size), [2]).astype(np.int64)
+        self.sampling_rate = float(sampling_rate)
+        self.bandwidth = float(bandwidth)
+        # Frequencies uniformly inside the disc of radius `bandwidth`, random phases.
+        angle = torch.rand([channels]) * (2 * math.pi)
+        radius = torch.rand([channels]).sqrt() * bandwidth
+        freqs = torch.stack([radius * angle.cos(), radius * angle.sin()], dim=1)
+        phases = torch.rand([channels]) - 0.5
+        self.weight = nn.Parameter(torch.randn([channels, channels]))
+        self.affine = FullyConnectedLayer(w_dim, 4, weight_init=0, bias_init=[1, 0, 0, 0])
+        self.register_buffer("transform", torch.eye(3, 3))  # user-set inverse image transform
+        self.register_buffer("freqs", freqs)
+        self.register_buffer("phases", phases)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        n = w.shape[0]
+        t = self.affine(w)                                     # [N, 4]: rotation (cos, sin), translation
+        t = t / t[:, :2].norm(dim=1, keepdim=True)
+        m_r = torch.eye(3, device=w.device).unsqueeze(0).repeat([n, 1, 1])
+        m_r[:, 0, 0] = t[:, 0]
+        m_r[:, 0, 1] = -t[:, 1]
+        m_r[:, 1, 0] = t[:, 1]
+        m_r[:, 1, 1] = t[:, 0]
+        m_t = torch.eye(3, device=w.device).unsqueeze(0).repeat([n, 1, 1])
+        m_t[:, 0, 2] = -t[:, 2]
+        m_t[:, 1, 2] = -t[:, 3]
+        transforms = m_r @ m_t @ self.transform.to(torch.float32).unsqueeze(0)
+        freqs = self.freqs.unsqueeze(0)                        # [1, C, 2]
+        phases = self.phases.unsqueeze(0) + (freqs @ transforms[:, :2, 2:]).squeeze(2)
+        freqs = freqs @ transforms[:, :2, :2]                  # [N, C, 2]
+        amplitudes = (1 - (freqs.norm(dim=2) - self.bandwidth) / (self.sampling_rate / 2 - self.bandwidth)).clamp(0, 1)
+        width, height = int(self.size[0]), int(self.size[1])
+        gx = (torch.arange(width, device=w.device, dtype=torch.float32) + 0.5 - width / 2) / self.sampling_rate
+        gy = (torch.arange(height, device=w.device, dtype=torch.float32) + 0.5 - height / 2) / self.sampling_rate
+        # phase[n, y, x, c] = gx * f[n,c,0] + gy * f[n,c,1] + phase[n,c]
+        x = (gx.reshape(1, 1, width, 1) * freqs[:, None, None, :, 0]
+             + gy.reshape(1, height, 1, 1) * freqs[:, None, None, :, 1]
+             + phases[:, None, None, :])
+        x = torch.sin(x * (2 * math.pi)) * amplitudes[:, None, None, :]
+        x = x @ (self.weight / math.sqrt(self.channels)).t()
+        return x.permute(0, 3, 1, 2).contiguous()
+
+    def extra_repr(self) -> str:
+        return (f"w_dim={self.w_dim}, channels={self.channels}, size={list(self.size)}, "
+                f"sampling_rate={self.sampling_rate:g}, bandwidth={self.bandwidth:g}")
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated convolution followed by the filtered (alias-free) leaky ReLU; or the ToRGB layer."""
+
+    def __init__(
+        self,
+        w_dim: int,
+        is_torgb: bool,
+        is_critically_sampled: bool,
+        use_fp16: bool,
+        in_channels: int,
+        out_channels: int,
+        in_size,                           # [width, height] of the input feature map
+        out_size,
+        in_sampling_rate: float,
+        out_sampling_rate: float,
+        in_cutoff: float,
+        out_cutoff: float,
+        in_half_width: float,
+        out_half_width: float,
+        conv_kernel: int = 3,
+        filter_size: int = 6,
+        lrelu_upsampling: int = 2,
+        use_radial_filters: bool = False,
+        conv_clamp: float | None = 256,
+        magnitude_ema_beta: float = 0.999,
+    ):
+        super().__init__()
+        self.w_dim = w_dim
+        self.is_torgb = is_torgb
+        self.is_critically_sampled = is_critically_sampled
+        self.use_fp16 = bool(use_fp16)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.in_size = np.broadcast_to(np.asarray(in_size), [2]).astype(np.int64)
+        self.out_size = np.broadcast_to(np.asarray(out_size), [2]).astype(np.int64)
+        self.in_sampling_rate = in_sampling_rate
+        self.out_sampling_rate = out_sampling_rate
+        self.tmp_sampling_rate = max(in_sampling_rate, out_sampling_rate) * (1 if is_torgb else lrelu_upsampling)
+        self.in_cutoff = in_cutoff
+        self.out_cutoff = out_cutoff
+        self.in_half_width = in_half_width
+        self.out_half_width = out_half_width
+        self.conv_kernel = 1 if is_torgb else conv_kernel
+        self.conv_clamp = conv_clamp
+        self.magnitude_ema_beta = magnitude_ema_beta
+
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, self.conv_kernel, self.conv_kernel]))
+        self.bias = nn.Parameter(torch.zeros([out_channels]))
+        self.register_buffer("magnitude_ema", torch.ones([]))
+
+        self.up_factor = int(np.rint(self.tmp_sampling_rate / in_sampling_rate))
+        if self.up_factor * in_sampling_rate != self.tmp_sampling_rate:
+            raise ValueError("StyleGAN3 layer: sampling rates must be integer multiples")
+        self.up_taps = filter_size * self.up_factor if self.up_factor > 1 and not is_torgb else 1
+        self.register_buffer("up_filter", design_lowpass_filter(
+            self.up_taps, in_cutoff, in_half_width * 2, self.tmp_sampling_rate))
+        self.down_factor = int(np.rint(self.tmp_sampling_rate / out_sampling_rate))
+        self.down_taps = filter_size * self.down_factor if self.down_factor > 1 and not is_torgb else 1
+        self.down_radial = use_radial_filters and not is_critically_sampled
+        self.register_buffer("down_filter", design_lowpass_filter(
+            self.down_taps, out_cutoff, out_half_width * 2, self.tmp_sampling_rate, radial=self.down_radial))
+
+        # Padding so that the output is exactly out_size after up/conv/down.
+        pad_total = (self.out_size - 1) * self.down_factor + 1
+        pad_total -= (self.in_size + self.conv_kernel - 1) * self.up_factor
+        pad_total += self.up_taps + self.down_taps - 2
+        pad_lo = (pad_total + self.up_factor) // 2
+        pad_hi = pad_total - pad_lo
+        self.padding = [int(pad_lo[0]), int(pad_hi[0]), int(pad_lo[1]), int(pad_hi[1])]
+
+    def forward(self, x, w, force_fp32: bool = False, update_emas: bool = False, fused_modconv=None,
+                half_dtype=torch.float16, **_unused):
+        if update_emas:
+            magnitude_cur = x.detach().to(torch.float32).square().mean()
+            self.magnitude_ema.copy_(magnitude_cur.lerp(self.magnitude_ema, self.magnitude_ema_beta))
+        input_gain = self.magnitude_ema.rsqrt()
+        styles = self.affine(w)
+        if self.is_torgb:
+            styles = styles * (1 / math.sqrt(self.in_channels * self.conv_kernel**2))
+        dtype = block_dtype(self.use_fp16, force_fp32, x.device, half_dtype)
+        if fused_modconv is None:
+            fused_modconv = x.shape[0] == 1
+        x = modulated_conv2d(x.to(dtype), self.weight, styles, padding=self.conv_kernel - 1,
+                             demodulate=(not self.is_torgb), input_gain=input_gain, fused_modconv=fused_modconv)
+        gain = 1 if self.is_torgb else math.sqrt(2)
+        slope = 1 if self.is_torgb else 0.2
+        return ops.filtered_lrelu(x, self.up_filter, self.down_filter, self.bias.to(x.dtype),
+                                  up=self.up_factor, down=self.down_factor, padding=self.padding,
+                                  gain=gain, slope=slope, clamp=self.conv_clamp)
+
+    def extra_repr(self) -> str:
+        return (f"in={self.in_channels}x{list(self.in_size)}@{self.in_sampling_rate:g}, "
+                f"out={self.out_channels}x{list(self.out_size)}@{self.out_sampling_rate:g}, "
+                f"up={self.up_factor}, down={self.down_factor}, torgb={self.is_torgb}")
+
+
+def layer_schedule(img_resolution: int, img_channels: int, config: StyleGAN3SynthesisConfig) -> dict:
+    """Per-layer cutoffs, stopbands, sampling rates, sizes and channel counts (index 0 = input)."""
+    c = config
+    last_cutoff = img_resolution / 2
+    last_stopband = last_cutoff * c.last_stopband_rel
+    exponents = np.minimum(np.arange(c.num_layers + 1) / (c.num_layers - c.num_critical), 1)
+    cutoffs = c.first_cutoff * (last_cutoff / c.first_cutoff) ** exponents
+    stopbands = c.first_stopband * (last_stopband / c.first_stopband) ** exponents
+    sampling_rates = np.exp2(np.ceil(np.log2(np.minimum(stopbands * 2, img_resolution))))
+    half_widths = np.maximum(stopbands, sampling_rates / 2) - cutoffs
+    sizes = sampling_rates + c.margin_size * 2
+    sizes[-2:] = img_resolution
+    channels = np.rint(np.minimum((c.channel_base / 2) / cutoffs, c.channel_max))
+    channels[-1] = img_channels
+    return dict(cutoffs=cutoffs, stopbands=stopbands, sampling_rates=sampling_rates,
+                half_widths=half_widths, sizes=sizes, channels=channels)
+
+
+class SynthesisNetwork(nn.Module):
+    """ws [N, num_layers + 2, w_dim] -> image [N, C, H, W]."""
+
+    def __init__(self, w_dim: int, img_resolution: int, img_channels: int,
+                 config: StyleGAN3SynthesisConfig = StyleGAN3SynthesisConfig()):
+        super().__init__()
+        self.w_dim = w_dim
+        self.num_ws = config.num_layers + 2
+        self.img_resolution = img_resolution
+        self.img_channels = img_channels
+        self.num_layers = config.num_layers
+        self.num_critical = config.num_critical
+        self.margin_size = config.margin_size
+        self.output_scale = config.output_scale
+        self.num_fp16_res = config.num_fp16_res
+        self.half_dtype = torch.float16
+        s = layer_schedule(img_resolution, img_channels, config)
+        self.input = SynthesisInput(w_dim=w_dim, channels=int(s["channels"][0]), size=int(s["sizes"][0]),
+                                    sampling_rate=s["sampling_rates"][0], bandwidth=s["cutoffs"][0])
+        self.layer_names = []
+        for idx in range(config.num_layers + 1):
+            prev = max(idx - 1, 0)
+            is_torgb = idx == config.num_layers
+            layer = SynthesisLayer(
+                w_dim=w_dim, is_torgb=is_torgb,
+                is_critically_sampled=(idx >= config.num_layers - config.num_critical),
+                use_fp16=(s["sampling_rates"][idx] * (2**config.num_fp16_res) > img_resolution),
+                in_channels=int(s["channels"][prev]), out_channels=int(s["channels"][idx]),
+                in_size=int(s["sizes"][prev]), out_size=int(s["sizes"][idx]),
+                in_sampling_rate=int(s["sampling_rates"][prev]), out_sampling_rate=int(s["sampling_rates"][idx]),
+                in_cutoff=s["cutoffs"][prev], out_cutoff=s["cutoffs"][idx],
+                in_half_width=s["half_widths"][prev], out_half_width=s["half_widths"][idx],
+                conv_kernel=config.conv_kernel, filter_size=config.filter_size,
+                lrelu_upsampling=config.lrelu_upsampling, use_radial_filters=config.use_radial_filters,
+                conv_clamp=config.conv_clamp, magnitude_ema_beta=config.magnitude_ema_beta)
+            name = f"L{idx}_{layer.out_size[0]}_{layer.out_channels}"
+            setattr(self, name, layer)
+            self.layer_names.append(name)
+
+    def forward(self, ws: torch.Tensor, noise_mode: str = "const", force_fp32: bool = False,
+                update_emas: bool = False, fused_modconv: bool | None = None, **_unused) -> torch.Tensor:
+        """``noise_mode`` is accepted for API symmetry; StyleGAN3 has no noise inputs."""
+        check_ws(ws, self.num_ws, self.w_dim)
+        ws = ws.to(torch.float32).unbind(dim=1)
+        x = self.input(ws[0])
+        for name, w in zip(self.layer_names, ws[1:]):
+            x = getattr(self, name)(x, w, force_fp32=force_fp32, update_emas=update_emas,
+                                    fused_modconv=fused_modconv, half_dtype=self.half_dtype)
+        if self.output_scale != 1:
+            x = x * self.output_scale
+        return x.to(torch.float32)
