@@ -64,7 +64,7 @@ class DiscriminatorBlock(nn.Module):
                                     resample_filter=resample_filter, channels_last=self.channels_last,
                                     trainable=trainable_next())
 
-    def forward(self, x, img, force_fp32: bool = False, half_dtype=torch.float16):
+    def forward(self, x, img, force_fp32: bool = False, half_dtype=None):
         device = img.device if img is not None else x.device
         dtype = block_dtype(self.use_fp16, force_fp32, device, half_dtype)
         memory_format = torch.channels_last if self.channels_last and dtype != torch.float32 else torch.contiguous_format
@@ -163,7 +163,7 @@ class Discriminator(nn.Module):
         cmap_dim = cfg.cmap_dim if cfg.cmap_dim is not None else channels[4]
         if cfg.c_dim == 0:
             cmap_dim = 0
-        self.half_dtype = torch.float16
+        self.half_dtype = None  # set by set_half_dtype(); None = fp32 everywhere
         layer_idx = 0
         for res in self.block_resolutions:
             in_channels = channels[res] if res < cfg.img_resolution else 0
@@ -180,6 +180,13 @@ class Discriminator(nn.Module):
                                         architecture=cfg.architecture, mbstd_group_size=cfg.mbstd_group_size,
                                         mbstd_num_channels=cfg.mbstd_num_channels, activation=cfg.activation,
                                         conv_clamp=cfg.conv_clamp)
+
+    def set_half_dtype(self, dtype: torch.dtype | None) -> "Discriminator":
+        """Run the blocks built for half precision in fp16/bf16 on CUDA; ``None`` keeps fp32."""
+        if dtype not in (None, torch.float16, torch.bfloat16):
+            raise ValueError("half dtype must be None, torch.float16 or torch.bfloat16")
+        self.half_dtype = dtype
+        return self
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False,
                 **_unused) -> torch.Tensor:

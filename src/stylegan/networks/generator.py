@@ -50,10 +50,11 @@ class Generator(nn.Module):
                           update_emas=update_emas)
         return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
 
-    def set_half_dtype(self, dtype: torch.dtype) -> "Generator":
-        """Choose fp16 or bf16 for the layers built for half precision (GPU only)."""
-        if dtype not in (torch.float16, torch.bfloat16):
-            raise ValueError("half dtype must be torch.float16 or torch.bfloat16")
+    def set_half_dtype(self, dtype: torch.dtype | None) -> "Generator":
+        """Run the layers built for half precision (the highest ``num_fp16_res`` resolutions) in
+        fp16 or bf16 on CUDA, as the official networks do; ``None`` (the default) keeps fp32."""
+        if dtype not in (None, torch.float16, torch.bfloat16):
+            raise ValueError("half dtype must be None, torch.float16 or torch.bfloat16")
         self.synthesis.half_dtype = dtype
         return self
 

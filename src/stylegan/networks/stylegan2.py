@@ -19,9 +19,10 @@ from .layers import Conv2dLayer, FullyConnectedLayer
 NOISE_MODES = ("random", "const", "none")
 
 
-def block_dtype(use_fp16: bool, force_fp32: bool, x_device: torch.device, half_dtype: torch.dtype) -> torch.dtype:
-    """Half precision only where the network was built for it, never forced off, and on a GPU."""
-    if use_fp16 and not force_fp32 and x_device.type == "cuda":
+def block_dtype(use_fp16: bool, force_fp32: bool, x_device: torch.device,
+                half_dtype: torch.dtype | None) -> torch.dtype:
+    """Half precision only where the network was built for it, when enabled, and on a GPU."""
+    if use_fp16 and half_dtype is not None and not force_fp32 and x_device.type == "cuda":
         return half_dtype
     return torch.float32
 
@@ -208,7 +209,7 @@ class SynthesisBlock(nn.Module):
                                     resample_filter=resample_filter, channels_last=self.channels_last)
 
     def forward(self, x, img, ws, force_fp32=False, fused_modconv=None, noise_mode="random",
-                half_dtype=torch.float16):
+                half_dtype=None):
         n = ws.shape[0]
         w_iter = iter(ws.unbind(dim=1))
         device = ws.device if x is None else x.device
@@ -256,7 +257,7 @@ class SynthesisNetwork(nn.Module):
         self.block_resolutions = [2**i for i in range(2, self.img_resolution_log2 + 1)]
         self.channels = {res: min(config.channel_base // res, config.channel_max) for res in self.block_resolutions}
         fp16_resolution = max(2 ** (self.img_resolution_log2 + 1 - config.num_fp16_res), 8)
-        self.half_dtype = torch.float16
+        self.half_dtype = None  # set by set_half_dtype(); None = fp32 everywhere
         self.num_ws = 0
         for res in self.block_resolutions:
             in_channels = self.channels[res // 2] if res > 4 else 0

@@ -201,7 +201,7 @@ class SynthesisLayer(nn.Module):
         self.padding = [int(pad_lo[0]), int(pad_hi[0]), int(pad_lo[1]), int(pad_hi[1])]
 
     def forward(self, x, w, force_fp32: bool = False, update_emas: bool = False, fused_modconv=None,
-                half_dtype=torch.float16, **_unused):
+                half_dtype=None, **_unused):
         if update_emas:
             magnitude_cur = x.detach().to(torch.float32).square().mean()
             self.magnitude_ema.copy_(magnitude_cur.lerp(self.magnitude_ema, self.magnitude_ema_beta))
@@ -259,7 +259,7 @@ class SynthesisNetwork(nn.Module):
         self.margin_size = config.margin_size
         self.output_scale = config.output_scale
         self.num_fp16_res = config.num_fp16_res
-        self.half_dtype = torch.float16
+        self.half_dtype = None  # set by set_half_dtype(); None = fp32 everywhere
         s = layer_schedule(img_resolution, img_channels, config)
         self.input = SynthesisInput(w_dim=w_dim, channels=int(s["channels"][0]), size=int(s["sizes"][0]),
                                     sampling_rate=s["sampling_rates"][0], bandwidth=s["cutoffs"][0])

@@ -1,0 +1,77 @@
+"""Options and helpers shared by the commands (one definition each)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import click
+
+from ..errors import UserInputError
+
+network_option = click.option(
+    "--network", "network", metavar="PATH|URL|NAME", default=None,
+    help="Model: NVIDIA .pkl, our .safetensors (file or folder), rosinality .pt, URL or published name. "
+         "Default: the built-in model.")
+device_option = click.option("--device", default="auto", show_default=True,
+                             help="auto, cpu, cuda, cuda:N or mps.")
+precision_option = click.option("--fp16", "precision", flag_value="fp16", help="Half precision (CUDA).")
+bf16_option = click.option("--bf16", "precision", flag_value="bf16", help="bfloat16 (CUDA).")
+outdir_option = click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), required=True,
+                             help="Where to write the results (created if missing).")
+
+
+def precision_options(f):
+    return precision_option(bf16_option(click.option("--fp32", "precision", flag_value="fp32", default=True,
+                                                     help="Full precision (default).")(f)))
+
+
+def parse_pair(value: str | None, name: str) -> tuple[float, float]:
+    if value is None:
+        return 0.0, 0.0
+    try:
+        x, y = (float(v) for v in str(value).split(","))
+    except ValueError:
+        raise UserInputError(f"--{name} expects two numbers 'X,Y', got {value!r}") from None
+    return x, y
+
+
+def ensure_outdir(path: Path) -> Path:
+    """Create the output folder, or fail clearly before any work is done."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserInputError(f"cannot create output folder {path}: {exc.strerror or exc}") from None
+    probe = path / ".stylegan-write-test"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserInputError(f"output folder {path} is not writable: {exc.strerror or exc}") from None
+    return path
+
+
+def load_G(network, device="auto", precision="fp32"):
+    """Load the generator of ``network`` on the chosen device and precision."""
+    from ..checkpoints import load_generator
+    from ..devices import half_dtype, pick_device
+    dev = pick_device(device)
+    half = half_dtype(precision or "fp32", dev)
+    G = load_generator(network, device=dev)
+    G.set_half_dtype(half)
+    return G, dev, half
+
+
+def echo_done(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def pass_errors(f):
+    """Turn ValueErrors raised by the networks on user data into one-line user errors."""
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except ValueError as exc:
+            raise UserInputError(str(exc)) from None
+    return wrapper
