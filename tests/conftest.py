@@ -1,0 +1,45 @@
+"""Shared fixtures: real model files written through the real writers, and the reference data."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from support.models import REFERENCE_DIR, reference_checkpoint, save_tiny
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+os.environ.setdefault("STYLEGAN_QUIET", "1")
+
+
+@pytest.fixture(scope="session")
+def reference_dir():
+    if not REFERENCE_DIR.is_dir():
+        pytest.skip(f"official reference outputs not found at {REFERENCE_DIR} (../shared/reference beside the repo)")
+    return REFERENCE_DIR
+
+
+@pytest.fixture(scope="session")
+def sg2_model(tmp_path_factory):
+    """A 32x32 StyleGAN2 model file (random weights), native format."""
+    return save_tiny(tmp_path_factory.mktemp("models") / "sg2.safetensors", "stylegan2")
+
+
+@pytest.fixture(scope="session")
+def sg3_model(tmp_path_factory):
+    """A 32x32 StyleGAN3-T model file (random weights), native format."""
+    return save_tiny(tmp_path_factory.mktemp("models") / "sg3t.safetensors", "stylegan3")
+
+
+@pytest.fixture(scope="session")
+def cond_model(tmp_path_factory):
+    """A 32x32 conditional StyleGAN2 model file with 4 classes."""
+    return save_tiny(tmp_path_factory.mktemp("models") / "cond.safetensors", "stylegan2", c_dim=4)
+
+
+@pytest.fixture(scope="session")
+def reference_sg2_model(reference_dir, tmp_path_factory):
+    """The official StyleGAN2 reference network (64x64) in our native format."""
+    from stylegan.checkpoints import save_network
+    return save_network(reference_checkpoint("sg2"), tmp_path_factory.mktemp("models") / "ref-sg2.safetensors")
