@@ -215,14 +215,15 @@ def _read_stream(f: BinaryIO, name: str) -> Any:
                               f"not a network pickle")
     if head[0] != pickle.PROTO[0]:
         raise CheckpointError(f"cannot read {name}: it is truncated or not a pickle "
-                              f"(it starts with {head[:4]!r}, not a pickle protocol header)")
+                              f"(it starts with {head[:4]!r}, not a pickle protocol 2+ header)")
     unpickler = _NetworkUnpickler(_BoundedReader(f, head), name)
     try:
         obj = unpickler.load()
     except CheckpointError:
         raise
     except (EOFError, pickle.UnpicklingError) as e:
-        raise CheckpointError(f"cannot read {name}: it is truncated or not a pickle ({e})") from None
+        raise CheckpointError(f"cannot read {name}: it is truncated or not a pickle "
+                              f"({e or 'the data ends early'})") from None
     except MemoryError:
         raise CheckpointError(f"cannot read {name}: it needs more memory than is available "
                               f"(a corrupt size field?)") from None
@@ -269,9 +270,9 @@ def _plain(value: Any, _path: frozenset = frozenset()) -> Any:
     """Copy containers recursively, turning every dict subclass (EasyDict, OrderedDict) into ``dict``."""
     if isinstance(value, (dict, list, tuple)):
         if id(value) in _path:
-            raise CheckpointError("a container in the file contains itself")
+            raise ValueError("a container in the file contains itself")
         if len(_path) > 100:
-            raise CheckpointError("containers in the file are nested too deeply")
+            raise ValueError("containers in the file are nested too deeply")
         inner = _path | {id(value)}
         if isinstance(value, dict):
             return {k: _plain(v, inner) for k, v in value.items()}
@@ -314,7 +315,7 @@ class _Storage:
         raw = self.data.view(torch.uint8) if self.data.dtype != torch.bool else self.data.to(torch.uint8)
         itemsize = torch.empty((), dtype=dtype).element_size()
         if raw.numel() % itemsize:
-            raise CheckpointError(f"a storage of {raw.numel()} bytes cannot hold {dtype} elements")
+            raise ValueError(f"a storage of {raw.numel()} bytes cannot hold {dtype} elements")
         return raw.ne(0) if dtype == torch.bool else raw.view(dtype)
 
 
@@ -393,9 +394,11 @@ class _InertUnpickler(pickle._Unpickler):
     dispatch = _restricted_dispatch(pickle._Unpickler.dispatch)
     what = "the file"
 
-    def __init__(self, file: Any, name: str):
+    def __init__(self, file: Any, name: str, what: str | None = None):
         super().__init__(file, encoding="ASCII")
         self.name = name
+        if what is not None:
+            self.what = what
 
     def refuse(self, reason: str) -> CheckpointError:
         return CheckpointError(f"refusing to load {self.name}: {reason}")
@@ -409,14 +412,14 @@ class _InertUnpickler(pickle._Unpickler):
                           f"pickles never use (the file may be malicious or not a network pickle)")
 
     def _build(self, inst: Any, state: Any) -> None:
-        raise self.refuse(f"{self.what} sets the state of a {type(inst).__name__} object, which a "
-                          f"network pickle never does (the file may be malicious)")
+        raise self.refuse(f"{self.what} sets the state of an object of type {type(inst).__name__}, which "
+                          f"a network pickle never does (the file may be malicious)")
 
     def _target(self, kind: type) -> Any:
         target = self.stack[-1]
         if not isinstance(target, kind):
-            raise self.refuse(f"{self.what} adds items to a {type(target).__name__} object, which a "
-                              f"network pickle never does (the file may be malicious)")
+            raise self.refuse(f"{self.what} adds items to an object of type {type(target).__name__}, "
+                              f"which a network pickle never does (the file may be malicious)")
         return target
 
 
@@ -460,19 +463,22 @@ def _load_storage_blob(blob: Any, name: str) -> _Storage:
     def bad(what: str) -> CheckpointError:
         return CheckpointError(f"cannot read {name}: a tensor storage is corrupt ({what})")
 
+    def part() -> Any:
+        return _InertUnpickler(f, name, "a tensor storage").load()
+
     try:
-        if _InertUnpickler(f, name).load() != _LEGACY_MAGIC:
+        if part() != _LEGACY_MAGIC:
             raise bad("wrong magic number")
-        if _InertUnpickler(f, name).load() != _LEGACY_PROTOCOL:
+        if part() != _LEGACY_PROTOCOL:
             raise bad("unknown serialization protocol")
-        sys_info = _InertUnpickler(f, name).load()
+        sys_info = part()
         if not isinstance(sys_info, dict):
             raise bad("no system-info header")
         if sys_info.get("little_endian") is not True:
             raise CheckpointError(f"cannot read {name}: it holds big-endian tensor data, which is not supported")
         header = _StorageHeaderUnpickler(f, name)
         marker = header.load()
-        keys = _InertUnpickler(f, name).load()
+        keys = part()
     except CheckpointError:
         raise
     except Exception as e:
@@ -805,6 +811,8 @@ class _NetworkUnpickler(_InertUnpickler):
                 net = todo.pop()
                 if not isinstance(getattr(net, "state", None), dict):
                     raise self.refuse("a TensorFlow network object has no state")
+                if not isinstance(_plain(net.state.get("static_kwargs") or {}), dict):
+                    raise self.refuse("a TensorFlow network has malformed static_kwargs")
                 components = net.state.get("components") or {}
                 if not isinstance(components, dict) or not all(
                         type(c) is TFNetworkRecord for c in components.values()):
