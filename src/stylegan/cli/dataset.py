@@ -1,0 +1,52 @@
+"""``stylegan dataset``: images (folder or zip) -> training dataset (zip or folder)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--source", required=True, type=click.Path(path_type=Path), help="Folder or zip of images.")
+@click.option("--dest", required=True, type=click.Path(path_type=Path), help="Output: NAME.zip or a folder.")
+@click.option("--resolution", type=int, default=None,
+              help="Output size (power of two). Default: the size of the first image.")
+@click.option("--transform", type=click.Choice(["center-crop", "center-crop-wide", "pad", "none"]),
+              default="center-crop", show_default=True, help="How to make images square.")
+@click.option("--aspect", type=float, default=2.0, show_default=True,
+              help="Width/height kept by center-crop-wide (letterboxed into the square).")
+@click.option("--resize-filter", type=click.Choice(["lanczos", "box", "bicubic", "bilinear", "hamming", "nearest"]),
+              default="lanczos", show_default=True)
+@click.option("--mode", type=click.Choice(["rgb", "gray", "rgba"]), default="rgb", show_default=True,
+              help="Channels of the dataset.")
+@click.option("--background", default="white", show_default=True,
+              help="Colour behind transparent pixels (and of padding): name, #rrggbb or R,G,B.")
+@click.option("--labels", type=click.Choice(["auto", "folders", "file", "none"]), default="auto",
+              show_default=True, help="Class labels: the source's dataset.json (file), first-level "
+                                      "sub-folder names (folders), either (auto), or none.")
+@click.option("--max-images", type=int, default=None, help="Use at most this many images.")
+@click.option("--workers", type=int, default=None, help="Decoding threads (default: up to 4).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing destination.")
+def dataset(source, dest, resolution, transform, aspect, resize_filter, mode, background, labels, max_images,
+            workers, overwrite):
+    """Convert a folder or zip of images into a training dataset (NVIDIA's layout).
+
+    Unreadable or unsuitable files are skipped and listed in DEST-report.json.
+    """
+    from ..train.dataset_tool import make_dataset
+    report = make_dataset(source, dest, resolution=resolution, transform=transform, resize_filter=resize_filter,
+                          mode=mode, background=background, labels=labels, max_images=max_images, aspect=aspect,
+                          workers=workers, overwrite=overwrite)
+    classes = f", {len(report.class_names)} classes" if report.class_names else ""
+    click.echo(f"wrote {report.written} images ({report.resolution}x{report.resolution}, {report.channels} "
+               f"channel(s){classes}) to {report.dest}", err=True)
+    if report.skipped:
+        report_path = dest.with_name(dest.stem + "-report.json")
+        report_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        click.echo(f"skipped {len(report.skipped)} file(s), listed in {report_path}:", err=True)
+        for name, reason in report.skipped[:10]:
+            click.echo(f"  {name}: {reason}", err=True)
+        if len(report.skipped) > 10:
+            click.echo(f"  ... and {len(report.skipped) - 10} more", err=True)

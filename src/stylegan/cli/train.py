@@ -1,0 +1,111 @@
+"""``stylegan train``: train a StyleGAN2/3 on a dataset, on one device or under ``torchrun``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from .common import device_option
+
+_OPTION_NAMES = ("cfg", "batch", "batch_gpu", "gamma", "kimg", "tick", "snap", "seed", "mirror", "cond", "cbase",
+                 "cmax", "map_depth", "z_dim", "w_dim", "mbstd_group", "glr", "dlr", "fp32", "freezed",
+                 "style_mixing", "pl_weight", "ema_kimg", "aug", "p", "target", "ada_kimg", "augpipe")
+
+
+@click.command()
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Dataset zip or folder (from `stylegan dataset`). Optional with --resume latest.")
+@click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Where run folders are created.")
+@click.option("--cfg", type=click.Choice(["stylegan2", "stylegan3-t", "stylegan3-r"]), default="stylegan2",
+              show_default=True, help="Architecture and loss preset.")
+@click.option("--gamma", type=float, default=None, help="R1 weight. Default: 0.0002 * resolution^2 / batch.")
+@click.option("--batch", type=int, default=32, show_default=True, help="Global batch size.")
+@click.option("--batch-gpu", type=int, default=None, help="Per-process micro-batch (default batch/processes).")
+@click.option("--kimg", type=float, default=25000, show_default=True, help="Train until this many kimg.")
+@click.option("--tick", type=float, default=4, show_default=True, help="Progress line every N kimg.")
+@click.option("--snap", type=int, default=50, show_default=True,
+              help="Snapshot, image grid, metrics and training state every N ticks.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--cond", is_flag=True, help="Conditional training on the dataset's labels.")
+@click.option("--mirror", is_flag=True, help="Add x-flipped copies of the images.")
+@click.option("--aug", type=click.Choice(["ada", "fixed", "noaug"]), default="ada", show_default=True)
+@click.option("--p", type=float, default=0.2, show_default=True, help="Augmentation probability for --aug fixed.")
+@click.option("--target", type=float, default=0.6, show_default=True, help="ADA target for r_t.")
+@click.option("--ada-kimg", type=float, default=500, show_default=True,
+              help="ADA speed: kimg for p to rise from 0 to 1 (100 when starting from a model).")
+@click.option("--augpipe", type=click.Choice(["blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc",
+                                              "bgcf", "bgcfn", "bgcfnc"]), default="bgc", show_default=True)
+@click.option("--resume", default=None, metavar="latest|STATE|RUNDIR|MODEL",
+              help="'latest': continue the newest run under --outdir exactly (or start one). A training-state "
+                   "file or run folder: continue it exactly. Any model file (.pkl, .safetensors, ...): transfer "
+                   "learning from its weights.")
+@click.option("--freezed", type=int, default=0, show_default=True, help="Frozen D layers (transfer learning).")
+@click.option("--cbase", type=int, default=32768, show_default=True, help="Channel base.")
+@click.option("--cmax", type=int, default=512, show_default=True, help="Maximum channels.")
+@click.option("--map-depth", type=int, default=None, help="Mapping layers (default 8 SG2, 2 SG3).")
+@click.option("--z-dim", type=int, default=512, show_default=True)
+@click.option("--w-dim", type=int, default=512, show_default=True)
+@click.option("--mbstd-group", type=int, default=4, show_default=True, help="Minibatch-std group size.")
+@click.option("--glr", type=float, default=None, help="G learning rate (default 0.002 SG2, 0.0025 SG3).")
+@click.option("--dlr", type=float, default=0.002, show_default=True, help="D learning rate.")
+@click.option("--style-mixing", type=float, default=None, help="Style-mixing probability (default 0.9 SG2).")
+@click.option("--pl-weight", type=float, default=None, help="Path-length weight (default 2 SG2, 0 SG3).")
+@click.option("--ema-kimg", type=float, default=None, help="G_ema half-life in kimg (default batch*10/32).")
+@click.option("--fp32", is_flag=True, help="Disable mixed precision on GPUs.")
+@click.option("--metrics", default="auto", show_default=True,
+              help="Comma-separated metrics at each snapshot, or none. auto: fid50k_full on a GPU when the "
+                   "metrics module is installed, none on the CPU.")
+@click.option("--desc", default=None, help="Suffix of the run folder name.")
+@device_option
+@click.option("--workers", type=int, default=2, show_default=True, help="Image decoding threads.")
+@click.option("--keep-states", type=int, default=3, show_default=True,
+              help="Training states kept per run (older ones are deleted; 0 keeps all).")
+@click.option("--grid", default=None, metavar="ROWSxCOLS", help="Size of the image grids (default by resolution).")
+@click.option("-n", "--dry-run", is_flag=True, help="Print the options and exit.")
+@click.pass_context
+def train(ctx, data, outdir, device, metrics, desc, workers, keep_states, grid, resume, dry_run, **kwargs):
+    """Train StyleGAN2 / StyleGAN3 with ADA. Multi-GPU: `torchrun --nproc_per_node N -m stylegan.cli.main train ...`.
+
+    Re-running the same command with --resume latest continues a crashed or stopped run exactly.
+    """
+    from ..render.images import parse_grid
+    from ..train.config import TrainingOptions
+    from ..train.loop import training_loop
+    from ..progress import _quiet
+    explicit = {name for name in _OPTION_NAMES
+                if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+    opts = TrainingOptions(**{k: kwargs[k] for k in _OPTION_NAMES})
+    opts.validate()
+    metric_names = _metric_names(metrics, device)
+    grid_size = None
+    if grid is not None:
+        rows, cols = parse_grid(grid)
+        grid_size = (cols, rows)
+    if dry_run:
+        click.echo(json.dumps({"options": opts.to_dict(), "data": str(data) if data else None,
+                               "outdir": str(outdir), "resume": resume, "metrics": list(metric_names)}, indent=2))
+        return
+    training_loop(data, outdir, opts, resume=resume, explicit=explicit, metrics=metric_names, device=device,
+                  desc=desc, workers=workers, keep_states=keep_states, grid=grid_size, quiet=_quiet)
+
+
+def _metric_names(spec: str, device: str) -> tuple[str, ...]:
+    spec = (spec or "none").strip().lower()
+    if spec in ("none", ""):
+        return ()
+    if spec == "auto":
+        import torch
+        try:
+            from .. import metrics as metrics_pkg
+        except ImportError:
+            return ()
+        on_gpu = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda")
+        available = getattr(metrics_pkg, "METRICS", ())
+        if on_gpu and hasattr(metrics_pkg, "compute_metric") and "fid50k_full" in available:
+            return ("fid50k_full",)
+        return ()
+    return tuple(n.strip() for n in spec.split(",") if n.strip())

@@ -1,0 +1,247 @@
+"""Training data: a folder or zip of same-size square images (+ optional ``dataset.json`` labels).
+
+The layout is NVIDIA's (``stylegan dataset`` writes it; their ``dataset_tool.py`` output loads
+unchanged): any image files, in sorted path order, and ``dataset.json`` =
+``{"labels": [[relative_path, label], ...]}`` where a label is a class index or a float vector.
+
+The order in which training sees the images is a pure function of ``(seed, position)``
+(:func:`sample_indices`), so a run resumed from a checkpoint, or split over any number of
+processes, reads exactly the same images in the same order as one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import threading
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import DatasetError
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
+LABELS_NAME = "dataset.json"
+_CACHE_LIMIT_BYTES = 4 << 30
+
+
+def is_image_name(name: str) -> bool:
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+class ImageDataset:
+    """Random access to the images of a dataset folder or zip as uint8 ``[C, H, W]`` arrays.
+
+    ``mirror=True`` doubles the dataset with horizontally flipped copies (index ``i + len``).
+    Small datasets (decoded size under ``cache_limit`` bytes) are decoded once into memory.
+    """
+
+    def __init__(self, path: str | os.PathLike, use_labels: bool = False, mirror: bool = False,
+                 max_images: int | None = None, cache_limit: int = _CACHE_LIMIT_BYTES, workers: int = 2):
+        self.path = Path(path)
+        self.name = self.path.stem if self.path.suffix.lower() == ".zip" else self.path.name
+        self.mirror = bool(mirror)
+        self.workers = max(int(workers), 1)
+        self._local = threading.local()
+        if self.path.is_dir():
+            self._type = "dir"
+            names = sorted(str(p.relative_to(self.path)).replace(os.sep, "/")
+                           for p in self.path.rglob("*") if p.is_file())
+        elif self.path.is_file():
+            self._type = "zip"
+            try:
+                with zipfile.ZipFile(self.path) as z:
+                    names = sorted(n for n in z.namelist() if not n.endswith("/"))
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise DatasetError(f"{self.path} is not a readable zip file ({exc}); "
+                                   f"create a dataset with `stylegan dataset`") from None
+        else:
+            raise DatasetError(f"dataset not found: {self.path}")
+        self._names = [n for n in names if is_image_name(n)]
+        if max_images is not None:
+            self._names = self._names[:max_images]
+        if not self._names:
+            raise DatasetError(f"{self.path} contains no images")
+        first = self._read(0)
+        self.image_shape = tuple(first.shape)  # [C, H, W]
+        c, h, w = self.image_shape
+        if h != w or h & (h - 1) or h < 8:
+            raise DatasetError(f"{self.path}: images are {w}x{h}; training needs square images with a power-of-two "
+                               f"side >= 8. Convert them with `stylegan dataset --source {self.path} --dest OUT.zip "
+                               f"--resolution {_next_pow2(max(h, w))}`")
+        if c not in (1, 3, 4):
+            raise DatasetError(f"{self.path}: images have {c} channels; expected 1 (grey), 3 (RGB) or 4 (RGBA)")
+        self._labels, self.class_names = self._load_labels() if use_labels else (None, None)
+        self._cache = None
+        if len(self._names) * int(np.prod(self.image_shape)) <= cache_limit:
+            self._cache = np.stack(self._read_many(range(len(self._names))))
+
+    # ---- properties -------------------------------------------------------------------------
+    @property
+    def resolution(self) -> int:
+        return self.image_shape[1]
+
+    @property
+    def num_channels(self) -> int:
+        return self.image_shape[0]
+
+    @property
+    def num_raw_images(self) -> int:
+        return len(self._names)
+
+    @property
+    def has_labels(self) -> bool:
+        return self._labels is not None
+
+    @property
+    def label_dim(self) -> int:
+        return 0 if self._labels is None else int(self._labels.shape[1])
+
+    def __len__(self) -> int:
+        return len(self._names) * (2 if self.mirror else 1)
+
+    def describe(self) -> dict:
+        """Plain data for ``training_options.json`` and checkpoints (NVIDIA's ``training_set_kwargs`` keys)."""
+        return {"path": str(self.path), "resolution": self.resolution, "use_labels": self.has_labels,
+                "max_size": self.num_raw_images, "xflip": self.mirror, "num_channels": self.num_channels,
+                "label_dim": self.label_dim, "class_names": self.class_names}
+
+    # ---- reading ----------------------------------------------------------------------------
+    def _zip(self) -> zipfile.ZipFile:
+        z = getattr(self._local, "zip", None)
+        if z is None:
+            z = self._local.zip = zipfile.ZipFile(self.path)
+        return z
+
+    def _open(self, name: str):
+        if self._type == "dir":
+            return open(self.path / name, "rb")
+        return self._zip().open(name, "r")
+
+    def _read(self, raw_idx: int) -> np.ndarray:
+        name = self._names[raw_idx]
+        try:
+            with self._open(name) as f, Image.open(f) as im:
+                im.load()
+                if im.mode not in ("L", "RGB", "RGBA"):
+                    im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+                arr = np.asarray(im)
+        except (OSError, UnidentifiedImageError, ValueError, zipfile.BadZipFile) as exc:
+            raise DatasetError(f"{self.path}: cannot read {name} ({exc}); rebuild the dataset with "
+                               f"`stylegan dataset`, which skips unreadable files") from None
+        arr = arr[:, :, None] if arr.ndim == 2 else arr
+        arr = arr.transpose(2, 0, 1)
+        if hasattr(self, "image_shape") and arr.shape != self.image_shape:
+            raise DatasetError(f"{self.path}: {name} is {arr.shape[2]}x{arr.shape[1]}x{arr.shape[0]}, the "
+                               f"first image is {self.image_shape[2]}x{self.image_shape[1]}x{self.image_shape[0]}; "
+                               f"all images must have the same size and channels (use `stylegan dataset`)")
+        return np.ascontiguousarray(arr)
+
+    def _read_many(self, raw_indices) -> list[np.ndarray]:
+        raw_indices = list(raw_indices)
+        if self.workers <= 1 or len(raw_indices) < 8:
+            return [self._read(i) for i in raw_indices]
+        with ThreadPoolExecutor(self.workers) as pool:
+            return list(pool.map(self._read, raw_indices))
+
+    def _load_labels(self) -> tuple[np.ndarray, list[str] | None]:
+        try:
+            if self._type == "dir":
+                text = (self.path / LABELS_NAME).read_text()
+            else:
+                text = self._zip().read(LABELS_NAME).decode("utf-8")
+        except (FileNotFoundError, KeyError):
+            raise DatasetError(f"{self.path} has no {LABELS_NAME}, so it cannot be used for conditional training "
+                               f"(create one with `stylegan dataset --labels folders`)") from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise DatasetError(f"{self.path}: {LABELS_NAME} is not valid JSON ({exc})") from None
+        table = data.get("labels") if isinstance(data, dict) else None
+        if not table:
+            raise DatasetError(f"{self.path}: {LABELS_NAME} has no labels")
+        table = dict((str(k).replace("\\", "/"), v) for k, v in table)
+        missing = [n for n in self._names if n not in table]
+        if missing:
+            raise DatasetError(f"{self.path}: {len(missing)} image(s) have no label in {LABELS_NAME}, "
+                               f"e.g. {missing[0]}")
+        raw = [table[n] for n in self._names]
+        if all(isinstance(v, int) or (isinstance(v, float) and v.is_integer()) for v in raw):
+            idx = np.asarray(raw, dtype=np.int64)
+            if idx.min() < 0:
+                raise DatasetError(f"{self.path}: class labels must be >= 0")
+            labels = np.zeros([len(idx), int(idx.max()) + 1], dtype=np.float32)
+            labels[np.arange(len(idx)), idx] = 1
+        else:
+            try:
+                labels = np.asarray(raw, dtype=np.float32)
+            except ValueError:
+                raise DatasetError(f"{self.path}: labels must be class indices or equal-length number "
+                                   f"lists") from None
+            if labels.ndim != 2:
+                raise DatasetError(f"{self.path}: labels must be class indices or number lists")
+        names = data.get("class_names") if isinstance(data, dict) else None
+        return labels, names if isinstance(names, list) else None
+
+    def get_images(self, indices) -> np.ndarray:
+        """uint8 ``[N, C, H, W]`` for dataset indices (mirrored copies for ``i >= num_raw_images``)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        raw = indices % self.num_raw_images
+        if self._cache is not None:
+            imgs = self._cache[raw]
+        else:
+            imgs = np.stack(self._read_many(raw))
+        flip = indices >= self.num_raw_images
+        if flip.any():
+            imgs = imgs.copy()
+            imgs[flip] = imgs[flip][..., ::-1]
+        return imgs
+
+    def get_labels(self, indices) -> np.ndarray:
+        """float32 ``[N, label_dim]`` (``[N, 0]`` when unconditional)."""
+        raw = np.asarray(indices, dtype=np.int64) % self.num_raw_images
+        if self._labels is None:
+            return np.zeros([len(raw), 0], dtype=np.float32)
+        return self._labels[raw]
+
+    def get_batch(self, indices, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """(float images in [-1, 1] ``[N, C, H, W]``, labels ``[N, label_dim]``) on ``device``."""
+        imgs = torch.from_numpy(self.get_images(indices)).to(device)
+        labels = torch.from_numpy(self.get_labels(indices)).to(device)
+        return imgs.to(torch.float32) / 127.5 - 1, labels
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(int(n) - 1, 1).bit_length()
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_permutation(seed: int, epoch: int, dataset_size: int) -> np.ndarray:
+    perm = np.random.default_rng([seed, epoch]).permutation(dataset_size)
+    perm.setflags(write=False)
+    return perm
+
+
+def sample_indices(seed: int, start: int, count: int, dataset_size: int) -> np.ndarray:
+    """Dataset indices at positions ``start .. start+count`` of the endless training stream.
+
+    The stream is a sequence of epochs, each a fresh permutation drawn from ``(seed, epoch)``:
+    every image is seen once per epoch, the order never repeats, and any position can be read
+    without replaying the ones before it (exact resume, identical splits over processes).
+    """
+    out = np.empty(count, dtype=np.int64)
+    pos = start
+    filled = 0
+    while filled < count:
+        epoch, offset = divmod(pos, dataset_size)
+        perm = _epoch_permutation(int(seed), int(epoch), int(dataset_size))
+        take = min(count - filled, dataset_size - offset)
+        out[filled:filled + take] = perm[offset:offset + take]
+        filled += take
+        pos += take
+    return out

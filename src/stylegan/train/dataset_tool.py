@@ -1,0 +1,352 @@
+"""``stylegan dataset``: turn a folder or zip of arbitrary images into a training dataset.
+
+Output (zip or folder) in NVIDIA's layout: ``00000/img00000000.png`` ... plus ``dataset.json``
+``{"labels": [[name, class], ...] | null, "class_names": [...]}`` (``class_names`` is our
+addition; NVIDIA's loader ignores it). Every image is cropped or padded to a square, resized to
+one power-of-two resolution and converted to one channel layout. Files that cannot be read or
+do not fit are skipped and listed in the report; nothing stops the run but a bad destination.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageColor, UnidentifiedImageError
+
+from ..errors import DatasetError, UserInputError
+from ..progress import progress
+from .dataset import LABELS_NAME, is_image_name
+
+TRANSFORMS = ("center-crop", "center-crop-wide", "pad", "none")
+RESIZE_FILTERS = {"lanczos": Image.LANCZOS, "box": Image.BOX, "bicubic": Image.BICUBIC,
+                  "bilinear": Image.BILINEAR, "hamming": Image.HAMMING, "nearest": Image.NEAREST}
+MODES = {"rgb": ("RGB", 3), "gray": ("L", 1), "grey": ("L", 1), "rgba": ("RGBA", 4)}
+LABEL_SOURCES = ("auto", "folders", "file", "none")
+# Decompression-bomb guard: refuse absurd images rather than exhausting memory.
+Image.MAX_IMAGE_PIXELS = 30_000 * 30_000
+
+
+@dataclass
+class DatasetReport:
+    """What :func:`make_dataset` did: counts, the skipped files and why, the label classes."""
+
+    dest: str
+    resolution: int
+    channels: int
+    written: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    class_names: list[str] | None = None
+
+    def to_dict(self) -> dict:
+        return {"dest": self.dest, "resolution": self.resolution, "channels": self.channels,
+                "written": self.written, "class_names": self.class_names,
+                "skipped": [{"file": f, "reason": r} for f, r in self.skipped]}
+
+
+def parse_color(value: str | tuple) -> tuple[int, int, int]:
+    """'white', 'black', '#rrggbb', 'r,g,b' -> (r, g, b)."""
+    if isinstance(value, tuple):
+        return value
+    text = str(value).strip()
+    try:
+        if "," in text:
+            rgb = tuple(int(v) for v in text.split(","))
+            if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+                raise ValueError
+            return rgb
+        return ImageColor.getrgb(text)[:3]
+    except ValueError:
+        raise UserInputError(f"invalid colour {value!r}; use a name (white), #rrggbb or R,G,B") from None
+
+
+class _Source:
+    """Files of a source folder or zip: sorted relative names, bytes on demand."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        if path.is_dir():
+            self.zip = None
+            self.names = sorted(str(p.relative_to(path)).replace(os.sep, "/") for p in path.rglob("*")
+                                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        elif path.is_file() and zipfile.is_zipfile(path):
+            self.zip = path
+            with zipfile.ZipFile(path) as z:
+                self.names = sorted(n for n in z.namelist() if not n.endswith("/") and "__MACOSX" not in n)
+        elif path.exists():
+            raise DatasetError(f"{path} is neither a folder nor a zip file")
+        else:
+            raise DatasetError(f"source not found: {path}")
+
+    def read(self, name: str) -> bytes:
+        if self.zip is None:
+            return (self.path / name).read_bytes()
+        with zipfile.ZipFile(self.zip) as z:
+            return z.read(name)
+
+    def exists(self, name: str) -> bool:
+        return name in self.names
+
+
+def _flatten_alpha(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """Composite transparent images onto ``background``; other images go to RGB or L unchanged."""
+    has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+    if not has_alpha:
+        return im.convert("L") if im.mode in ("1", "L", "I", "I;16", "F") else im.convert("RGB")
+    rgba = im.convert("RGBA")
+    canvas = Image.new("RGBA", rgba.size, background + (255,))
+    return Image.alpha_composite(canvas, rgba).convert("RGB")
+
+
+def _to_mode(im: Image.Image, mode: str, background: tuple[int, int, int]) -> Image.Image:
+    if mode == "RGBA":
+        return im.convert("RGBA")
+    im = _flatten_alpha(im, background)
+    return im.convert(mode)
+
+
+def _fill(mode: str, background: tuple[int, int, int]):
+    if mode == "RGBA":
+        return (0, 0, 0, 0)
+    if mode == "L":
+        return int(round(0.299 * background[0] + 0.587 * background[1] + 0.114 * background[2]))
+    return background
+
+
+def transform_image(im: Image.Image, resolution: int | None, transform: str, resize_filter: int, mode: str,
+                    background: tuple[int, int, int], aspect: float = 2.0) -> Image.Image:
+    """Channel conversion, then crop/pad to a square, then resize to ``resolution`` (None: keep the size)."""
+    im = _to_mode(im, mode, background)
+    w, h = im.size
+    if transform == "center-crop":
+        s = min(w, h)
+        im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    elif transform == "pad":
+        s = max(w, h)
+        canvas = Image.new(mode, (s, s), _fill(mode, background))
+        canvas.paste(im, ((s - w) // 2, (s - h) // 2))
+        im = canvas
+    elif transform == "center-crop-wide":
+        # Crop to the wide aspect ratio, then letterbox into a square canvas (NVIDIA's car layout).
+        if w / h > aspect:
+            cw, ch = int(round(h * aspect)), h
+        else:
+            cw, ch = w, int(round(w / aspect))
+        im = im.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
+        side = resolution or cw
+        im = im.resize((side, max(int(round(side / aspect)), 1)), resize_filter)
+        canvas = Image.new(mode, (side, side), _fill(mode, background))
+        canvas.paste(im, (0, (side - im.size[1]) // 2))
+        return canvas
+    elif w != h:
+        raise ValueError(f"not square ({w}x{h}); use --transform center-crop or pad")
+    if resolution is not None and im.size != (resolution, resolution):
+        im = im.resize((resolution, resolution), resize_filter)
+    return im
+
+
+def _check_resolution(res: int, hint: str) -> int:
+    if res < 8 or res & (res - 1):
+        lower = 1 << (res.bit_length() - 1)
+        raise DatasetError(f"{hint} {res}x{res}, which is not a power of two >= 8; training needs 8, 16, 32, ... "
+                           f"Pass --resolution {max(lower, 8)} (or {max(lower * 2, 8)}) to resize every image")
+    return res
+
+
+def _class_of(name: str) -> str | None:
+    parts = name.split("/")
+    return parts[0] if len(parts) > 1 else None
+
+
+def make_dataset(source: str | os.PathLike, dest: str | os.PathLike, resolution: int | None = None,
+                 transform: str = "center-crop", resize_filter: str = "lanczos", mode: str = "rgb",
+                 background: str | tuple = "white", labels: str = "auto", max_images: int | None = None,
+                 aspect: float = 2.0, workers: int | None = None, overwrite: bool = False) -> DatasetReport:
+    """Convert the images under ``source`` (folder or zip) into a dataset at ``dest`` (``.zip`` or folder)."""
+    source, dest = Path(source), Path(dest)
+    if transform not in TRANSFORMS:
+        raise UserInputError(f"unknown transform {transform!r}; use one of {', '.join(TRANSFORMS)}")
+    if resize_filter not in RESIZE_FILTERS:
+        raise UserInputError(f"unknown resize filter {resize_filter!r}; use one of {', '.join(RESIZE_FILTERS)}")
+    if mode not in MODES:
+        raise UserInputError(f"unknown colour mode {mode!r}; use rgb, gray or rgba")
+    if labels not in LABEL_SOURCES:
+        raise UserInputError(f"unknown label source {labels!r}; use one of {', '.join(LABEL_SOURCES)}")
+    if resolution is not None:
+        _check_resolution(int(resolution), "--resolution is")
+    if aspect <= 0:
+        raise UserInputError("--aspect must be positive")
+    bg = parse_color(background)
+    pil_mode, channels = MODES[mode]
+    filt = RESIZE_FILTERS[resize_filter]
+    src = _Source(source)
+    if dest.resolve() == source.resolve():
+        raise UserInputError("--dest must differ from --source")
+    _check_dest(dest, overwrite)
+
+    report = DatasetReport(dest=str(dest), resolution=resolution or 0, channels=channels)
+    candidates = []
+    for name in src.names:
+        if name == LABELS_NAME or name.endswith("/" + LABELS_NAME):
+            continue
+        if not is_image_name(name):
+            report.skipped.append((name, "not an image file"))
+            continue
+        candidates.append(name)
+
+    label_of, class_names = _labels(src, candidates, labels, report)
+    if label_of is not None:
+        candidates = [n for n in candidates if n in label_of]
+    if max_images is not None:
+        candidates = candidates[:max_images]
+    if not candidates:
+        raise DatasetError(f"{source} contains no usable images")
+
+    def load(name: str):
+        try:
+            with Image.open(io.BytesIO(src.read(name))) as im:
+                im.load()
+                out = transform_image(im, resolution, transform, filt, pil_mode, bg, aspect)
+            return np.asarray(out), None
+        except Image.DecompressionBombError:
+            return None, "image too large"
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, zipfile.BadZipFile) as exc:
+            return None, f"unreadable: {exc}" if "not square" not in str(exc) else str(exc)
+
+    workers = workers or min(4, os.cpu_count() or 1)
+    size = resolution
+    entries: list[tuple[str, object]] = []
+    with _Writer(dest) as writer, ThreadPoolExecutor(workers) as pool:
+        results = _bounded_map(pool, load, candidates, chunk=4 * workers + 16)
+        for name, (arr, err) in progress(zip(candidates, results), total=len(candidates), desc="dataset",
+                                         unit="img"):
+            if err is not None:
+                report.skipped.append((name, err))
+                continue
+            h, w = arr.shape[:2]
+            if size is None:
+                size = _check_resolution(h, f"the first image ({name}) is") if h == w else None
+                if size is None:
+                    report.skipped.append((name, f"not square ({w}x{h})"))
+                    continue
+            if (h, w) != (size, size):
+                report.skipped.append((name, f"size {w}x{h} differs from {size}x{size}; pass --resolution "
+                                             f"to resize every image"))
+                continue
+            idx = report.written
+            arcname = f"{idx // 1000:05d}/img{idx:08d}.png"
+            buf = io.BytesIO()
+            Image.fromarray(arr if arr.ndim == 3 else arr, pil_mode).save(buf, format="PNG", compress_level=1)
+            writer.add(arcname, buf.getvalue())
+            if label_of is not None:
+                entries.append([arcname, label_of[name]])
+            report.written += 1
+        if report.written == 0:
+            raise DatasetError(f"no image of {source} could be converted "
+                               f"(first problem: {report.skipped[0][0]}: {report.skipped[0][1]})")
+        meta = {"labels": entries if label_of is not None else None}
+        if class_names is not None:
+            meta["class_names"] = class_names
+        writer.add(LABELS_NAME, json.dumps(meta).encode("utf-8"))
+    report.resolution = size
+    report.class_names = class_names
+    return report
+
+
+def _bounded_map(pool, fn, items, chunk: int):
+    """``pool.map`` that keeps at most ``chunk`` results in memory (order preserved)."""
+    for start in range(0, len(items), chunk):
+        yield from pool.map(fn, items[start:start + chunk])
+
+
+def _labels(src: _Source, names: list[str], how: str, report: DatasetReport):
+    """-> (source name -> label or None, class names or None)."""
+    if how == "none":
+        return None, None
+    if how in ("auto", "file") and src.exists(LABELS_NAME):
+        try:
+            table = json.loads(src.read(LABELS_NAME)).get("labels")
+        except (ValueError, AttributeError) as exc:
+            raise DatasetError(f"{src.path}/{LABELS_NAME} is not valid JSON ({exc})") from None
+        if not table:
+            return None, None
+        label_of = {str(k).replace("\\", "/"): v for k, v in table}
+        for n in names:
+            if n not in label_of:
+                report.skipped.append((n, f"no label in {LABELS_NAME}"))
+        return label_of, None
+    if how == "file":
+        raise DatasetError(f"--labels file: {src.path} has no {LABELS_NAME}")
+    classes = sorted({c for c in map(_class_of, names) if c is not None})
+    if how == "auto" and (len(classes) < 2 or any(_class_of(n) is None for n in names)):
+        return None, None
+    if how == "folders" and not classes:
+        raise DatasetError(f"--labels folders: {src.path} has no sub-folders; put each class in its own folder")
+    index = {c: i for i, c in enumerate(classes)}
+    label_of = {}
+    for n in names:
+        c = _class_of(n)
+        if c is None:
+            report.skipped.append((n, "not inside a class folder"))
+        else:
+            label_of[n] = index[c]
+    return label_of, classes
+
+
+def _check_dest(dest: Path, overwrite: bool) -> None:
+    if dest.suffix.lower() == ".zip":
+        if dest.exists() and not overwrite:
+            raise UserInputError(f"{dest} already exists; pass --overwrite to replace it")
+    elif dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and not overwrite)):
+        raise UserInputError(f"{dest} already exists and is not an empty folder; pass --overwrite to replace it")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserInputError(f"cannot create {dest.parent}: {exc.strerror or exc}") from None
+
+
+class _Writer:
+    """Writes into a temporary zip or folder beside ``dest``, moved into place only on success."""
+
+    def __init__(self, dest: Path):
+        self.dest = dest
+        self.is_zip = dest.suffix.lower() == ".zip"
+
+    def __enter__(self):
+        if self.is_zip:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=".tmp", dir=self.dest.parent)
+            os.close(fd)
+            self.tmp = Path(tmp)
+            self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_STORED)
+        else:
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", dir=self.dest.parent))
+        return self
+
+    def add(self, name: str, data: bytes) -> None:
+        if self.is_zip:
+            self.zip.writestr(name, data)
+        else:
+            path = self.tmp / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.is_zip:
+            self.zip.close()
+        if exc_type is None:
+            if not self.is_zip and self.dest.exists():
+                shutil.rmtree(self.dest)
+            os.replace(self.tmp, self.dest)
+        elif self.is_zip:
+            self.tmp.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        return False

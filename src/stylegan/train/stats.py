@@ -1,0 +1,51 @@
+"""Training statistics: per-name running count/mean/std, summed over processes once per tick.
+
+``stats.jsonl`` lines use NVIDIA's layout ``{"Loss/G/loss": {"num": n, "mean": m, "std": s}, ...,
+"timestamp": t}`` so existing plotting scripts read our runs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import distributed
+
+
+class Stats:
+    def __init__(self, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self._acc: dict[str, torch.Tensor] = {}      # name -> [count, sum, sum of squares] (float64)
+
+    def report(self, name: str, value) -> None:
+        """Add the elements of ``value`` (tensor or number) to statistic ``name``."""
+        t = torch.as_tensor(value).detach().to(self.device, torch.float64).flatten()
+        t = t[torch.isfinite(t)]
+        acc = torch.stack([torch.tensor(float(t.numel()), dtype=torch.float64, device=self.device),
+                           t.sum(), t.square().sum()])
+        if name in self._acc:
+            self._acc[name] += acc
+        else:
+            self._acc[name] = acc
+
+    def collect(self, names: list[str] | None = None) -> dict[str, dict[str, float]]:
+        """Sum over processes and return ``{name: {num, mean, std}}``; resets the accumulators.
+
+        Every process must call this at the same point; ``names`` (the same list on every
+        process) fixes which statistics are reduced, so a name missing on one process is zero there.
+        """
+        names = sorted(self._acc) if names is None else names
+        if not names:
+            return {}
+        stacked = torch.stack([self._acc.get(n, torch.zeros(3, dtype=torch.float64, device=self.device))
+                               for n in names])
+        distributed.all_reduce_sum(stacked)
+        self._acc.clear()
+        out = {}
+        for name, (num, total, sq) in zip(names, stacked.tolist()):
+            if num <= 0:
+                continue
+            mean = total / num
+            out[name] = {"num": num, "mean": mean, "std": math.sqrt(max(sq / num - mean * mean, 0.0))}
+        return out
