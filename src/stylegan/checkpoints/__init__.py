@@ -16,6 +16,7 @@ from .types import Checkpoint
 
 BUILTIN_NAME = "builtin"
 _PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # pickled 0x1950a86a20f9469cfc6c
 
 
 def builtin_model_path() -> Path:
@@ -34,8 +35,8 @@ def detect_format(path: Path) -> str:
         raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if not head:
         raise CheckpointError(f"{path.name} is empty")
-    if head[:4] == b"PK\x03\x04":
-        return "torch-zip"
+    if head[:4] == b"PK\x03\x04" or head.startswith(_LEGACY_TORCH_MAGIC[:8]):
+        return "torch-zip"  # also legacy (pre-1.6) torch.save files, e.g. older rosinality .pt
     if head[:2] in _PICKLE_MAGIC:
         return "official-pickle"
     if is_safetensors_file(path):

@@ -10,16 +10,31 @@ import click
 @click.command()
 @click.argument("source", metavar="IN")
 @click.argument("dest", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--to", "target", type=click.Choice(["native", "rosinality"]), default="native", show_default=True,
+              help="native: our .safetensors file or folder; rosinality: a stylegan2-pytorch .pt checkpoint.")
 @click.option("--g-only", is_flag=True, help="Keep only G_ema (smallest file, enough for generation).")
-def convert(source, dest: Path, g_only: bool):
-    """Convert IN (NVIDIA .pkl, rosinality .pt, ...) to OUT: a .safetensors file or a folder."""
+def convert(source, dest: Path, target: str, g_only: bool):
+    """Convert IN (NVIDIA .pkl of any generation, rosinality .pt, ours) to OUT.
+
+    \b
+    Examples:
+      stylegan convert karras2019stylegan-ffhq-1024x1024.pkl ffhq-sg1.safetensors
+      stylegan convert stylegan2-ffhq-config-f.pkl ffhq.pt --to rosinality
+      stylegan convert 550000.pt ffhq.safetensors --g-only
+    """
     from ..checkpoints import load_network, save_network
     which = ("G_ema",) if g_only else ("G_ema", "G", "D")
     ckpt = load_network(source, which=which)
     if g_only:
         ckpt.G = ckpt.D = None
-    ckpt.metadata.setdefault("converted_from", {"file": Path(str(source)).name, "format": ckpt.source_format})
-    written = save_network(ckpt, dest)
+    if target == "rosinality":
+        from ..checkpoints.rosinality import save_rosinality
+        written, notes = save_rosinality(ckpt, dest, include_discriminator=not g_only)
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+    else:
+        ckpt.metadata.setdefault("converted_from", {"file": Path(str(source)).name, "format": ckpt.source_format})
+        written = save_network(ckpt, dest)
     click.echo(f"wrote {written}", err=True)
 
 

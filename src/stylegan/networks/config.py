@@ -25,11 +25,13 @@ class MappingConfig:
 
 @dataclass(frozen=True)
 class StyleGAN1SynthesisConfig:
-    channel_base: int = 8192               # nf(stage) = min(channel_base / 2^stage, channel_max)
+    channel_base: int = 16384              # channels at res r = min(channel_base // r, channel_max); 2 x TF fmap_base
     channel_max: int = 512
     use_noise: bool = True
     blur_filter: tuple[float, ...] = (1.0, 2.0, 1.0)
-    fused_threshold: int = 128             # resolutions >= this used a fused up-conv (mathematically identical)
+    fused_threshold: int = 128             # informational: TF fused its up-convs at resolutions >= this (the TF
+                                           # converter flips those kernels; our layers all run unfused)
+    num_fp16_res: int = 0                  # always 0: StyleGAN1 runs in fp32
 
 
 @dataclass(frozen=True)

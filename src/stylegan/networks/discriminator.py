@@ -145,7 +145,17 @@ class DiscriminatorEpilogue(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """image [N, C, H, W] (+ one-hot c) -> realness logits [N, 1]."""
+    """image [N, C, H, W] (+ one-hot c) -> realness logits [N, 1].
+
+    ``DiscriminatorConfig(generation='stylegan1')`` builds StyleGAN1's discriminator instead
+    (:class:`stylegan.networks.stylegan1.Discriminator`, a subclass with the same API).
+    """
+
+    def __new__(cls, config: DiscriminatorConfig | None = None, *args, **kwargs):
+        if cls is Discriminator and getattr(config, "generation", "stylegan2") == "stylegan1":
+            from .stylegan1 import Discriminator as StyleGAN1Discriminator
+            cls = StyleGAN1Discriminator
+        return super().__new__(cls)
 
     def __init__(self, config: DiscriminatorConfig, freeze_layers: int = 0):
         super().__init__()
