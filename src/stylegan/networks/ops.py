@@ -187,6 +187,9 @@ def upfirdn2d(
     downx, downy = _parse_pair(down)
     px0, px1, py0, py1 = _parse_padding(padding)
     if f is None:
+        if (upx, upy, downx, downy) == (1, 1, 1, 1):  # no filter, no resampling: just pad and scale
+            x = _pad_or_crop(x, px0, px1, py0, py1)
+            return x * gain if gain != 1 else x
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     f = f.to(device=x.device, dtype=x.dtype)
     if not flip_filter:
@@ -242,9 +245,11 @@ def _resample_2d(x, f, upx, upy, downx, downy, px0, px1, py0, py1):
 
 
 def upfirdn2d_reference(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1) -> torch.Tensor:
-    """Literal, slow definition of :func:`upfirdn2d` (zero-stuffing, padding, dense filter).
+    """Literal, slow definition of :func:`upfirdn2d`: zero-stuffing, padding, full-rate depthwise
+    filtering (two passes for a 1-D filter), then discarding samples.
 
-    Kept as the executable specification the fast path is tested against.
+    Kept as the executable specification the fast path is tested against, and as the
+    official-equivalent baseline in ``benchmarks/``.
     """
     upx, upy = _parse_pair(up)
     downx, downy = _parse_pair(down)
@@ -257,13 +262,14 @@ def upfirdn2d_reference(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1
     x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
     x = x.reshape(n, c, h * upy, w * upx)
     x = _pad_or_crop(x, px0, px1, py0, py1)
-    if f.ndim == 1:
-        f2 = torch.outer(f, f) * gain
-    else:
-        f2 = f * gain
+    f = f * gain ** (f.ndim / 2)
     if not flip_filter:
-        f2 = f2.flip([0, 1])
-    x = F.conv2d(x, f2[None, None].expand(c, 1, *f2.shape), groups=c)
+        f = f.flip(list(range(f.ndim)))
+    if f.ndim == 2:
+        x = F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c)
+    else:
+        x = F.conv2d(x, f.reshape(1, 1, 1, -1).expand(c, 1, 1, f.shape[0]), groups=c)
+        x = F.conv2d(x, f.reshape(1, 1, -1, 1).expand(c, 1, f.shape[0], 1), groups=c)
     return x[:, :, ::downy, ::downx]
 
 
@@ -304,8 +310,9 @@ def conv2d_resample(
     groups: int = 1,
     flip_weight: bool = True,
     flip_filter: bool = False,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """2-D convolution with optional FIR up- or down-sampling.
+    """2-D convolution with optional FIR up- or down-sampling (and an optional bias added last).
 
     Meaning: up>1 = ``upfirdn2d(x, f, up, pad, gain=up^2)`` then a valid convolution with ``w``;
     down>1 = ``upfirdn2d(x, f, pad)`` then a stride-``down`` convolution. ``flip_weight=True``
@@ -315,6 +322,9 @@ def conv2d_resample(
     """
     if up > 1 and down > 1:
         raise ValueError("conv2d_resample: up- and down-sampling at once is not supported")
+    if bias is not None and (up > 1 or down > 1):
+        y = conv2d_resample(x, w, f, up, down, padding, groups, flip_weight, flip_filter)
+        return y + bias.reshape(1, -1, 1, 1).to(y.dtype)
     out_ch, in_ch_per_group, kh, kw = w.shape
     fw, fh = filter_size(f)
     if up > 1:
@@ -344,7 +354,7 @@ def conv2d_resample(
             return F.conv2d(x, w, groups=groups)
         x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
         return F.conv2d(x, w, stride=down, groups=groups)
-    return F.conv2d(x, w, padding=padding, groups=groups)
+    return F.conv2d(x, w, bias=bias, padding=padding, groups=groups)
 
 
 def filtered_lrelu(
@@ -369,10 +379,14 @@ def filtered_lrelu(
     """
     if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
-    x = upfirdn2d(x, fu, up=up, padding=padding, gain=up * up, flip_filter=flip_filter)
-    x = F.leaky_relu(x, slope) if slope != 1 else x
-    if gain != 1:
+    # lrelu(x) * g == lrelu(g * x) for g > 0: the gain rides on the upsampling filter's taps.
+    fold = gain > 0
+    x = upfirdn2d(x, fu, up=up, padding=padding, gain=up * up * (gain if fold else 1), flip_filter=flip_filter)
+    inplace = not (torch.is_grad_enabled() and x.requires_grad)
+    if slope != 1:
+        x = F.leaky_relu_(x, slope) if inplace else F.leaky_relu(x, slope)
+    if not fold:
         x = x * gain
     if clamp is not None:
-        x = x.clamp(-clamp, clamp)
+        x = x.clamp_(-clamp, clamp) if inplace else x.clamp(-clamp, clamp)
     return upfirdn2d(x, fd, down=down, flip_filter=flip_filter)

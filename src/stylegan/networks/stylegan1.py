@@ -133,7 +133,8 @@ class SynthesisLayer(nn.Module):
             self.register_buffer("noise_const", torch.randn([resolution, resolution]))
             self.noise_strength = nn.Parameter(torch.zeros([out_channels]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
-        self.affine = FullyConnectedLayer(w_dim, 2 * out_channels, bias_init=[1.0] * out_channels + [0.0] * out_channels)
+        self.affine = FullyConnectedLayer(w_dim, 2 * out_channels,
+                                          bias_init=[1.0] * out_channels + [0.0] * out_channels)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
         if self.kind == "up":

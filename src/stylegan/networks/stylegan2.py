@@ -17,6 +17,15 @@ from .config import StyleGAN2SynthesisConfig
 from .layers import Conv2dLayer, FullyConnectedLayer
 
 NOISE_MODES = ("random", "const", "none")
+POSITIVELY_HOMOGENEOUS = ("linear", "lrelu", "relu")  # act(g * x) == g * act(x) for g > 0
+
+
+def memory_format_for(channels_last: bool | None, device: torch.device, dtype: torch.dtype):
+    """Channels-last (NHWC) where it is faster: always on CPUs (oneDNN's depthwise and 3x3 kernels),
+    for half precision on CUDA (tensor cores); ``channels_last`` True/False overrides."""
+    if channels_last is None:
+        channels_last = device.type == "cpu" or (device.type == "cuda" and dtype != torch.float32)
+    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 def block_dtype(use_fp16: bool, force_fp32: bool, x_device: torch.device,
@@ -80,6 +89,83 @@ def modulated_conv2d(
     return x
 
 
+def styled_conv2d(
+    x: torch.Tensor,                       # [N, I, H, W]
+    weight: torch.Tensor,                  # [O, I, k, k]
+    styles: torch.Tensor,                  # [N, I]
+    bias: torch.Tensor | None,             # [O]
+    noise: torch.Tensor | None = None,
+    up: int = 1,
+    padding: int = 0,
+    resample_filter: torch.Tensor | None = None,
+    demodulate: bool = True,
+    flip_weight: bool = True,
+    fused_modconv: bool = True,
+    activation: str = "lrelu",
+    gain: float = 1.0,
+    clamp: float | None = None,
+) -> torch.Tensor:
+    """One whole StyleGAN2 layer, ``clamp(act(modulated_conv2d(x) + noise + bias) * gain)``, with as
+    few passes over the activations as possible.
+
+    The output gain is folded into the (tiny) weights, demodulation coefficients, bias and noise
+    (the activations used are positively homogeneous); the bias goes into the convolution itself
+    where possible; the remaining element-wise steps run in place when no gradient is needed.
+    Same function as :func:`modulated_conv2d` + :func:`ops.bias_act`, fewer memory round trips.
+    """
+    n = x.shape[0]
+    out_ch, in_ch, kh, kw = weight.shape
+    if styles.shape != (n, in_ch):
+        raise ValueError(f"styles must be [{n}, {in_ch}], got {tuple(styles.shape)}")
+    dtype = x.dtype
+    if dtype in (torch.float16, torch.bfloat16) and demodulate:
+        weight = weight * (1 / math.sqrt(in_ch * kh * kw) / weight.abs().amax(dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.abs().amax(dim=1, keepdim=True)
+    fold = activation in POSITIVELY_HOMOGENEOUS and gain > 0
+    g = float(gain) if fold else 1.0
+    scale = None  # per-sample, per-output-channel scale [N, O]
+    if demodulate:
+        scale = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
+    if g != 1:
+        scale = scale * g if scale is not None else torch.full([n, out_ch], g, device=x.device, dtype=styles.dtype)
+    b = bias * g if bias is not None and g != 1 else bias
+    if fused_modconv:
+        w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)
+        if scale is not None:
+            w = w * scale.reshape(n, out_ch, 1, 1, 1)
+        conv_bias = b.to(dtype).repeat(n) if (b is not None and up == 1) else None
+        y = x.reshape(1, n * in_ch, *x.shape[2:]) if n > 1 else x
+        y = ops.conv2d_resample(y, w.reshape(n * out_ch, in_ch, kh, kw).to(dtype), f=resample_filter, up=up,
+                                padding=padding, groups=n, flip_weight=flip_weight, bias=conv_bias)
+        y = y.reshape(n, out_ch, *y.shape[2:]) if n > 1 else y
+        if conv_bias is not None:
+            b = None
+        scale = None
+    else:
+        y = x * styles.to(dtype).reshape(n, in_ch, 1, 1)
+        y = ops.conv2d_resample(y, weight.to(dtype), f=resample_filter, up=up, padding=padding,
+                                flip_weight=flip_weight)
+    inplace = not (torch.is_grad_enabled() and (y.requires_grad or x.requires_grad))
+    if scale is not None and b is not None:
+        y = torch.addcmul(b.to(dtype).reshape(1, -1, 1, 1), y, scale.to(dtype).reshape(n, -1, 1, 1))
+    elif scale is not None:
+        y = y.mul_(scale.to(dtype).reshape(n, -1, 1, 1)) if inplace else y * scale.to(dtype).reshape(n, -1, 1, 1)
+    elif b is not None:
+        y = y.add_(b.to(dtype).reshape(1, -1, 1, 1)) if inplace else y + b.to(dtype).reshape(1, -1, 1, 1)
+    if noise is not None:
+        noise = (noise * g if g != 1 else noise).to(dtype)
+        y = y.add_(noise) if inplace else y + noise
+    if activation == "lrelu":
+        y = torch.nn.functional.leaky_relu_(y, 0.2) if inplace else torch.nn.functional.leaky_relu(y, 0.2)
+    elif activation != "linear":
+        y = ops.bias_act(y, act=activation, gain=1.0)
+    if not fold and gain != 1:
+        y = y * gain
+    if clamp is not None:
+        y = y.clamp_(-clamp, clamp) if inplace else y.clamp(-clamp, clamp)
+    return y
+
+
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 convolution + per-pixel noise + bias + activation (one style input)."""
 
@@ -95,7 +181,6 @@ class SynthesisLayer(nn.Module):
         activation: str = "lrelu",
         resample_filter=(1, 3, 3, 1),
         conv_clamp: float | None = None,
-        channels_last: bool = False,
     ):
         super().__init__()
         self.in_channels = in_channels
@@ -110,9 +195,7 @@ class SynthesisLayer(nn.Module):
         self.padding = kernel_size // 2
         self.act_gain = ops.activation_gain(activation)
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(
-            memory_format=memory_format))
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
         if use_noise:
             self.register_buffer("noise_const", torch.randn([resolution, resolution]))
             self.noise_strength = nn.Parameter(torch.zeros([]))
@@ -125,11 +208,11 @@ class SynthesisLayer(nn.Module):
             noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
-        x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
-                             resample_filter=self.resample_filter, flip_weight=(self.up == 1),
-                             fused_modconv=fused_modconv)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return ops.bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return styled_conv2d(x, self.weight, styles, self.bias, noise=noise, up=self.up, padding=self.padding,
+                             resample_filter=self.resample_filter, flip_weight=(self.up == 1),
+                             fused_modconv=fused_modconv, activation=self.activation, gain=self.act_gain * gain,
+                             clamp=clamp)
 
     def extra_repr(self) -> str:
         return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
@@ -140,22 +223,20 @@ class ToRGBLayer(nn.Module):
     """Modulated (not demodulated) 1x1 convolution to image channels."""
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, kernel_size: int = 1,
-                 conv_clamp: float | None = None, channels_last: bool = False):
+                 conv_clamp: float | None = None):
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.conv_clamp = conv_clamp
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(
-            memory_format=memory_format))
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
 
     def forward(self, x, w, fused_modconv: bool = True):
         styles = self.affine(w) * self.weight_gain
-        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
-        return ops.bias_act(x, self.bias, clamp=self.conv_clamp)
+        return styled_conv2d(x, self.weight, styles, self.bias, demodulate=False, fused_modconv=fused_modconv,
+                             activation="linear", clamp=self.conv_clamp)
 
 
 class SynthesisBlock(nn.Module):
@@ -173,7 +254,6 @@ class SynthesisBlock(nn.Module):
         resample_filter=(1, 3, 3, 1),
         conv_clamp: float | None = None,
         use_fp16: bool = False,
-        fp16_channels_last: bool = False,
         **layer_kwargs,
     ):
         super().__init__()
@@ -186,7 +266,6 @@ class SynthesisBlock(nn.Module):
         self.is_last = is_last
         self.architecture = architecture
         self.use_fp16 = use_fp16
-        self.channels_last = use_fp16 and fp16_channels_last
         self.register_buffer("resample_filter", ops.setup_filter(resample_filter))
         self.num_conv = 0
         self.num_torgb = 0
@@ -194,31 +273,29 @@ class SynthesisBlock(nn.Module):
             self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
         else:
             self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=2,
-                                        resample_filter=resample_filter, conv_clamp=conv_clamp,
-                                        channels_last=self.channels_last, **layer_kwargs)
+                                        resample_filter=resample_filter, conv_clamp=conv_clamp, **layer_kwargs)
             self.num_conv += 1
         self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, conv_clamp=conv_clamp,
-                                    channels_last=self.channels_last, **layer_kwargs)
+                                    **layer_kwargs)
         self.num_conv += 1
         if is_last or architecture == "skip":
-            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp,
-                                    channels_last=self.channels_last)
+            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
             self.num_torgb += 1
         if in_channels != 0 and architecture == "resnet":
             self.skip = Conv2dLayer(in_channels, out_channels, kernel_size=1, bias=False, up=2,
-                                    resample_filter=resample_filter, channels_last=self.channels_last)
+                                    resample_filter=resample_filter)
 
     def forward(self, x, img, ws, force_fp32=False, fused_modconv=None, noise_mode="random",
-                half_dtype=None):
+                half_dtype=None, channels_last=None):
         n = ws.shape[0]
         w_iter = iter(ws.unbind(dim=1))
         device = ws.device if x is None else x.device
         dtype = block_dtype(self.use_fp16, force_fp32, device, half_dtype)
-        memory_format = torch.channels_last if self.channels_last and dtype != torch.float32 else torch.contiguous_format
+        memory_format = memory_format_for(channels_last, device, dtype)
         if fused_modconv is None:
             fused_modconv = n == 1
         if self.in_channels == 0:
-            x = self.const.to(dtype=dtype, memory_format=memory_format).unsqueeze(0).repeat([n, 1, 1, 1])
+            x = self.const.to(dtype).unsqueeze(0).repeat([n, 1, 1, 1]).contiguous(memory_format=memory_format)
             x = self.conv1(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv)
         elif self.architecture == "resnet":
             x = x.to(dtype=dtype, memory_format=memory_format)
@@ -257,7 +334,8 @@ class SynthesisNetwork(nn.Module):
         self.block_resolutions = [2**i for i in range(2, self.img_resolution_log2 + 1)]
         self.channels = {res: min(config.channel_base // res, config.channel_max) for res in self.block_resolutions}
         fp16_resolution = max(2 ** (self.img_resolution_log2 + 1 - config.num_fp16_res), 8)
-        self.half_dtype = None  # set by set_half_dtype(); None = fp32 everywhere
+        self.half_dtype = None      # set by Generator.set_half_dtype(); None = fp32 everywhere
+        self.channels_last = None   # None: automatic (see memory_format_for)
         self.num_ws = 0
         for res in self.block_resolutions:
             in_channels = self.channels[res // 2] if res > 4 else 0
@@ -291,8 +369,8 @@ class SynthesisNetwork(nn.Module):
         for res, cur_ws in zip(self.block_resolutions, self.block_ws(ws)):
             block = getattr(self, f"b{res}")
             x, img = block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,
-                           noise_mode=noise_mode, half_dtype=self.half_dtype)
-        return img
+                           noise_mode=noise_mode, half_dtype=self.half_dtype, channels_last=self.channels_last)
+        return img.contiguous()
 
 
 def check_ws(ws: torch.Tensor, num_ws: int, w_dim: int) -> None:

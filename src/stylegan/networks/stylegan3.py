@@ -18,7 +18,7 @@ from torch import nn
 from . import ops
 from .config import StyleGAN3SynthesisConfig
 from .layers import FullyConnectedLayer
-from .stylegan2 import block_dtype, check_ws
+from .stylegan2 import block_dtype, check_ws, memory_format_for
 
 
 def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float,
@@ -47,6 +47,7 @@ def modulated_conv2d(
     demodulate: bool = True,
     input_gain: torch.Tensor | None = None,  # scalar, applied after demodulation
     fused_modconv: bool = True,
+    bias: torch.Tensor | None = None,      # [O], added to the output (folded into the convolution)
 ) -> torch.Tensor:
     """StyleGAN3's modulated convolution: weights and styles pre-normalised by their RMS, then
     modulate, demodulate, and scale by the input gain (``rsqrt(magnitude_ema)``)."""
@@ -61,18 +62,22 @@ def modulated_conv2d(
         x = torch.nn.functional.conv2d(x, weight.to(x.dtype), padding=padding)
         if demodulate:
             dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
+            if bias is not None:
+                return torch.addcmul(bias.to(x.dtype).reshape(1, -1, 1, 1), x, dcoefs.to(x.dtype).reshape(n, -1, 1, 1))
             x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
-        return x
+        return x + bias.to(x.dtype).reshape(1, -1, 1, 1) if bias is not None else x
     w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)
     if demodulate:
         dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
         w = w * dcoefs.reshape(n, out_ch, 1, 1, 1)
     if input_gain is not None:
         w = w * input_gain
-    x = x.reshape(1, -1, *x.shape[2:])
+    if n > 1:
+        x = x.reshape(1, -1, *x.shape[2:])
     w = w.reshape(-1, in_ch, kh, kw)
-    x = torch.nn.functional.conv2d(x, w.to(x.dtype), padding=padding, groups=n)
-    return x.reshape(n, -1, *x.shape[2:])
+    b = bias.to(x.dtype).repeat(n) if bias is not None else None
+    x = torch.nn.functional.conv2d(x, w.to(x.dtype), bias=b, padding=padding, groups=n)
+    return x.reshape(n, -1, *x.shape[2:]) if n > 1 else x
 
 
 class SynthesisInput(nn.Module):
@@ -122,7 +127,7 @@ class SynthesisInput(nn.Module):
              + phases[:, None, None, :])
         x = torch.sin(x * (2 * math.pi)) * amplitudes[:, None, None, :]
         x = x @ (self.weight / math.sqrt(self.channels)).t()
-        return x.permute(0, 3, 1, 2).contiguous()
+        return x.permute(0, 3, 1, 2)  # [N, C, H, W] view of NHWC memory (channels-last)
 
     def extra_repr(self) -> str:
         return (f"w_dim={self.w_dim}, channels={self.channels}, size={list(self.size)}, "
@@ -213,10 +218,11 @@ class SynthesisLayer(nn.Module):
         if fused_modconv is None:
             fused_modconv = x.shape[0] == 1
         x = modulated_conv2d(x.to(dtype), self.weight, styles, padding=self.conv_kernel - 1,
-                             demodulate=(not self.is_torgb), input_gain=input_gain, fused_modconv=fused_modconv)
+                             demodulate=(not self.is_torgb), input_gain=input_gain, fused_modconv=fused_modconv,
+                             bias=self.bias)  # the filtered lrelu's bias, added before its upsampling
         gain = 1 if self.is_torgb else math.sqrt(2)
         slope = 1 if self.is_torgb else 0.2
-        return ops.filtered_lrelu(x, self.up_filter, self.down_filter, self.bias.to(x.dtype),
+        return ops.filtered_lrelu(x, self.up_filter, self.down_filter, None,
                                   up=self.up_factor, down=self.down_factor, padding=self.padding,
                                   gain=gain, slope=slope, clamp=self.conv_clamp)
 
@@ -259,7 +265,8 @@ class SynthesisNetwork(nn.Module):
         self.margin_size = config.margin_size
         self.output_scale = config.output_scale
         self.num_fp16_res = config.num_fp16_res
-        self.half_dtype = None  # set by set_half_dtype(); None = fp32 everywhere
+        self.half_dtype = None      # set by Generator.set_half_dtype(); None = fp32 everywhere
+        self.channels_last = None   # None: automatic (see stylegan2.memory_format_for)
         s = layer_schedule(img_resolution, img_channels, config)
         self.input = SynthesisInput(w_dim=w_dim, channels=int(s["channels"][0]), size=int(s["sizes"][0]),
                                     sampling_rate=s["sampling_rates"][0], bandwidth=s["cutoffs"][0])
@@ -289,9 +296,11 @@ class SynthesisNetwork(nn.Module):
         check_ws(ws, self.num_ws, self.w_dim)
         ws = ws.to(torch.float32).unbind(dim=1)
         x = self.input(ws[0])
+        fmt = memory_format_for(self.channels_last, x.device, self.half_dtype or torch.float32)
+        x = x.contiguous(memory_format=fmt)
         for name, w in zip(self.layer_names, ws[1:]):
             x = getattr(self, name)(x, w, force_fp32=force_fp32, update_emas=update_emas,
                                     fused_modconv=fused_modconv, half_dtype=self.half_dtype)
         if self.output_scale != 1:
             x = x * self.output_scale
-        return x.to(torch.float32)
+        return x.to(torch.float32).contiguous()
