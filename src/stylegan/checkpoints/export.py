@@ -173,7 +173,7 @@ def _quiet():
             warnings.simplefilter("ignore")
             yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
 
 
@@ -213,7 +213,7 @@ def _verify(module: ExportedGenerator, path: str, format: str, dynamic_batch: bo
     inputs = module.example_inputs(batch=3 if dynamic_batch else 2, seed=1)
     with torch.no_grad():
         ours = module(*inputs).numpy()
-    theirs = run_exported(path, format, dict(zip(module.input_names(), inputs)))
+    theirs = run_exported(path, format, dict(zip(module.input_names(), inputs, strict=True)))
     if theirs.shape != ours.shape:
         raise CheckpointError(f"the exported {format} model returned shape {theirs.shape}, expected {ours.shape}")
     return float(np.abs(theirs - ours).max())
@@ -226,10 +226,13 @@ def run_exported(path: str | os.PathLike, format: str, inputs: dict[str, torch.T
         try:
             import onnxruntime as ort
         except ImportError:
-            raise CheckpointError("verifying an ONNX export needs onnxruntime: pip install 'stylegan[export]'") from None
+            raise CheckpointError("verifying an ONNX export needs onnxruntime: "
+                                  "pip install 'stylegan[export]'") from None
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         expected = [i.name for i in session.get_inputs()]
         return session.run(None, {k: arrays[k] for k in expected})[0]
-    model = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)      # torch >= 2.9 deprecates TorchScript
+        model = torch.jit.load(str(path), map_location="cpu")
     with torch.no_grad():
         return model(*(torch.from_numpy(a) for a in arrays.values())).numpy()

@@ -262,7 +262,8 @@ def _sg2_generator(net: TFNetworkRecord, what: str) -> Generator:
     v.ignore_lod()
     if v.has("mapping/LabelConcat/weight"):
         raise CheckpointError(f"{what}: conditional StyleGAN2-TF generator (LabelConcat: labels concatenated to z "
-                              f"before normalisation) cannot be converted; only StyleGAN2-ADA's LabelEmbed is supported")
+                              f"before normalisation) cannot be converted; only StyleGAN2-ADA's LabelEmbed "
+                              f"is supported")
     n_map = _mapping_layers(v, "mapping/Dense")
     if n_map == 0:
         raise CheckpointError(f"{what}: the mapping network has no Dense layers")
