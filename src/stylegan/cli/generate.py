@@ -1,4 +1,4 @@
-"""``stylegan generate``: images by seed, as NVIDIA's gen_images.py writes them."""
+"""``stylegan generate``: images by seed (as NVIDIA's gen_images.py writes them) or from saved latents."""
 
 from __future__ import annotations
 
@@ -14,37 +14,90 @@ from .common import (device_option, echo_done, ensure_outdir, load_G, network_op
 @network_option
 @click.option("--seeds", default=None, help="Seeds: '0-9,12' (ranges inclusive).")
 @click.option("--random", "random_count", type=int, default=None, help="N random seeds instead of --seeds.")
-@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True, help="Truncation psi.")
+@click.option("--ws", "--projected-w", "ws_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Render the latents in this .npz file (--save-ws output, a projection, `stylegan latent` "
+                   "results) instead of seeds. Repeatable.")
+@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
+              help="Truncation psi (seeds only).")
 @click.option("--trunc-cutoff", "truncation_cutoff", type=int, default=None,
               help="Truncate only the first N layers (default: all).")
 @click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional models).")
-@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True,
+              help="'random' noise is seeded by each image's seed, so files stay reproducible.")
 @click.option("--translate", default=None, metavar="X,Y", help="StyleGAN3: translate the image.")
 @click.option("--rotate", type=float, default=0.0, help="StyleGAN3: rotate the image (degrees).")
-@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--grid", "grid_spec", default=None, metavar="RxC",
+              help="Write all images as one grid.png of R rows and C columns instead of one file each.")
+@click.option("--save-ws", is_flag=True, help="Also write each image's latents: seed0042.npz beside seed0042.png.")
+@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Images per forward pass.")
 @device_option
 @precision_options
 @outdir_option
 @pass_errors
-def generate(network, seeds, random_count, truncation_psi, truncation_cutoff, class_idx, noise_mode, translate,
-             rotate, batch_size, device, precision, outdir: Path):
-    """Generate one PNG per seed: OUTDIR/seed0000.png, ..."""
-    from ..latent.sampling import check_truncation, generate_images
-    from ..latent.seeds import class_labels, parse_seeds, random_seeds
-    from ..render.images import save_image
-    from ..errors import UserInputError
+def generate(network, seeds, random_count, ws_files, truncation_psi, truncation_cutoff, class_idx, noise_mode,
+             translate, rotate, grid_spec, save_ws, batch_size, device, precision, outdir: Path):
+    """Generate one PNG per seed (OUTDIR/seed0042.png) or per saved latent (OUTDIR/<file>.png).
 
-    if (seeds is None) == (random_count is None):
-        raise UserInputError("give either --seeds (e.g. 0-9) or --random N")
-    seed_list = parse_seeds(seeds) if seeds is not None else random_seeds(random_count)
+    \b
+    Examples:
+      stylegan generate --network ffhq.pkl --seeds 0-7 --trunc 0.7 --outdir out
+      stylegan generate --network ffhq.pkl --random 16 --grid 4x4 --outdir out
+      stylegan generate --network ffhq.pkl --ws out/projected_w.npz --outdir out
+    """
+    from ..api import generate_images
+    from ..errors import UserInputError
+    from ..latent.io import load_ws
+    from ..latent.io import save_ws as write_ws
+    from ..latent.sampling import check_truncation, has_transform
+    from ..latent.seeds import class_labels, parse_seeds, random_seeds, z_from_seed
+    from ..render.images import make_grid, parse_grid, save_image
+
+    given = [x is not None for x in (seeds, random_count)] + [bool(ws_files)]
+    if sum(given) != 1:
+        raise UserInputError("give exactly one of --seeds (e.g. 0-9), --random N or --ws FILE")
+    if seeds is not None:
+        seed_list = parse_seeds(seeds)
+    elif random_count is not None:
+        seed_list = random_seeds(random_count)
+    else:
+        seed_list = None
+    if save_ws and ws_files:
+        raise UserInputError("--save-ws saves the latents of seeds; with --ws they are already in the files")
+    grid = parse_grid(grid_spec) if grid_spec else None
+    if grid and seed_list is not None and len(seed_list) > grid[0] * grid[1]:
+        raise UserInputError(f"a {grid[0]}x{grid[1]} grid holds {grid[0] * grid[1]} images, "
+                             f"got {len(seed_list)} seeds")
     tx_ty = parse_pair(translate, "translate")
-    G, dev, _ = load_G(network, device, precision)
+    G, _, _ = load_G(network, device, precision)
     check_truncation(G, truncation_psi, truncation_cutoff)
-    class_labels(G.c_dim, class_idx, 1)  # validate before any work
+    class_labels(G.c_dim, class_idx, 1, required=seed_list is not None)
+    if (tx_ty != (0, 0) or rotate != 0) and not has_transform(G):
+        raise UserInputError("--translate/--rotate need a StyleGAN3 model (this one has no input transform)")
+    count = len(seed_list) if seed_list is not None else 0
+    for path in ws_files:
+        count += len(load_ws(path, G.num_ws, G.w_dim))   # fail on a bad file before any output exists
+    if grid and count > grid[0] * grid[1]:
+        raise UserInputError(f"a {grid[0]}x{grid[1]} grid holds {grid[0] * grid[1]} images, got {count}")
     ensure_outdir(outdir)
-    result = generate_images(G, seed_list, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+    if random_count is not None:
+        echo_done("random seeds: " + ",".join(str(s) for s in seed_list))
+    result = generate_images(G, seed_list, ws=[str(p) for p in ws_files] if ws_files else None,
+                             truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                              class_idx=class_idx, noise_mode=noise_mode, translate=tx_ty, rotate=rotate,
                              batch_size=batch_size, show_progress=True)
-    for seed, img in zip(result.seeds, result.images):
-        save_image(img, outdir / f"seed{seed:04d}.png")
-    echo_done(f"wrote {len(result.seeds)} image(s) to {outdir}")
+    if grid:
+        save_image(make_grid(result.arrays, *grid), outdir / "grid.png")
+    else:
+        result.save(outdir)
+    if save_ws:
+        for i, name in enumerate(result.names):
+            seed = result.seeds[i]
+            extra = {"seeds": [seed], "psi": truncation_psi} if seed is not None else {}
+            if seed is not None:
+                extra["z"] = z_from_seed(seed, G.z_dim)[None].astype("float32")
+            if class_idx is not None:
+                extra["c"] = [[float(k == class_idx) for k in range(G.c_dim)]]
+            write_ws(outdir / f"{name}.npz", result.ws[i:i + 1], **extra)
+    what = "grid.png" if grid else f"{len(result)} image(s)"
+    echo_done(f"wrote {what}{' and latents' if save_ws else ''} to {outdir}")

@@ -1,0 +1,83 @@
+"""``stylegan mix``: the style-mixing grid of the StyleGAN paper, as NVIDIA's style_mixing.py writes it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import (device_option, echo_done, ensure_outdir, load_G, network_option, outdir_option,
+                     pass_errors, precision_options)
+
+
+@click.command()
+@network_option
+@click.option("--rows", required=True, metavar="SEEDS|FILE.npz",
+              help="Row latents (source A: every layer but --styles): seeds '85,100,75' and/or .npz files.")
+@click.option("--cols", required=True, metavar="SEEDS|FILE.npz",
+              help="Column latents (source B: the --styles layers): seeds '55,821' and/or .npz files.")
+@click.option("--styles", default="coarse", show_default=True, metavar="LAYERS",
+              help="Layers taken from the column latent: coarse (4²-8²), middle (16²-32²), fine (64²-full), "
+                   "combinations (coarse,fine), all, or ws indices/ranges (0-6, 8-).")
+@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
+              help="Truncation psi (seeds only).")
+@click.option("--trunc-cutoff", "truncation_cutoff", type=int, default=None,
+              help="Truncate only the first N layers (default: all).")
+@click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional models).")
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
+@click.option("--grid-only", is_flag=True, help="Write only grid.png, not the single images.")
+@click.option("--save-ws", is_flag=True, help="Also write the mixed latents: ROW-COL.npz beside ROW-COL.png.")
+@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True)
+@device_option
+@precision_options
+@outdir_option
+@pass_errors
+def mix(network, rows, cols, styles, truncation_psi, truncation_cutoff, class_idx, noise_mode, grid_only, save_ws,
+        batch_size, device, precision, outdir: Path):
+    """Mix styles: image ROW-COL takes the --styles layers from COL and every other layer from ROW.
+
+    Writes grid.png (top-left blank, first row = column images, first column = row images),
+    ROW-COL.png for every pair and S-S.png for every unmixed latent, as NVIDIA's style_mixing.py.
+
+    \b
+    Examples:
+      stylegan mix --network ffhq.pkl --rows 85,100,75 --cols 55,821,1789 --styles coarse --outdir mix
+      stylegan mix --network ffhq.pkl --rows me.npz --cols 0-5 --styles fine --outdir mix
+    """
+    from ..latent.io import save_ws as write_ws
+    from ..latent.mixing import layer_resolutions, parse_layers, style_mix
+    from ..latent.sampling import check_truncation
+    from ..latent.sources import parse_latents
+    from ..render.images import save_image
+
+    G, _, _ = load_G(network, device, precision)
+    check_truncation(G, truncation_psi, truncation_cutoff)
+    layers = parse_layers(styles, G)
+    row = parse_latents(G, rows, truncation_psi, truncation_cutoff, class_idx)
+    col = parse_latents(G, cols, truncation_psi, truncation_cutoff, class_idx)
+    ensure_outdir(outdir)
+    res = style_mix(G, row.ws, col.ws, layers, row.labels, col.labels, noise_mode=noise_mode,
+                    batch_size=batch_size, show_progress=True)
+    count = 0
+    if not grid_only:
+        for name, img in res.items():
+            save_image(img, outdir / f"{name}.png")
+            count += 1
+    if save_ws:
+        for r, rl in enumerate(res.row_labels):
+            for c, cl in enumerate(res.col_labels):
+                write_ws(outdir / f"{rl}-{cl}.npz", res.mixed_ws[r, c][None], labels=[f"{rl}-{cl}"])
+    save_image(res.grid, outdir / "grid.png")
+    res_of = layer_resolutions(G)
+    echo_done(f"styles {styles} = ws {_ranges(layers)} ({res_of[layers[0]]}²-{res_of[layers[-1]]}²) from the "
+              f"columns; wrote {'grid.png' if grid_only else f'grid.png and {count} images'} to {outdir}")
+
+
+def _ranges(idx: list[int]) -> str:
+    """[0, 1, 2, 3, 8] -> '0-3,8'."""
+    out, start = [], idx[0]
+    for a, b in zip(idx, idx[1:] + [None]):
+        if b != a + 1:
+            out.append(f"{start}-{a}" if a != start else str(a))
+            start = b
+    return ",".join(out)
