@@ -54,6 +54,12 @@ def save_ws(path: str | os.PathLike, ws, **extra) -> Path:
 def _open_npz(path) -> dict:
     path = Path(path)
     try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                raise UserInputError(f"{path} is not an .npz file (expected a zip archive of numpy arrays)")
+    except OSError:
+        pass  # reported below with the same wording as numpy's own errors
+    try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except FileNotFoundError:
