@@ -76,11 +76,18 @@ def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
 
 
 def all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
-    """Sum the gradients of ``params`` over processes, as one flat tensor (missing grads count as 0)."""
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1) or not params:
+    """Sum the gradients of ``params`` over processes as one flat tensor.
+
+    Only parameters that have a gradient take part (which ones do is decided by the phase, so it is
+    the same set in every process); the others stay ``None`` and the optimiser skips them, exactly
+    as in a single process.
+    """
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.flatten() for g in grads])
+    params = [p for p in params if p.grad is not None]
+    if not params:
+        return
+    flat = torch.cat([p.grad.flatten() for p in params])
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     offset = 0
     for p in params:

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import os
+import random
 import re
 import signal
 import sys
@@ -275,12 +276,13 @@ def training_loop(
     rounds = opts.batch // (batch_gpu * world)
     num_micro = rounds * world
     group = min(opts.mbstd_group, batch_gpu)
-    for n in (batch_gpu, max(batch_gpu // opts.pl_batch_shrink, 1)):
-        if n % group:
-            raise UserInputError(f"the per-process batch {n} must be divisible by --mbstd-group {group}")
+    if batch_gpu % group:
+        raise UserInputError(f"the per-process batch {batch_gpu} must be divisible by --mbstd-group {group}")
 
     # ---- networks ------------------------------------------------------------------------------------
     torch.manual_seed(opts.seed)
+    np.random.seed((opts.seed * world + info.rank) % 2**32)   # for user code and libraries; the loop
+    random.seed(opts.seed * world + info.rank)                # itself draws from per-step seeded RNGs
     if state is not None:
         from ..networks import DiscriminatorConfig, GeneratorConfig
         g_cfg = GeneratorConfig.from_dict(state.header["g_config"])
@@ -437,6 +439,12 @@ def training_loop(
                 phase.module.requires_grad_(True)
                 for rnd in range(rounds):
                     k = rnd * world + info.rank                      # global micro-batch index
+                    # Each micro-batch's gradient is computed alone and then added, the same sums in
+                    # the same order as the all-reduce over processes does (results independent of split).
+                    stash = [p.grad for p in params] if rounds > 1 else None
+                    if stash is not None:
+                        for p in params:
+                            p.grad = None
                     torch.manual_seed(_derive_seed(opts.seed, c["batch_idx"], phase_idx, k))
                     idx = sample_indices(opts.seed, c["cur_nimg"] + k * batch_gpu, batch_gpu, len(dataset))
                     real_img, real_c = dataset.get_batch(idx, dev)
@@ -444,6 +452,10 @@ def training_loop(
                     gen_c = torch.from_numpy(dataset.get_labels(torch.randint(len(dataset), [batch_gpu]).numpy()))
                     loss.accumulate_gradients(phase.name, real_img, real_c, gen_z, gen_c.to(dev),
                                               gain=phase.interval / num_micro, cur_nimg=c["cur_nimg"], stats=stats)
+                    if stash is not None:
+                        for p, g in zip(params, stash):
+                            if g is not None:
+                                p.grad = g if p.grad is None else g + p.grad
                 phase.module.requires_grad_(False)
                 distributed.all_reduce_grads(params)
                 for p in params:
@@ -453,7 +465,7 @@ def training_loop(
                 phase.opt.zero_grad(set_to_none=True)
 
             # Global statistics of the step (one all-reduce): G's buffers, PL mean, ADA signs, stop flag.
-            packed = torch.cat([loss.tracker.packed().to(torch.float64),
+            packed = torch.cat([loss.tracker.packed(),
                                 torch.stack([loss.pl_sum.to(torch.float64),
                                              torch.tensor(float(loss.pl_count), dtype=torch.float64, device=dev),
                                              loss.ada_sum.to(torch.float64),
@@ -462,8 +474,8 @@ def training_loop(
                                                           device=dev)])])
             distributed.all_reduce_sum(packed)
             tail = packed[-5:]
-            loss.tracker.apply(packed[:-5].to(torch.float32))
-            loss.update_pl_mean(tail[0].to(torch.float32), int(tail[1].item()))
+            loss.tracker.apply(packed[:-5])
+            loss.update_pl_mean(tail[0], int(tail[1].item()))
             ada_acc += tail[2:4]
             stop_requested = bool(tail[4].item() > 0)
 
@@ -563,6 +575,8 @@ def training_loop(
     result.cur_nimg = c["cur_nimg"]
     if main and not result.stopped_early:
         log(f"done: {c['cur_nimg'] / 1000:.3f} kimg in {_fmt_time(c['total_time'])}; results in {run_dir}")
+    if info.enabled:
+        distributed.shutdown()
     return result
 
 

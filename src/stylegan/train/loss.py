@@ -108,7 +108,7 @@ class StyleGAN2Loss:
             (pl_grads,) = torch.autograd.grad(outputs=[(gen_img * pl_noise).sum()], inputs=[gen_ws],
                                               create_graph=True)
             pl_lengths = pl_grads.square().sum(2).mean(1).sqrt()
-            self.pl_sum += pl_lengths.detach().sum()
+            self.pl_sum += pl_lengths.detach().sum().to(torch.float64)
             self.pl_count += pl_lengths.shape[0]
             pl_penalty = (pl_lengths - self.pl_mean).square()
             stats.report("Loss/pl_penalty", pl_penalty)
@@ -151,16 +151,16 @@ class StyleGAN2Loss:
     # ---- per-step accumulators (summed over micro-batches and processes by the loop) ---------------
     def begin_step(self) -> None:
         dev = self.pl_mean.device
-        self.pl_sum = torch.zeros([], device=dev)
+        self.pl_sum = torch.zeros([], device=dev, dtype=torch.float64)
         self.pl_count = 0
-        self.ada_sum = torch.zeros([], device=dev)
+        self.ada_sum = torch.zeros([], device=dev, dtype=torch.float64)
         self.ada_count = 0
         self.tracker.reset()
 
     def update_pl_mean(self, pl_sum: torch.Tensor, pl_count: int) -> None:
         """One EMA update of the path-length mean from the step's global mean length."""
         if pl_count > 0:
-            self.pl_mean.copy_(self.pl_mean.lerp(pl_sum / pl_count, self.pl_decay))
+            self.pl_mean.copy_(self.pl_mean.lerp((pl_sum / pl_count).to(self.pl_mean.dtype), self.pl_decay))
 
 
 class BufferTracker:
@@ -180,13 +180,13 @@ class BufferTracker:
 
     def reset(self) -> None:
         dev = next(self.G.parameters()).device
-        self.w_sum = torch.zeros([self.G.w_dim], device=dev)
+        self.w_sum = torch.zeros([self.G.w_dim], device=dev, dtype=torch.float64)
         self.w_count = 0
-        self.mag_sum = torch.zeros([len(self.layers)], device=dev)
+        self.mag_sum = torch.zeros([len(self.layers)], device=dev, dtype=torch.float64)
         self.mag_count = 0
 
     def record_w(self, w: torch.Tensor) -> None:
-        self.w_sum += w.detach().to(torch.float32).sum(dim=0)
+        self.w_sum += w.detach().to(torch.float32).sum(dim=0).to(torch.float64)
         self.w_count += w.shape[0]
 
     @contextlib.contextmanager
@@ -208,20 +208,21 @@ class BufferTracker:
             for h in handles:
                 h.remove()
         if all(v is not None for v in values):
-            self.mag_sum += torch.stack(values)
+            self.mag_sum += torch.stack(values).to(torch.float64)
             self.mag_count += 1
 
     def packed(self) -> torch.Tensor:
         """One tensor for a single all-reduce: [w_sum, w_count, mag_sum, mag_count]."""
         dev = self.w_sum.device
-        return torch.cat([self.w_sum, torch.tensor([float(self.w_count)], device=dev), self.mag_sum,
-                          torch.tensor([float(self.mag_count)], device=dev)])
+        return torch.cat([self.w_sum, torch.tensor([float(self.w_count)], device=dev, dtype=torch.float64),
+                          self.mag_sum, torch.tensor([float(self.mag_count)], device=dev, dtype=torch.float64)])
 
     @torch.no_grad()
     def apply(self, packed: torch.Tensor) -> None:
         w_dim = self.G.w_dim
         w_sum, w_count = packed[:w_dim], float(packed[w_dim])
         mag_sum, mag_count = packed[w_dim + 1:-1], float(packed[-1])
+        w_sum, mag_sum = w_sum.to(torch.float32), mag_sum.to(torch.float32)
         mapping = self.G.mapping
         if w_count > 0 and hasattr(mapping, "w_avg") and mapping.w_avg_beta is not None:
             mapping.w_avg.copy_((w_sum / w_count).lerp(mapping.w_avg, mapping.w_avg_beta))
