@@ -66,6 +66,7 @@ def test_convert_refuses_an_option_it_cannot_honour(tmp_path, capsys):
 
 def test_export_onnx_from_a_tf_pickle(sg1_pickle, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
     pkl, Gs = sg1_pickle
     code, _, err = run(["export", "--network", pkl, "--format", "onnx", "--trunc", "0.7", "--out",
                         tmp_path / "sg1.onnx"], capsys)

@@ -59,12 +59,6 @@ def channels_at(res: int, channel_base: int, channel_max: int) -> int:
     return min(channel_base // res, channel_max)
 
 
-def instance_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Normalise each feature map to zero mean and unit variance (over H, W)."""
-    x = x - x.mean(dim=[2, 3], keepdim=True)
-    return x * (x.square().mean(dim=[2, 3], keepdim=True) + eps).rsqrt()
-
-
 def blur(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """'Same'-padded depthwise FIR filter (StyleGAN1's ``blur2d``; the filter is symmetric)."""
     return ops.filter2d(x, f)
@@ -148,12 +142,12 @@ class SynthesisLayer(nn.Module):
                 noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device)
             else:
                 noise = self.noise_const.reshape(1, 1, self.resolution, self.resolution)
-            x = x + noise * self.noise_strength.reshape(1, -1, 1, 1)
+            x = torch.addcmul(x, noise, self.noise_strength.reshape(1, -1, 1, 1))
         x = F.leaky_relu(x + self.bias.reshape(1, -1, 1, 1), LRELU_SLOPE)
-        x = instance_norm(x)
+        x = F.instance_norm(x, eps=1e-8)                       # (x - mean) / sqrt(var + 1e-8) over H, W
         style = self.affine(w)
         scale, shift = style[:, :self.out_channels], style[:, self.out_channels:]
-        return x * scale.reshape(*scale.shape, 1, 1) + shift.reshape(*shift.shape, 1, 1)
+        return torch.addcmul(shift.reshape(*shift.shape, 1, 1), x, scale.reshape(*scale.shape, 1, 1))
 
     def extra_repr(self) -> str:
         return f"kind={self.kind}, out_channels={self.out_channels}, resolution={self.resolution}"
