@@ -34,6 +34,7 @@ def test_convert_stylegan1_pickle_and_describe_it(sg1_pickle, tmp_path, capsys):
     assert code == 0 and "wrote" in err
     code, out, _ = run(["info", tmp_path / "sg1.safetensors"], capsys)
     assert code == 0 and "architecture:  stylegan1" in out and "num_ws:        6" in out
+    assert "truncation psi 0.7 on the first 8 layers" in out
     G = load_network(tmp_path / "sg1.safetensors").G_ema
     z = np.random.RandomState(0).standard_normal((2, 8))
     with torch.no_grad():

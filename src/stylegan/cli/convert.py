@@ -70,6 +70,12 @@ def describe(ckpt) -> list[str]:
         tsk = ckpt.training_set_kwargs
         lines.append(f"trained on:    {tsk.get('path', '?')} (resolution {tsk.get('resolution', '?')}, "
                      f"labels {bool(tsk.get('use_labels'))}, xflip {bool(tsk.get('xflip'))})")
+    tf = ckpt.metadata.get("tensorflow") or {}
+    if tf.get("truncation_psi") is not None:
+        cutoff = tf.get("truncation_cutoff")
+        lines.append(f"TF default:    truncation psi {tf['truncation_psi']:g}"
+                     + (f" on the first {cutoff} layers" if cutoff else "")
+                     + " (pass --trunc/--trunc-cutoff to reproduce)")
     for key in ("kimg", "description", "license"):
         if key in ckpt.metadata:
             lines.append(f"{key + ':':<15}{ckpt.metadata[key]}")
