@@ -1,0 +1,135 @@
+"""The training loop end to end, in-process: run-folder files, snapshots other commands load,
+transfer learning with frozen layers, StyleGAN3 configs, resume rules, graceful stop."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stylegan.checkpoints import load_network, save_network
+from stylegan.cli.main import main
+from stylegan.train.checkpoint import list_states
+from support.models import make_tiny_checkpoint
+from support.training import TINY, cli_env, stylegan_cmd
+
+
+def stylegan(*args):
+    with pytest.raises(SystemExit) as exc:
+        main(["-q", *args])
+    return exc.value.code
+
+
+def only_run(outdir):
+    (run,) = [p for p in outdir.iterdir() if p.is_dir()]
+    return run
+
+
+def test_a_run_folder_has_logs_stats_grids_and_loadable_snapshots(blobs_dataset, tmp_path, capsys):
+    code = stylegan("train", "--data", str(blobs_dataset), "--outdir", str(tmp_path), *TINY, "--batch", "8",
+                    "--kimg", "0.048", "--tick", "0.016", "--snap", "2", "--grid", "2x3", "--mirror")
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "tick 0 " in out and "sec/kimg" in out and "augment" in out and "cpumem" in out
+    run = only_run(tmp_path)
+    assert run.name == "00000-stylegan2-blobs-gpus1-batch8-gamma0.1"
+    log_lines = (run / "log.txt").read_text().splitlines()
+    assert sum(line.startswith("tick ") for line in log_lines) == 4
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert len(stats) == 4 and stats[-1]["Progress/kimg"]["mean"] == 0.048
+    assert {"Loss/G/loss", "Loss/D/loss", "Loss/r1_penalty", "Loss/pl_penalty", "Timing/sec_per_kimg"} <= set().union(
+        *stats)
+    options = json.loads((run / "training_options.json").read_text())
+    assert options["options"]["mirror"] and options["dataset"]["num_images"] == 128
+    for name in ("reals.png", "fakes_init.png", "fakes000000.png"):
+        assert Image.open(run / name).size == (3 * 16, 2 * 16)
+    ckpt = load_network(run / "network-snapshot-000000.safetensors")
+    assert ckpt.metadata["kimg"] == 0.048 and ckpt.augment["preset"] == "bgc" and "p" in ckpt.augment
+    assert ckpt.training_set_kwargs["xflip"] is True and ckpt.G_ema.img_resolution == 16
+    assert [p.name for p in list_states(run)] == ["training-state-000000048.safetensors",   # end
+                                                  "training-state-000000040.safetensors",   # tick 2
+                                                  "training-state-000000008.safetensors"]   # tick 0
+    pytest.importorskip("tensorboard")
+    assert list(run.glob("events.out.tfevents.*"))
+
+
+def test_resume_latest_continues_and_refuses_changed_hyperparameters(blobs_dataset, tmp_path, capsys):
+    args = ["train", "--data", str(blobs_dataset), "--outdir", str(tmp_path), *TINY, "--batch", "8", "--tick",
+            "0.016", "--snap", "1", "--grid", "1x1"]
+    assert stylegan(*args, "--kimg", "0.016") == 0
+    capsys.readouterr()
+    assert stylegan(*args, "--kimg", "0.032", "--resume", "latest") == 0
+    out = capsys.readouterr().out
+    assert "resuming 00000-" in out and "kimg 0.032" in out
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 1
+    assert stylegan(*args, "--kimg", "0.048", "--resume", "latest", "--gamma", "5") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--gamma 5.0 (run: 0.1)" in err and err.count("\n") == 1
+
+
+def test_transfer_learning_adopts_the_source_architecture_and_freezes_d_layers(blobs_dataset, tmp_path):
+    src = make_tiny_checkpoint("stylegan2", resolution=16, channels=16, seed=4)
+    src_path = save_network(src, tmp_path / "source.safetensors")
+    out = tmp_path / "runs"
+    assert stylegan("train", "--data", str(blobs_dataset), "--outdir", str(out), "--resume", str(src_path),
+                    "--freezed", "4", "--batch", "8", "--gamma", "0.1", "--kimg", "0.032", "--tick", "0.016",
+                    "--snap", "1", "--grid", "1x1") == 0
+    run = only_run(out)
+    assert "transfer: G: copied" in (run / "log.txt").read_text()
+    new = load_network(run / "network-snapshot-000000.safetensors")
+    assert new.G.config == src.G.config.replace(synthesis=new.G.config.synthesis)     # same sizes as the source
+    assert new.G.z_dim == 32 and new.G.config.mapping.num_layers == 2
+    d_old, d_new = src.D.state_dict(), new.D.state_dict()
+    for name in ("b16.fromrgb.weight", "b16.conv0.weight", "b16.conv1.weight", "b16.skip.weight"):
+        assert torch.equal(d_old[name], d_new[name]), f"frozen layer {name} changed"
+    assert not torch.equal(d_old["b8.conv0.weight"], d_new["b8.conv0.weight"])
+    assert not torch.equal(src.G.state_dict()["synthesis.b16.conv1.weight"],
+                           new.G.state_dict()["synthesis.b16.conv1.weight"])
+    options = json.loads((run / "training_options.json").read_text())["options"]
+    assert options["ada_kimg"] == 100 and options["resume_from"] == str(src_path)
+
+
+@pytest.mark.parametrize("cfg", ["stylegan3-t", "stylegan3-r"])
+def test_stylegan3_configs_train_and_track_magnitudes(blobs_dataset, tmp_path, cfg):
+    assert stylegan("train", "--data", str(blobs_dataset), "--outdir", str(tmp_path), "--cfg", cfg, "--cbase", "512",
+                    "--cmax", "16", "--z-dim", "16", "--w-dim", "16", "--batch", "4", "--gamma", "0.5",
+                    "--kimg", "0.008", "--tick", "0.004", "--snap", "1", "--grid", "1x1") == 0
+    ckpt = load_network(only_run(tmp_path) / "network-snapshot-000000.safetensors")
+    G = ckpt.G_ema
+    assert G.config.variant == cfg and G.config.mapping.num_layers == 2
+    mags = [float(getattr(G.synthesis, n).magnitude_ema) for n in G.synthesis.layer_names]
+    assert all(np.isfinite(mags)) and all(m != 1.0 for m in mags)       # tracked from the global batch
+    assert torch.equal(G.mapping.w_avg, ckpt.G.mapping.w_avg) and G.mapping.w_avg.abs().sum() > 0
+    assert np.isclose(G.config.synthesis.magnitude_ema_beta, 0.5 ** (4 / 20000))
+
+
+def test_sigterm_saves_a_training_state_and_exits_cleanly(blobs_dataset, tmp_path):
+    args = ["train", "--data", str(blobs_dataset), "--outdir", str(tmp_path), *TINY, "--batch", "8", "--kimg", "100",
+            "--tick", "0.016", "--snap", "1000", "--grid", "1x1"]
+    proc = subprocess.Popen(stylegan_cmd(*args), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path.exists() and any(tmp_path.glob("*/stats.jsonl"))):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "continue with --resume latest" in out
+    states = list_states(only_run(tmp_path))
+    assert len(states) == 2 and int(states[0].name[15:24]) > 8     # tick 0 plus the one written on SIGTERM
+
+
+def test_dataset_errors_are_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert stylegan("train", "--data", str(tmp_path / "empty"), "--outdir", str(tmp_path / "o")) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "contains no images" in err
+    assert stylegan("train", "--outdir", str(tmp_path / "o"), "--batch", "6", "--batch-gpu", "4") == 1
+    assert "multiple of --batch-gpu" in capsys.readouterr().err
