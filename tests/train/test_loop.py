@@ -1,5 +1,6 @@
 """The training loop end to end, in-process: run-folder files, snapshots other commands load,
-transfer learning with frozen layers, StyleGAN3 configs, resume rules, graceful stop."""
+transfer learning with frozen layers, StyleGAN3 configs with a metric during training, resume
+rules, graceful stop."""
 
 from __future__ import annotations
 
@@ -99,8 +100,13 @@ def test_transfer_learning_adopts_the_source_architecture_and_freezes_d_layers(b
 def test_stylegan3_configs_train_and_track_magnitudes(blobs_dataset, tmp_path, cfg):
     assert stylegan("train", "--data", str(blobs_dataset), "--outdir", str(tmp_path), "--cfg", cfg, "--cbase", "512",
                     "--cmax", "16", "--z-dim", "16", "--w-dim", "16", "--batch", "4", "--gamma", "0.5",
-                    "--kimg", "0.008", "--tick", "0.004", "--snap", "1", "--grid", "1x1") == 0
-    ckpt = load_network(only_run(tmp_path) / "network-snapshot-000000.safetensors")
+                    "--kimg", "0.008", "--tick", "0.004", "--snap", "1", "--grid", "1x1",
+                    "--metrics", "eqt8_int") == 0
+    run = only_run(tmp_path)
+    records = [json.loads(line) for line in (run / "metric-eqt8_int.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and records[0]["snapshot_pkl"] == "network-snapshot-000000.safetensors"
+    assert records[0]["results"]["eqt8_int"] > 10          # a PSNR in dB, from the metrics module
+    ckpt = load_network(run / "network-snapshot-000000.safetensors")
     G = ckpt.G_ema
     assert G.config.variant == cfg and G.config.mapping.num_layers == 2
     mags = [float(getattr(G.synthesis, n).magnitude_ema) for n in G.synthesis.layer_names]

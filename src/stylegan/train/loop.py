@@ -640,36 +640,25 @@ def _tensorboard(run_dir: Path | None):
 
 
 def _metrics_hook(names: tuple[str, ...]):
-    """A callable computing ``names`` on a snapshot, from :mod:`stylegan.metrics` if it offers them."""
+    """A callable computing ``names`` on each snapshot with :mod:`stylegan.metrics` (checked up front)."""
     try:
         from .. import metrics as metrics_pkg
-    except ImportError:
-        metrics_pkg = None
-    compute = getattr(metrics_pkg, "compute_metric", None) if metrics_pkg is not None else None
-    if compute is None:
+        evaluate, parse_metric = metrics_pkg.evaluate, metrics_pkg.parse_metric
+    except (ImportError, AttributeError):
         raise UserInputError(f"--metrics {','.join(names)}: this installation has no metrics module; "
-                             f"use --metrics none")
-    available = getattr(metrics_pkg, "METRICS", None)
-    if available is not None:
-        unknown = [n for n in names if n not in available]
-        if unknown:
-            raise UserInputError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(sorted(available))}")
+                             f"use --metrics none") from None
+    for name in names:
+        parse_metric(name)          # unknown names fail now, not after hours of training
 
     def run(G_ema, dataset, snapshot, run_dir, device, info, cur_nimg, writer):
+        results = evaluate(G_ema, list(names), str(dataset.path), run_dir=run_dir if info.is_main else None,
+                           snapshot=snapshot.name if snapshot else None, device=device, mirror=dataset.mirror,
+                           rank=info.rank, num_gpus=info.world_size)
         lines = []
-        for name in names:
-            result = compute(name, G=G_ema, data=str(dataset.path), mirror=dataset.mirror, device=device,
-                             rank=info.rank, num_gpus=info.world_size)
-            if not info.is_main:
-                continue
-            record = dict(result) if isinstance(result, dict) else {"results": {name: result}}
-            record.update({"metric": name, "snapshot": snapshot.name if snapshot else None,
-                           "kimg": cur_nimg / 1000, "timestamp": time.time()})
-            with open(run_dir / f"metric-{name}.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(record, default=float) + "\n")
-            for key, value in (record.get("results") or {}).items():
+        for result in results:
+            for key, value in result.results.items():
                 if isinstance(value, (int, float)) and math.isfinite(value):
-                    lines.append(f"metric {key}: {value:.4f}")
+                    lines.append(f"metric {key} {value:.4f} ({result.total_time:.0f}s)")
                     if writer is not None:
                         writer.add_scalar(f"Metrics/{key}", value, global_step=int(cur_nimg / 1e3))
         return lines
