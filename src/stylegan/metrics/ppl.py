@@ -1,0 +1,100 @@
+"""Perceptual Path Length (Karras et al. 2019, Sec. 3; 2020, Sec. 3.2): the LPIPS distance between
+images a small step ε apart along a latent path, divided by ε², averaged over samples after dropping
+the lowest and highest 1 % (the distribution is heavy-tailed).
+
+``space='w'`` interpolates mapped latents linearly, ``space='z'`` interpolates z on the sphere
+(slerp); ``sampling='end'`` measures at the path's start (t = 0), ``'full'`` at t ~ U(0, 1).
+Noise inputs are re-drawn for every batch but shared by the two images of a pair.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from ..progress import progress
+from .detectors import Detector
+from .features import random_labels
+
+LPIPS_RESOLUTION = 256
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between the directions of ``a`` and ``b`` [N, D] at ``t`` [N]; unit length."""
+    a = a / a.norm(dim=-1, keepdim=True)
+    b = b / b.norm(dim=-1, keepdim=True)
+    cos = (a * b).sum(dim=-1, keepdim=True).clamp(-1, 1)
+    angle = t.unsqueeze(-1) * torch.acos(cos)
+    ortho = b - cos * a
+    ortho = ortho / ortho.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    out = a * torch.cos(angle) + ortho * torch.sin(angle)
+    return out / out.norm(dim=-1, keepdim=True)
+
+
+def lpips_embeddings(lpips, images: torch.Tensor) -> torch.Tensor:
+    """LPIPS embeddings of images in [-1, 1]: with a VGG16 :class:`Detector` (NVIDIA's ``vgg16.pt``),
+    or any perceptual loss of :mod:`stylegan.latent.perceptual` that embeds (``features``) images."""
+    if isinstance(lpips, Detector):
+        return lpips.lpips((images + 1) * (255 / 2))
+    return lpips.features(images).flatten(1)
+
+
+def filtered_mean(dist: np.ndarray, low: float = 1, high: float = 99) -> float:
+    """Mean of the values between the ``low``-th and ``high``-th percentiles (inclusive)."""
+    lo = np.percentile(dist, low, method="lower")
+    hi = np.percentile(dist, high, method="higher")
+    return float(dist[(dist >= lo) & (dist <= hi)].mean())
+
+
+def path_length_samples(G, lpips, *, num_samples: int, epsilon: float = 1e-4, space: str = "w",
+                        sampling: str = "end", crop: bool = False, batch_size: int = 2, seed: int = 0,
+                        labels: np.ndarray | None = None, desc: str = "ppl") -> np.ndarray:
+    """The per-sample ``LPIPS(img(t), img(t + ε)) / ε²`` values [num_samples] (float64)."""
+    if space not in ("w", "z") or sampling not in ("end", "full"):
+        raise ValueError(f"PPL space must be 'w' or 'z' and sampling 'end' or 'full', got {space!r}, {sampling!r}")
+    G = copy.deepcopy(G)   # its noise buffers are overwritten below
+    device = next(G.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.RandomState(seed)
+    noise_bufs = [b for name, b in G.named_buffers() if name.endswith("noise_const")]
+    out = []
+    for start in progress(range(0, num_samples, batch_size), desc=desc, unit="batch"):
+        n = min(batch_size, num_samples - start)
+        t = torch.rand([n], generator=gen, dtype=torch.float64) * (1 if sampling == "full" else 0)
+        z0, z1 = torch.randn([2 * n, G.z_dim], generator=gen).chunk(2)
+        c = random_labels(G.c_dim, n, rng, labels)
+        c2 = torch.cat([c, c]).to(device)
+        with torch.no_grad():
+            if space == "w":
+                w0, w1 = G.mapping(torch.cat([z0, z1]).to(device), c2).to(torch.float64).chunk(2)
+                tt = t.to(device)[:, None, None]
+                ws = torch.cat([w0.lerp(w1, tt), w0.lerp(w1, tt + epsilon)]).to(torch.float32)
+            else:
+                zt = torch.cat([slerp(z0.double(), z1.double(), t), slerp(z0.double(), z1.double(), t + epsilon)])
+                ws = G.mapping(zt.to(torch.float32).to(device), c2)
+            for b in noise_bufs:
+                b.copy_(torch.randn(b.shape, generator=gen).to(b))
+            img = G.synthesis(ws, noise_mode="const", force_fp32=True).to(torch.float32)
+            if crop:
+                k = img.shape[2] // 8
+                img = img[:, :, k * 3:k * 7, k * 2:k * 6]
+            factor = G.img_resolution // LPIPS_RESOLUTION
+            if factor > 1:
+                img = img.reshape(img.shape[0], img.shape[1], img.shape[2] // factor, factor,
+                                  img.shape[3] // factor, factor).mean(dim=[3, 5])
+            if img.shape[1] == 1:
+                img = img.repeat(1, 3, 1, 1)
+            e0, e1 = lpips_embeddings(lpips, img).to(torch.float64).chunk(2)
+        out.append(((e0 - e1).square().sum(dim=1) / epsilon ** 2).cpu().numpy())
+    return np.concatenate(out)
+
+
+def compute_ppl(G, lpips, *, num_samples: int = 50_000, epsilon: float = 1e-4, space: str = "w",
+                sampling: str = "end", crop: bool = False, batch_size: int = 2, seed: int = 0,
+                labels: np.ndarray | None = None, name: str = "ppl") -> dict:
+    dist = path_length_samples(G, lpips, num_samples=num_samples, epsilon=epsilon, space=space,
+                               sampling=sampling, crop=crop, batch_size=batch_size, seed=seed, labels=labels,
+                               desc=name)
+    return {"ppl": filtered_mean(dist)}
