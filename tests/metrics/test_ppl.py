@@ -58,7 +58,7 @@ def test_ppl_metric_is_named_with_its_count_and_detector(G, vgg_file):
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 def test_the_projection_perceptual_loss_gives_the_same_path_lengths(G, vgg_file):
-    from stylegan.latent.perceptual import NvidiaVGG16
+    NvidiaVGG16 = pytest.importorskip("stylegan.latent.perceptual").NvidiaVGG16  # the projection's LPIPS
     module = torch.jit.load(str(vgg_file))
     via_projection = NvidiaVGG16(module, source=vgg_file.name)
     via_detector = load_detector(vgg_file, kind="vgg16")
