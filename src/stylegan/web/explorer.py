@@ -1,0 +1,279 @@
+"""The explorer's work, free of HTTP: turn a :class:`~stylegan.web.schemas.RenderRequest` into a latent and an
+image through the same functions ``stylegan generate`` uses, and keep what the page uploaded or computed
+(latents files, direction sets) in a small bounded store."""
+
+from __future__ import annotations
+
+import io
+import secrets
+import tempfile
+import threading
+import time
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserInputError
+from ..latent.directions import Directions
+from ..latent.seeds import MAX_SEED
+from .models import LoadedModel, ModelLibrary
+from .schemas import (MAX_DIRECTIONS, MAX_UNPACKED_BYTES, MAX_UPLOAD_BYTES, MAX_UPLOAD_ROWS, RenderRequest,
+                      SefaRequest, UploadLatent)
+
+SEED_ROW = 100      # the seed plane: moving one step in y adds 100 to the seed (NVIDIA's visualizer layout)
+
+
+class NotFound(UserInputError):
+    """An upload or direction set the server does not hold (unknown id, or evicted)."""
+
+
+@dataclass
+class UploadedLatents:
+    ws: np.ndarray                  # [N, num_ws, w_dim] float32
+    labels: list[str]
+    seeds: list[int | None]
+
+
+@dataclass
+class Rendered:
+    image: np.ndarray               # [H, W, C] uint8, the pixels `stylegan generate` writes
+    ws: np.ndarray                  # [1, num_ws, w_dim] float32
+    name: str                       # file stem for downloads: seed0042, projected_w, seed0042-mix7, ...
+    extra: dict                     # arrays saved beside ws in the .npz (seeds, z, psi, c, labels)
+    seconds: float
+
+
+class Store:
+    """Uploaded latents and direction sets by random id; the oldest go first beyond ``capacity``."""
+
+    def __init__(self, capacity: int = 64):
+        self.capacity = capacity
+        self._items: OrderedDict[str, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, item) -> str:
+        key = secrets.token_urlsafe(12)
+        with self._lock:
+            self._items[key] = item
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return key
+
+    def get(self, key: str, kind: type, what: str):
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+        if not isinstance(item, kind):
+            raise NotFound(f"unknown {what} (the server restarted or dropped it): upload or compute it again")
+        return item
+
+    def has(self, key: str | None) -> bool:
+        with self._lock:
+            return key in self._items
+
+
+def _safe_stem(filename: str | None, default: str) -> str:
+    stem = Path(str(filename or "")).stem
+    stem = "".join(ch for ch in stem if ch.isalnum() or ch in "-_.")[:80].strip(".")
+    return stem or default
+
+
+def npz_upload(data: bytes, filename: str | None, default: str, max_bytes: int = MAX_UPLOAD_BYTES,
+               max_unpacked: int = MAX_UNPACKED_BYTES) -> tuple[tempfile.TemporaryDirectory, Path]:
+    """Check an uploaded ``.npz`` (size, a zip of ``.npy`` arrays, bounded unpacked size) and write it to a
+    private temporary folder so the shared readers in :mod:`stylegan.latent.io` can open it."""
+    name = _safe_stem(filename, default)
+    if not data:
+        raise UserInputError(f"{name}.npz is empty")
+    if len(data) > max_bytes:
+        raise UserInputError(f"{name}.npz is larger than {max_bytes / 2**20:g} MB")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, ValueError):
+        raise UserInputError(f"{name} is not an .npz file (numpy's zip of arrays)") from None
+    if len(infos) > 64 or not all(i.filename.endswith(".npy") for i in infos):
+        raise UserInputError(f"{name}.npz is not a numpy .npz file (it holds other files)")
+    if sum(i.file_size for i in infos) > max_unpacked:
+        raise UserInputError(f"{name}.npz unpacks to more than {max_unpacked / 2**20:g} MB")
+    tmp = tempfile.TemporaryDirectory(prefix="stylegan-web-")
+    path = Path(tmp.name) / f"{name}.npz"
+    path.write_bytes(data)
+    return tmp, path
+
+
+class Explorer:
+    """Renders requests against the models of a :class:`ModelLibrary` and holds the page's uploads
+    (``max_upload_bytes`` each; they may unpack to 8x that, at least 64 MB)."""
+
+    def __init__(self, library: ModelLibrary, store_capacity: int = 64, max_upload_bytes: int = MAX_UPLOAD_BYTES):
+        self.library = library
+        self.store = Store(store_capacity)
+        self.max_upload_bytes = max_upload_bytes
+        self.max_unpacked_bytes = max(MAX_UNPACKED_BYTES, 8 * max_upload_bytes)
+
+    def _npz(self, data: bytes, filename: str | None, default: str):
+        return npz_upload(data, filename, default, self.max_upload_bytes, self.max_unpacked_bytes)
+
+    def model(self, name: str | None) -> LoadedModel:
+        return self.library.get(name)
+
+    # uploads and directions -------------------------------------------------------------------------------
+
+    def upload_latents(self, model: str | None, data: bytes, filename: str | None = None) -> dict:
+        """A latents ``.npz`` (projected_w.npz, ``--save-ws`` output, ...) checked against the model."""
+        from ..latent.sources import latents_from_file
+        m = self.model(model)
+        tmp, path = self._npz(data, filename, "latents")
+        with tmp:
+            lat = latents_from_file(m.G, path)
+        if len(lat) > MAX_UPLOAD_ROWS:
+            raise UserInputError(f"{path.name} holds {len(lat)} latents; the explorer takes at most {MAX_UPLOAD_ROWS}")
+        key = self.store.add(UploadedLatents(ws=lat.ws.astype(np.float32), labels=lat.labels, seeds=lat.seeds))
+        return {"id": key, "count": len(lat), "labels": lat.labels, "seeds": lat.seeds}
+
+    def upload_directions(self, model: str | None, data: bytes, filename: str | None = None) -> dict:
+        """A directions ``.npz`` (``stylegan directions`` output) checked against the model."""
+        m = self.model(model)
+        tmp, path = self._npz(data, filename, "directions")
+        with tmp:
+            d = Directions.load(path, m.G)
+        if len(d) > MAX_DIRECTIONS:
+            raise UserInputError(f"{path.name} holds {len(d)} directions; the explorer takes at most {MAX_DIRECTIONS}")
+        return self._register(d, source=path.stem)
+
+    def sefa(self, req: SefaRequest) -> dict:
+        """SeFa directions of the model's style layers (closed form, computed once per model and layers)."""
+        from ..latent.directions import sefa
+        from ..latent.mixing import parse_layers
+        m = self.model(req.model)
+        layers = None if req.layers.strip().lower() == "all" else parse_layers(req.layers, m.G)
+        num = min(req.num, m.G.w_dim)
+        cache_key = ("sefa", tuple(layers) if layers else None, num)
+        cached = m.cache.get(cache_key)
+        if cached is not None and self.store.has(cached["id"]):
+            return cached
+        info = self._register(sefa(m.G, layers, num), source=f"sefa {req.layers.strip()}")
+        m.cache[cache_key] = info
+        return info
+
+    def _register(self, d: Directions, source: str) -> dict:
+        key = self.store.add(d)
+        values = None if d.values is None else [float(v) for v in np.asarray(d.values).reshape(-1)]
+        return {"id": key, "source": source, "method": d.method, "count": len(d),
+                "names": list(d.names or [f"{d.method} {i}" for i in range(len(d))]), "values": values,
+                "layers": d.layers}
+
+    # latents and images -----------------------------------------------------------------------------------
+
+    def latents(self, m: LoadedModel, req: RenderRequest) -> tuple[np.ndarray, str, dict, int, bool]:
+        """(ws [1, num_ws, w_dim], file stem, npz extras, noise seed, plain) for a request; ``plain`` means
+        exactly one seed's latent, the case ``stylegan generate --seeds`` makes."""
+        from ..latent.editing import direction_offsets
+        from ..latent.mixing import mix_ws
+        from ..latent.sampling import check_truncation, has_transform
+        from ..latent.seeds import z_from_seed
+        G = m.G
+        check_truncation(G, req.psi, req.cutoff)
+        self._check_class(G, req.class_idx)
+        if (tuple(req.translate) != (0, 0) or req.rotate != 0) and not has_transform(G):
+            raise UserInputError("translate/rotate need a StyleGAN3 model (this one has no input transform)")
+        lat = req.latent
+        extra: dict = {}
+        if isinstance(lat, UploadLatent):
+            up = self.store.get(lat.id, UploadedLatents, "latents file")
+            if up.ws.shape[1:] != (G.num_ws, G.w_dim):
+                raise UserInputError(f"the uploaded latents are [{up.ws.shape[1]}, {up.ws.shape[2]}]; this model "
+                                     f"needs [{G.num_ws}, {G.w_dim}]")
+            if lat.index >= len(up.ws):
+                raise UserInputError(f"the uploaded file holds {len(up.ws)} latents (0-{len(up.ws) - 1})")
+            ws = up.ws[lat.index:lat.index + 1].copy()
+            name = up.labels[lat.index]
+            noise_seed = up.seeds[lat.index] if up.seeds[lat.index] is not None else lat.index
+            plain = False
+        else:
+            corners = [(lat.seed, 1.0)]
+            if lat.dx or lat.dy:
+                seeds = [(lat.seed + k) % (MAX_SEED + 1) for k in (0, 1, SEED_ROW, SEED_ROW + 1)]  # wraps around
+                weights = [(1 - lat.dx) * (1 - lat.dy), lat.dx * (1 - lat.dy), (1 - lat.dx) * lat.dy, lat.dx * lat.dy]
+                corners = [(s, wt) for s, wt in zip(seeds, weights) if wt > 0]
+            ws = sum(wt * self._seed_ws(G, s, req) for s, wt in corners).astype(np.float32)
+            name = f"seed{lat.seed:04d}" + (f"-x{lat.dx:.2f}-y{lat.dy:.2f}" if len(corners) > 1 else "")
+            noise_seed = lat.seed
+            plain = len(corners) == 1
+            if plain:
+                extra.update(z=z_from_seed(lat.seed, G.z_dim)[None].astype(np.float32), psi=req.psi)
+            if req.class_idx is not None:
+                extra["c"] = [[float(k == req.class_idx) for k in range(G.c_dim)]]     # as generate --save-ws
+        if req.mix is not None and req.mix.layers:
+            bad = [i for i in req.mix.layers if i >= G.num_ws]
+            if bad:
+                raise UserInputError(f"layer {bad[0]} is out of range: this model has {G.num_ws} ws (0-{G.num_ws - 1})")
+            ws = mix_ws(ws, self._seed_ws(G, req.mix.seed, req), sorted(set(req.mix.layers)))
+            name += f"-mix{req.mix.seed}"
+            plain = False
+        edited = [e for e in req.edits if e.strength != 0]
+        for e in edited:
+            d = self.store.get(e.directions, Directions, "direction set")
+            if e.index >= len(d):
+                raise UserInputError(f"direction {e.index} is out of range: the set holds {len(d)} (0-{len(d) - 1})")
+            if d.vectors.shape[-1] != G.w_dim or (d.vectors.ndim == 3 and d.vectors.shape[1] != G.num_ws):
+                raise UserInputError("these directions were made for a model of another size; load them again")
+            if d.layers and max(d.layers) >= G.num_ws:
+                raise UserInputError(f"these directions edit layer {max(d.layers)}; this model has 0-{G.num_ws - 1}")
+            offset = direction_offsets(d.vectors[e.index], G.num_ws, G.w_dim, d.layers).numpy()
+            ws = ws + np.float32(e.strength) * offset[None]
+        if edited:
+            name += "-edit"
+            plain = False
+        if tuple(req.translate) != (0, 0) or req.rotate != 0:
+            name += "-tr"
+        if not plain and "z" in extra:
+            extra.pop("z"), extra.pop("psi")
+        extra["seeds"] = np.asarray([noise_seed], np.int64)
+        extra["labels"] = np.asarray([name])
+        return ws.astype(np.float32), name, extra, noise_seed, plain
+
+    @staticmethod
+    def _check_class(G, class_idx: int | None) -> None:
+        if G.c_dim and class_idx is None:
+            raise UserInputError(f"this model is conditional: choose a class (0-{G.c_dim - 1})")
+        if not G.c_dim and class_idx is not None:
+            raise UserInputError("this model is unconditional: it takes no class")
+        if class_idx is not None and class_idx >= G.c_dim:
+            raise UserInputError(f"class {class_idx} is out of range: this model has classes 0-{G.c_dim - 1}")
+
+    @staticmethod
+    def _seed_ws(G, seed: int, req: RenderRequest) -> np.ndarray:
+        """One seed's ws [1, num_ws, w_dim], mapped exactly as ``stylegan generate`` maps it."""
+        from ..latent.sources import latents_from_seeds
+        return latents_from_seeds(G, [seed], req.psi, req.cutoff, req.class_idx).ws
+
+    def render(self, req: RenderRequest, m: LoadedModel | None = None) -> Rendered:
+        """The image for ``req``: a plain seed goes through ``generate_images(seeds=...)`` itself, everything
+        else through ``generate_images(ws=...)`` (random noise is seeded by the image's seed in both)."""
+        from ..api import _seeded_synthesis, generate_images
+        from ..latent.sampling import image_transform
+        from ..render.images import to_uint8
+        start = time.perf_counter()
+        m = m or self.model(req.model)
+        with m.lock:
+            ws, name, extra, noise_seed, plain = self.latents(m, req)
+            transform = {"translate": tuple(req.translate), "rotate": req.rotate}
+            if plain:
+                lat = req.latent
+                out = generate_images(m.G, seeds=[lat.seed], truncation_psi=req.psi, truncation_cutoff=req.cutoff,
+                                      class_idx=req.class_idx, noise_mode=req.noise_mode, **transform)
+                image, ws = out.arrays[0], out.ws
+            elif req.noise_mode == "random":
+                with image_transform(m.G, **transform):
+                    image = to_uint8(_seeded_synthesis(m.G, torch.from_numpy(ws), noise_seed))[0]
+            else:
+                image = generate_images(m.G, ws=ws, noise_mode=req.noise_mode, **transform).arrays[0]
+        return Rendered(image=image, ws=np.asarray(ws, np.float32), name=name, extra=extra,
+                        seconds=time.perf_counter() - start)

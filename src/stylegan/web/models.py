@@ -1,0 +1,176 @@
+"""The models a running explorer may show: the one given with ``--network`` plus the model files inside
+``--model-dir``. The page names models only by their path relative to that folder; every name is checked
+against a fresh listing and resolved (symlinks and ``..`` included) before it is opened, so a client can
+never make the server read a file outside the folder.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError, UserInputError
+from ..networks import Generator
+
+#: File endings of loadable models (NVIDIA pickles, our safetensors, rosinality / torch.save files).
+MODEL_SUFFIXES = (".pkl", ".safetensors", ".pt", ".pth")
+#: The name the page uses for the ``--network`` model.
+DEFAULT_NAME = "default"
+MAX_LISTED = 500
+MAX_DEPTH = 3
+MAX_NAME_LENGTH = 512
+
+
+class ModelAccessError(UserInputError):
+    """A client asked for a model that is not in the allowed folder."""
+
+
+@dataclass
+class LoadedModel:
+    """A generator ready to render, with the facts the page needs about it."""
+    name: str
+    G: Generator
+    label: str
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # renders change G's state (SG3 transform)
+    cache: dict = field(default_factory=dict, repr=False)                     # per-model results (SeFa directions)
+
+    def info(self) -> dict:
+        from ..latent.mixing import layer_groups, layer_resolutions
+        from ..latent.sampling import PSI_RANGE, has_transform
+        G = self.G
+        return {
+            "name": self.name, "label": self.label, "generation": G.generation,
+            "img_resolution": G.img_resolution, "img_channels": G.img_channels, "z_dim": G.z_dim,
+            "w_dim": G.w_dim, "num_ws": G.num_ws, "c_dim": G.c_dim, "has_transform": has_transform(G),
+            "layer_resolutions": layer_resolutions(G), "layer_groups": layer_groups(G), "psi_range": PSI_RANGE,
+        }
+
+
+class ModelLibrary:
+    """Lists the allowed models, resolves client names safely and keeps the last few loaded.
+
+    ``network``: the operator's ``--network`` (any path/URL/name ``load_generator`` takes, None for the
+    built-in model when there is no ``model_dir``); ``model_dir``: the folder whose model files the page
+    may switch among; ``max_loaded``: generators kept in memory at once (least recently used go first).
+    """
+
+    def __init__(self, network: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
+                 device: torch.device | str = "cpu", half: torch.dtype | None = None, max_loaded: int = 2):
+        self.root = None
+        if model_dir is not None:
+            root = Path(model_dir).expanduser()
+            if not root.is_dir():
+                raise UserInputError(f"--model-dir {model_dir}: not a folder")
+            self.root = root.resolve()
+        self.device = torch.device(device)
+        self.half = half
+        self.max_loaded = max(1, max_loaded)
+        self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._guard = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+        if network is not None:
+            self.default_source: str | os.PathLike | None = network
+            self.default_label = Path(str(network)).name or str(network)
+        elif self.root is not None:
+            listed = self.list_models()
+            if not listed:
+                raise UserInputError(f"--model-dir {model_dir} holds no model files "
+                                     f"({', '.join(MODEL_SUFFIXES)}, or folders with model.safetensors)")
+            self.default_source = self.root / listed[0]
+            self.default_label = listed[0]
+        else:
+            self.default_source, self.default_label = None, "built-in model"
+
+    def list_models(self) -> list[str]:
+        """Model files (and native model folders) inside ``model_dir``, as sorted relative POSIX paths.
+
+        Hidden entries are skipped, symlinked folders are not followed and anything that resolves
+        outside the folder is left out."""
+        if self.root is None:
+            return []
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+            here = Path(dirpath)
+            depth = len(here.relative_to(self.root).parts)
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            keep = []
+            for d in dirnames:
+                sub = here / d
+                if (sub / "model.safetensors").is_file() and self._inside(sub):
+                    found.append(sub.relative_to(self.root).as_posix())
+                elif depth + 1 < MAX_DEPTH and not sub.is_symlink():
+                    keep.append(d)
+            dirnames[:] = keep
+            for f in sorted(filenames):
+                p = here / f
+                if not f.startswith(".") and f.lower().endswith(MODEL_SUFFIXES) and self._inside(p):
+                    found.append(p.relative_to(self.root).as_posix())
+            if len(found) >= MAX_LISTED:
+                break
+        return sorted(found)[:MAX_LISTED]
+
+    def _inside(self, path: Path) -> bool:
+        try:
+            return path.resolve(strict=True).is_relative_to(self.root)
+        except (OSError, RuntimeError):
+            return False
+
+    def resolve(self, name: str | None) -> str | os.PathLike | None:
+        """The source to load for a client's model ``name`` (``None``/``'default'``: the ``--network`` model)."""
+        if name in (None, "", DEFAULT_NAME):
+            return self.default_source
+        if self.root is None:
+            raise ModelAccessError("this server shows only its --network model (start it with --model-dir "
+                                   "to switch among models)")
+        if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH or "\0" in name:
+            raise ModelAccessError("invalid model name")
+        if name not in self.list_models():
+            raise ModelAccessError(f"no model named {name!r} in the model folder")
+        path = (self.root / name).resolve()
+        if not path.is_relative_to(self.root):           # listed names never are; guards a swap since listing
+            raise ModelAccessError(f"model {name!r} is outside the model folder")
+        return path
+
+    def models(self) -> list[dict]:
+        """What the page's model picker lists."""
+        return [{"name": DEFAULT_NAME, "label": self.default_label}] + [
+            {"name": n, "label": n} for n in self.list_models()]
+
+    def get(self, name: str | None) -> LoadedModel:
+        """The loaded model for ``name``; loads it (once, even when asked concurrently) if needed. Blocking."""
+        key = DEFAULT_NAME if name in (None, "") else name
+        with self._guard:
+            if key in self._loaded:                     # only names that passed resolve() get here
+                self._loaded.move_to_end(key)
+                return self._loaded[key]
+        source = self.resolve(key)
+        with self._guard:
+            lock = self._loading.setdefault(key, threading.Lock())
+        with lock:
+            with self._guard:
+                if key in self._loaded:
+                    return self._loaded[key]
+            model = self._load(key, source)
+            with self._guard:
+                self._loaded[key] = model
+                while len(self._loaded) > self.max_loaded:
+                    self._loaded.popitem(last=False)
+                self._loading.pop(key, None)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            return model
+
+    def _load(self, key: str, source) -> LoadedModel:
+        from ..checkpoints import load_generator
+        try:
+            G = load_generator(source, device=self.device).eval().requires_grad_(False)
+        except MemoryError:
+            raise CheckpointError(f"out of memory while loading {key}") from None
+        G.set_half_dtype(self.half)
+        label = self.default_label if key == DEFAULT_NAME else key
+        return LoadedModel(name=key, G=G, label=label)
