@@ -139,3 +139,27 @@ def test_dataset_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("error: ") and "contains no images" in err
     assert stylegan("train", "--outdir", str(tmp_path / "o"), "--batch", "6", "--batch-gpu", "4") == 1
     assert "multiple of --batch-gpu" in capsys.readouterr().err
+
+
+def test_transfer_from_an_official_pickle_copies_every_weight(reference_dir, tmp_path):
+    from support.official_pickle import write_reference_pickle
+    from support.training import make_blobs_dataset
+    from stylegan.train.dataset_tool import make_dataset
+    pkl = write_reference_pickle(reference_dir / "official-sg2-64.npz", tmp_path / "network-snapshot.pkl",
+                                 generation="stylegan2-ada", augment_p=0.3)
+    root = tmp_path / "data"
+    root.mkdir()
+    make_blobs_dataset(root, count=8)
+    data64 = tmp_path / "blobs64.zip"
+    make_dataset(root / "src", data64, resolution=64)     # the reference network is 64x64
+    assert stylegan("train", "--data", str(data64), "--outdir", str(tmp_path / "runs"), "--resume", str(pkl),
+                    "--glr", "0", "--dlr", "0", "--batch", "4", "--kimg", "0.004", "--tick", "0.004", "--snap", "1",
+                    "--grid", "1x1") == 0
+    source = load_network(pkl)
+    run = only_run(tmp_path / "runs")
+    trained = load_network(run / "network-snapshot-000000.safetensors")
+    assert trained.G_ema.config.synthesis.channel_base == 2048 and trained.G_ema.z_dim == 128
+    for name, p in source.G_ema.named_parameters():
+        assert torch.equal(p, dict(trained.G_ema.named_parameters())[name]), name   # lr 0: nothing moved
+    for name, p in source.D.named_parameters():
+        assert torch.equal(p, dict(trained.D.named_parameters())[name]), name

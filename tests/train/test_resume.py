@@ -6,6 +6,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -25,6 +26,7 @@ def final_state(outdir):
     return list_states(run)[0]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_latest_equals_an_uninterrupted_run(blobs_dataset, tmp_path):
     straight = tmp_path / "straight"
     run_cli("train", "--data", str(blobs_dataset), "--outdir", str(straight), *COMMON)

@@ -313,6 +313,13 @@ def _check_dest(dest: Path, overwrite: bool) -> None:
         raise UserInputError(f"cannot create {dest.parent}: {exc.strerror or exc}") from None
 
 
+def _default_permissions(path: Path, is_file: bool) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; give the result the usual permissions."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o666 if is_file else 0o777) & ~umask)
+
+
 class _Writer:
     """Writes into a temporary zip or folder beside ``dest``, moved into place only on success."""
 
@@ -342,6 +349,7 @@ class _Writer:
         if self.is_zip:
             self.zip.close()
         if exc_type is None:
+            _default_permissions(self.tmp, self.is_zip)
             if not self.is_zip and self.dest.exists():
                 shutil.rmtree(self.dest)
             os.replace(self.tmp, self.dest)

@@ -425,7 +425,7 @@ def training_loop(
     maintenance_time = 0.0
     start_time = time.time() - c["total_time"]
     bar = progress(total=total_nimg, initial=min(c["cur_nimg"], total_nimg), unit="kimg", unit_scale=1e-3,
-                   desc="train", disable=quiet or not main, bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f} kimg "
+                   desc="train", disable=quiet or not main, bar_format="{l_bar}{bar}| {n:.2f}/{total:g} kimg "
                    "[{elapsed}<{remaining}]{postfix}")
     with _StopRequest() as stop:
         done = c["cur_nimg"] >= total_nimg and state is not None
