@@ -120,7 +120,7 @@ def generate_images(model=None, seeds=None, *, ws=None, truncation_psi: float = 
     The same call always gives the same pixels; with ``noise_mode='random'`` the noise is drawn
     from a generator seeded with the image's seed. Another ``batch_size`` batches the convolutions
     differently, which can move a rare value by one level (float rounding)."""
-    from .latent.sampling import check_truncation, image_transform, synthesize
+    from .latent.sampling import check_truncation, image_transform, seeded_synthesis, synthesize
     from .latent.seeds import class_labels
     G = load_model(model, device, precision)
     if (seeds is None) == (ws is None):
@@ -145,18 +145,11 @@ def generate_images(model=None, seeds=None, *, ws=None, truncation_psi: float = 
     ws_t = torch.from_numpy(lat.ws)
     with image_transform(G, tuple(translate), rotate):
         if noise_mode == "random":
-            imgs = torch.cat([_seeded_synthesis(G, ws_t[i:i + 1], s if s is not None else i)
+            imgs = torch.cat([seeded_synthesis(G, ws_t[i:i + 1], s if s is not None else i)
                               for i, s in enumerate(lat.seeds)])
         else:
             imgs = synthesize(G, ws_t, noise_mode=noise_mode, batch_size=batch_size, show_progress=show_progress)
     return ImageBatch(to_uint8(imgs), lat.ws, names, lat.seeds)
-
-
-def _seeded_synthesis(G: Generator, ws: torch.Tensor, seed: int) -> torch.Tensor:
-    device = next(G.parameters()).device
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode():
-        torch.manual_seed(int(seed))
-        return G.synthesis(ws.to(device), noise_mode="random").float().cpu()
 
 
 @dataclass

@@ -89,6 +89,15 @@ def synthesize(G: Generator, ws: torch.Tensor, noise_mode: str = "const", batch_
     return torch.cat(out) if out else torch.zeros([0, G.img_channels, G.img_resolution, G.img_resolution])
 
 
+def seeded_synthesis(G: Generator, ws: torch.Tensor, seed: int) -> torch.Tensor:
+    """``noise_mode='random'`` made reproducible: the noise maps are drawn from ``torch.manual_seed(seed)``
+    (the global RNG state is restored afterwards)."""
+    device = next(G.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode():
+        torch.manual_seed(int(seed))
+        return G.synthesis(ws.to(device), noise_mode="random").float().cpu()
+
+
 def generate_images(G: Generator, seeds: list[int], truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                     class_idx: int | None = None, noise_mode: str = "const", translate=(0.0, 0.0),
                     rotate: float = 0.0, batch_size: int = 8, show_progress: bool = False) -> Generated:

@@ -257,8 +257,8 @@ class Explorer:
     def render(self, req: RenderRequest, m: LoadedModel | None = None) -> Rendered:
         """The image for ``req``: a plain seed goes through ``generate_images(seeds=...)`` itself, everything
         else through ``generate_images(ws=...)`` (random noise is seeded by the image's seed in both)."""
-        from ..api import _seeded_synthesis, generate_images
-        from ..latent.sampling import image_transform
+        from ..api import generate_images
+        from ..latent.sampling import image_transform, seeded_synthesis
         from ..render.images import to_uint8
         start = time.perf_counter()
         m = m or self.model(req.model)
@@ -272,7 +272,7 @@ class Explorer:
                 image, ws = out.arrays[0], out.ws
             elif req.noise_mode == "random":
                 with image_transform(m.G, **transform):
-                    image = to_uint8(_seeded_synthesis(m.G, torch.from_numpy(ws), noise_seed))[0]
+                    image = to_uint8(seeded_synthesis(m.G, torch.from_numpy(ws), noise_seed))[0]
             else:
                 image = generate_images(m.G, ws=ws, noise_mode=req.noise_mode, **transform).arrays[0]
         return Rendered(image=image, ws=np.asarray(ws, np.float32), name=name, extra=extra,
