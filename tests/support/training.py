@@ -44,6 +44,6 @@ def stylegan_cmd(*args: str) -> list[str]:
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run(stylegan_cmd(*args), env=cli_env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(stylegan_cmd(*args), env=cli_env(), capture_output=True, text=True, timeout=timeout, check=False)
     assert proc.returncode == 0, f"stylegan {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc

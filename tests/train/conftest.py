@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from support.training import make_blobs_dataset
 
 

@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from stylegan.train.checkpoint import (find_latest_state, list_states, load_training_state, prune_states,
-                                       restore_rng, save_training_state, state_name)
+from stylegan.train.checkpoint import (
+    find_latest_state,
+    list_states,
+    load_training_state,
+    prune_states,
+    restore_rng,
+    save_training_state,
+    state_name,
+)
 
 
 def trained_module():

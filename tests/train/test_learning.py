@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from stylegan.checkpoints import load_network
 from support.training import run_cli
 
+from stylegan.checkpoints import load_network
+
 sklearn = pytest.importorskip("sklearn")
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.svm import SVC  # noqa: E402
+from sklearn.datasets import load_digits
+from sklearn.svm import SVC
 
 
 def downsample(images: np.ndarray) -> np.ndarray:

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support.models import make_tiny_checkpoint
+from support.training import TINY, cli_env, stylegan_cmd
 
 from stylegan.checkpoints import load_network, save_network
 from stylegan.cli.main import main
 from stylegan.train.checkpoint import list_states
-from support.models import make_tiny_checkpoint
-from support.training import TINY, cli_env, stylegan_cmd
 
 
 def stylegan(*args):
@@ -144,6 +144,7 @@ def test_dataset_errors_are_one_line(tmp_path, capsys):
 def test_transfer_from_an_official_pickle_copies_every_weight(reference_dir, tmp_path):
     from support.official_pickle import write_reference_pickle
     from support.training import make_blobs_dataset
+
     from stylegan.train.dataset_tool import make_dataset
     pkl = write_reference_pickle(reference_dir / "official-sg2-64.npz", tmp_path / "network-snapshot.pkl",
                                  generation="stylegan2-ada", augment_p=0.3)

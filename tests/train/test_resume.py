@@ -9,10 +9,9 @@ import time
 import pytest
 import torch
 from safetensors.torch import load_file
+from support.training import TINY, cli_env, run_cli, stylegan_cmd
 
 from stylegan.train.checkpoint import list_states, read_header
-
-from support.training import TINY, cli_env, run_cli, stylegan_cmd
 
 # 40 steps of batch 8: every lazy regulariser (G every 4, D every 16) and ADA update (every 4) runs,
 # with ADA fast enough (--ada-kimg 0.1) that augmentations are really applied.

@@ -27,12 +27,12 @@ from torch import nn
 from ..networks import ops
 
 PRESETS: dict[str, dict[str, float]] = {
-    "blit": dict(xflip=1, rotate90=1, xint=1),
-    "geom": dict(scale=1, rotate=1, aniso=1, xfrac=1),
-    "color": dict(brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1),
-    "filter": dict(imgfilter=1),
-    "noise": dict(noise=1),
-    "cutout": dict(cutout=1),
+    "blit": {"xflip": 1, "rotate90": 1, "xint": 1},
+    "geom": {"scale": 1, "rotate": 1, "aniso": 1, "xfrac": 1},
+    "color": {"brightness": 1, "contrast": 1, "lumaflip": 1, "hue": 1, "saturation": 1},
+    "filter": {"imgfilter": 1},
+    "noise": {"noise": 1},
+    "cutout": {"cutout": 1},
 }
 PRESETS["bg"] = {**PRESETS["blit"], **PRESETS["geom"]}
 PRESETS["bgc"] = {**PRESETS["bg"], **PRESETS["color"]}
@@ -88,13 +88,13 @@ class AugmentPipe(nn.Module):
         self._matrix_cache: dict = {}
 
     @classmethod
-    def from_preset(cls, name: str) -> "AugmentPipe":
+    def from_preset(cls, name: str) -> AugmentPipe:
         if name not in PRESETS:
             raise ValueError(f"unknown augmentation preset {name!r}; use one of {', '.join(PRESETS)}")
         return cls(**PRESETS[name])
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "AugmentPipe":
+    def from_settings(cls, settings: dict) -> AugmentPipe:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
 
     def extra_repr(self) -> str:
@@ -184,7 +184,7 @@ class AugmentPipe(nn.Module):
         return x.index_copy(0, sel, self._resample(x.index_select(0, sel), g.index_select(0, sel)))
 
     def _resample(self, x: torch.Tensor, g_inv: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
+        n, _, h, w = x.shape
         up_x, down_x, e = self._matrices(w, x.device, x.dtype)
         up_y, down_y, _ = self._matrices(h, x.device, x.dtype)
         up = up_y @ (x @ up_x.t())                           # [N, C, 2H, 2W], band-limited 2x upsample
@@ -293,7 +293,7 @@ class AugmentPipe(nn.Module):
 
     # ---- noise and cutout ---------------------------------------------------------------------------------
     def _noise_cutout(self, x: torch.Tensor, p: float) -> torch.Tensor:
-        n, c, h, w = x.shape
+        n, _, h, w = x.shape
         dev = x.device
         if self.noise > 0:
             sigma = self._gate(n, self.noise * p, (torch.randn([n], device=dev) * self.noise_std).abs(), 0, dev)

@@ -203,7 +203,7 @@ def load_training_state(path: str | os.PathLike) -> TrainingState:
     header = read_header(path)
     try:
         flat = load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error types for truncated files
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for torn files
         raise CheckpointError(f"{path.name} is corrupt or truncated ({exc})") from None
     state = TrainingState(header=header, rng=header.get("rng", {}), path=str(path))
     for key in header.get("network_keys", []):

@@ -11,8 +11,15 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..errors import UserInputError
-from ..networks import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig,
-                        StyleGAN2SynthesisConfig, StyleGAN3SynthesisConfig)
+from ..networks import (
+    Discriminator,
+    DiscriminatorConfig,
+    Generator,
+    GeneratorConfig,
+    MappingConfig,
+    StyleGAN2SynthesisConfig,
+    StyleGAN3SynthesisConfig,
+)
 from .augment import PRESETS
 
 CFGS = ("stylegan2", "stylegan3-t", "stylegan3-r")
@@ -69,7 +76,7 @@ class TrainingOptions:
     def generation(self) -> str:
         return "stylegan2" if self.cfg == "stylegan2" else "stylegan3"
 
-    def resolved(self, resolution: int) -> "TrainingOptions":
+    def resolved(self, resolution: int) -> TrainingOptions:
         """A copy with every ``None`` default filled in for this dataset resolution."""
         sg2 = self.cfg == "stylegan2"
         changes = {}
@@ -119,7 +126,7 @@ class TrainingOptions:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainingOptions":
+    def from_dict(cls, d: dict) -> TrainingOptions:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 

@@ -165,7 +165,7 @@ class ImageDataset:
         table = data.get("labels") if isinstance(data, dict) else None
         if not table:
             raise DatasetError(f"{self.path}: {LABELS_NAME} has no labels")
-        table = dict((str(k).replace("\\", "/"), v) for k, v in table)
+        table = {str(k).replace("\\", "/"): v for k, v in table}
         missing = [n for n in self._names if n not in table]
         if missing:
             raise DatasetError(f"{self.path}: {len(missing)} image(s) have no label in {LABELS_NAME}, "

@@ -117,7 +117,7 @@ def _fill(mode: str, background: tuple[int, int, int]):
     if mode == "RGBA":
         return (0, 0, 0, 0)
     if mode == "L":
-        return int(round(0.299 * background[0] + 0.587 * background[1] + 0.114 * background[2]))
+        return round(0.299 * background[0] + 0.587 * background[1] + 0.114 * background[2])
     return background
 
 
@@ -137,12 +137,12 @@ def transform_image(im: Image.Image, resolution: int | None, transform: str, res
     elif transform == "center-crop-wide":
         # Crop to the wide aspect ratio, then letterbox into a square canvas (NVIDIA's car layout).
         if w / h > aspect:
-            cw, ch = int(round(h * aspect)), h
+            cw, ch = round(h * aspect), h
         else:
-            cw, ch = w, int(round(w / aspect))
+            cw, ch = w, round(w / aspect)
         im = im.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
         side = resolution or cw
-        im = im.resize((side, max(int(round(side / aspect)), 1)), resize_filter)
+        im = im.resize((side, max(round(side / aspect), 1)), resize_filter)
         canvas = Image.new(mode, (side, side), _fill(mode, background))
         canvas.paste(im, (0, (side - im.size[1]) // 2))
         return canvas
@@ -238,13 +238,13 @@ def make_dataset(source: str | os.PathLike, dest: str | os.PathLike, resolution:
                     report.skipped.append((name, f"not square ({w}x{h})"))
                     continue
             if (h, w) != (size, size):
-                report.skipped.append((name, f"size {w}x{h} differs from {size}x{size}; pass --resolution "
-                                             f"to resize every image"))
+                reason = f"size {w}x{h} differs from {size}x{size}; pass --resolution to resize every image"
+                report.skipped.append((name, reason))
                 continue
             idx = report.written
             arcname = f"{idx // 1000:05d}/img{idx:08d}.png"
             buf = io.BytesIO()
-            Image.fromarray(arr if arr.ndim == 3 else arr, pil_mode).save(buf, format="PNG", compress_level=1)
+            Image.fromarray(arr, pil_mode).save(buf, format="PNG", compress_level=1)
             writer.add(arcname, buf.getvalue())
             if label_of is not None:
                 entries.append([arcname, label_of[name]])

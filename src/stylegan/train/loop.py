@@ -30,8 +30,16 @@ from ..progress import progress
 from ..render.images import make_grid, save_image, to_uint8
 from . import distributed
 from .augment import AugmentPipe
-from .checkpoint import (find_latest_state, is_training_state, list_states, load_training_state, prune_states,
-                         restore_rng, save_training_state, state_name)
+from .checkpoint import (
+    find_latest_state,
+    is_training_state,
+    list_states,
+    load_training_state,
+    prune_states,
+    restore_rng,
+    save_training_state,
+    state_name,
+)
 from .config import TrainingOptions, build_networks, discriminator_config, generator_config
 from .dataset import ImageDataset, sample_indices
 from .loss import StyleGAN2Loss
@@ -127,7 +135,7 @@ def _memory() -> tuple[float, float]:
 
 
 def _fmt_time(seconds: float) -> str:
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s}s"
     if s < 3600:
@@ -303,8 +311,9 @@ def training_loop(
     d_cfg = d_cfg.replace(mbstd_group_size=group)
     G, D, G_ema = build_networks(g_cfg, d_cfg, freezed=opts.freezed)
     if transfer_src is not None:
-        for name, src, dst in (("G", transfer_src.G or transfer_src.G_ema, G), ("D", transfer_src.D, D),
-                               ("G_ema", transfer_src.G_ema or transfer_src.G, G_ema)):
+        src_G, src_G_ema = transfer_src.G, transfer_src.G_ema
+        for name, src, dst in (("G", src_G if src_G is not None else src_G_ema, G), ("D", transfer_src.D, D),
+                               ("G_ema", src_G_ema if src_G_ema is not None else src_G, G_ema)):
             copied, kept = copy_by_name(src, dst)
             notices.append(f"transfer: {name}: copied {copied} tensors from {Path(str(resume)).name}"
                            + (f", {len(kept)} kept fresh (e.g. {kept[0]})" if kept else ""))
@@ -357,12 +366,12 @@ def training_loop(
         restore_rng(state)
 
     # ---- counters -----------------------------------------------------------------------------------------
-    counters = dict(cur_nimg=0, cur_tick=0, batch_idx=0, tick_start_nimg=0, total_time=0.0)
+    counters = {"cur_nimg": 0, "cur_tick": 0, "batch_idx": 0, "tick_start_nimg": 0, "total_time": 0.0}
     ada_acc = torch.zeros([2], dtype=torch.float64, device=dev)      # sum of sign(D(real)), count
     if state is not None:
         counters.update({k: state.counters[k] for k in counters})
         ada_acc.copy_(state.tensors.get("ada_acc", ada_acc.cpu()).to(dev, torch.float64))
-    total_nimg = int(round(opts.kimg * 1000))
+    total_nimg = round(opts.kimg * 1000)
 
     # ---- run folder and logs --------------------------------------------------------------------------------
     run_dir = None
