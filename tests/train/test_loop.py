@@ -164,3 +164,15 @@ def test_transfer_from_an_official_pickle_copies_every_weight(reference_dir, tmp
         assert torch.equal(p, dict(trained.G_ema.named_parameters())[name]), name   # lr 0: nothing moved
     for name, p in source.D.named_parameters():
         assert torch.equal(p, dict(trained.D.named_parameters())[name]), name
+
+
+@pytest.mark.parametrize("mode, expected", [("fixed", 0.4), ("noaug", None)])
+def test_fixed_and_disabled_augmentation(blobs_dataset, tmp_path, mode, expected):
+    assert stylegan("train", "--data", str(blobs_dataset), "--outdir", str(tmp_path), *TINY, "--batch", "8",
+                    "--aug", mode, "--p", "0.4", "--ada-kimg", "0.01", "--kimg", "0.064", "--tick", "0.064",
+                    "--snap", "1", "--grid", "1x1") == 0
+    ckpt = load_network(only_run(tmp_path) / "network-snapshot-000000.safetensors")
+    if expected is None:
+        assert ckpt.augment is None
+    else:
+        assert ckpt.augment["p"] == pytest.approx(expected)     # ADA would have moved it by 0.64 per update
