@@ -18,7 +18,7 @@ from support.training import TINY, cli_env, stylegan_cmd
 
 from stylegan.checkpoints import load_network, save_network
 from stylegan.cli.main import main
-from stylegan.train.checkpoint import list_states
+from stylegan.train.checkpoint import list_states, load_training_state
 
 
 def stylegan(*args):
@@ -56,6 +56,10 @@ def test_a_run_folder_has_logs_stats_grids_and_loadable_snapshots(blobs_dataset,
     assert [p.name for p in list_states(run)] == ["training-state-000000048.safetensors",   # end
                                                   "training-state-000000040.safetensors",   # tick 2
                                                   "training-state-000000008.safetensors"]   # tick 0
+    groups = load_training_state(list_states(run)[0]).optimizers
+    g, d = groups["G"]["param_groups"][0], groups["D"]["param_groups"][0]
+    assert g["lr"] == pytest.approx(0.002 * 4 / 5) and g["betas"] == pytest.approx([0, 0.99 ** (4 / 5)])
+    assert d["lr"] == pytest.approx(0.002 * 16 / 17) and d["betas"] == pytest.approx([0, 0.99 ** (16 / 17)])
     pytest.importorskip("tensorboard")
     assert list(run.glob("events.out.tfevents.*"))
 

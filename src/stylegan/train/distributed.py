@@ -44,7 +44,11 @@ def init(device_name: str = "auto") -> tuple[DistInfo, torch.device]:
         return DistInfo(), pick_device(device_name)
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
-    use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
+    name = str(device_name or "auto")
+    if name not in ("auto", "cpu") and not name.startswith("cuda"):
+        from ..errors import UserInputError
+        raise UserInputError(f"--device {name}: multi-process training runs on CUDA GPUs (NCCL) or CPUs (gloo)")
+    use_cuda = torch.cuda.is_available() and name != "cpu"   # one GPU per process: cuda:LOCAL_RANK
     if use_cuda:
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
