@@ -1,0 +1,355 @@
+"""``stylegan project`` (photos -> latents) and ``stylegan variations`` (what to do with a projection)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import (device_option, echo_done, ensure_outdir, network_option, outdir_option, pass_errors,
+                     precision_options)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def _load_networks(network, device, precision, need_D: bool):
+    """G (and D when the no-download loss will use it) on the chosen device and precision."""
+    from ..checkpoints import load_network
+    from ..devices import half_dtype, pick_device
+    dev = pick_device(device)
+    half = half_dtype(precision or "fp32", dev)
+    ckpt = load_network(network, which=("G_ema", "G", "D") if need_D else ("G_ema", "G"))
+    G = ckpt.generator().to(dev)
+    G.set_half_dtype(half)
+    D = ckpt.D.to(dev) if need_D and ckpt.D is not None else None
+    return G, D, dev
+
+
+def _target_files(targets: tuple[Path, ...]) -> list[Path]:
+    from ..errors import UserInputError
+    files: list[Path] = []
+    for t in targets:
+        if t.is_dir():
+            found = sorted(p for p in t.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise UserInputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {t}")
+            files += found
+        elif t.is_file():
+            files.append(t)
+        else:
+            raise UserInputError(f"target not found: {t}")
+    return files
+
+
+def _unique_stems(files: list[Path]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for f in files:
+        stem = f.stem
+        seen[stem] = seen.get(stem, 0) + 1
+        out.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return out
+
+
+@click.command()
+@network_option
+@click.option("--target", "targets", type=click.Path(path_type=Path), multiple=True, required=True,
+              help="Image to project (repeat for several, or give a folder of images).")
+@click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True,
+              help="w: one latent for all layers (edits well); w+: one per layer (reconstructs better).")
+@click.option("--steps", "num_steps", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--seed", type=int, default=303, show_default=True, help="Seeds the noise added to w while optimising.")
+@click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional models).")
+@click.option("--lr", "learning_rate", type=float, default=0.1, show_default=True, help="Initial learning rate.")
+@click.option("--noise/--no-noise", "optimize_noise", default=True, show_default=True,
+              help="StyleGAN2: optimise the per-pixel noise maps too (saved in projected_w.npz).")
+@click.option("--vgg", default=None, metavar="PATH|URL|nvidia",
+              help="LPIPS VGG16 weights: NVIDIA's vgg16.pt (TorchScript) or torchvision vgg16 .pth; 'nvidia' "
+                   "downloads NVIDIA's file once. Default: $STYLEGAN_VGG16, else a loss that needs no download.")
+@click.option("--lpips-lin", default=None, metavar="PATH|URL",
+              help="LPIPS linear-layer weights (lpips package vgg.pth) for torchvision VGG16 weights.")
+@click.option("--align/--no-align", default=False, show_default=True,
+              help="FFHQ-style face alignment (needs --landmarks, or dlib/face_alignment installed).")
+@click.option("--landmarks", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Face landmarks (68 or 5 x,y points; JSON, .npy or text); implies --align.")
+@click.option("--landmark-model", type=click.Path(path_type=Path), default=None,
+              help="dlib's shape_predictor_68_face_landmarks.dat (or set $STYLEGAN_DLIB_LANDMARKS).")
+@click.option("--save-video", is_flag=True, help="Write proj.mp4: target | projection at every step.")
+@click.option("--video-every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Video: one frame every N steps.")
+@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Targets optimised together (each keeps its own latent and noise).")
+@device_option
+@precision_options
+@outdir_option
+@pass_errors
+def project(network, targets, space, num_steps, seed, class_idx, learning_rate, optimize_noise, vgg, lpips_lin,
+            align, landmarks, landmark_model, save_video, video_every, batch_size, device, precision, outdir: Path):
+    """Project photos into the latent space: find the latent that makes the model draw each target.
+
+    Writes target.png, proj.png and projected_w.npz (ws, plus w as NVIDIA's generate.py reads it, and
+    the optimised noise maps) to OUTDIR; with several targets, one folder per target plus
+    OUTDIR/projected_w.npz holding all of them.
+
+    \b
+    Examples:
+      stylegan project --network ffhq.pkl --target me.jpg --outdir out --vgg nvidia
+      stylegan project --network ffhq.pkl --target photos/ --space w+ --steps 500 --outdir out
+      stylegan project --network ffhq.pkl --target me.jpg --landmarks me.json --outdir out
+    """
+    import numpy as np
+    import torch
+
+    from ..errors import UserInputError
+    from ..latent.align import load_landmarks, prepare_target
+    from ..latent.io import save_ws
+    from ..latent.perceptual import load_perceptual
+    from ..latent.projection import ProjectionConfig, noise_to_npz
+    from ..latent.projection import project as run_projection
+    from ..latent.seeds import class_labels
+    from ..render.images import save_image
+
+    files = _target_files(targets)
+    stems = _unique_stems(files)
+    cfg = ProjectionConfig(space=space, num_steps=num_steps, initial_learning_rate=learning_rate,
+                           optimize_noise=optimize_noise, seed=seed)
+    points = load_landmarks(landmarks) if landmarks is not None else None
+    if isinstance(points, np.ndarray) and points.ndim == 3 and len(points) != len(files):
+        raise UserInputError(f"{landmarks.name} holds {len(points)} sets of landmarks for {len(files)} targets")
+    if isinstance(points, np.ndarray) and points.ndim == 2 and len(files) > 1:
+        raise UserInputError(f"{landmarks.name} holds one set of landmarks; with several targets give a JSON "
+                             f"object {{image name: points}}")
+
+    want_vgg = vgg is not None or bool(__import__("os").environ.get("STYLEGAN_VGG16"))
+    G, D, dev = _load_networks(network, device, precision, need_D=not want_vgg)
+    c = class_labels(G.c_dim, class_idx, 1, device=dev)
+    loss = load_perceptual(vgg, lpips_lin, D=D, device=dev)
+    ensure_outdir(outdir)
+    click.echo(f"loss: {loss.name}", err=True)
+
+    prepared, notes = [], []
+    for i, f in enumerate(files):
+        lm = None
+        if isinstance(points, dict):
+            lm = points.get(f.name, points.get(f.stem))
+            if lm is None:
+                raise UserInputError(f"{landmarks.name} has no landmarks for {f.name}")
+        elif isinstance(points, np.ndarray):
+            lm = points if points.ndim == 2 else points[i]
+        img, note = prepare_target(f, G.img_resolution, G.img_channels, align=align or lm is not None,
+                                   landmarks=lm, landmark_model=landmark_model)
+        prepared.append(img)
+        notes.append(note)
+    for note in sorted(set(notes)):
+        click.echo(f"target: {note}", err=True)
+
+    single = len(files) == 1
+    if optimize_noise and G.generation == "stylegan1":
+        batch_size = 1                              # StyleGAN1 layers share one noise map across a batch
+    results = []
+    for start in range(0, len(files), batch_size):
+        idx = list(range(start, min(start + batch_size, len(files))))
+        dirs = [outdir if single else outdir / stems[i] for i in idx]
+        batch_targets = np.stack([prepared[i] for i in idx])
+        for d, tgt in zip(dirs, batch_targets):
+            save_image(tgt, d / "target.png")
+        writer = _VideoSink([d / "proj.mp4" for d in dirs], batch_targets, video_every) if save_video else None
+        desc = f"projecting {stems[idx[0]]}" + (f" (+{len(idx) - 1})" if len(idx) > 1 else "")
+        try:
+            res = run_projection(G, batch_targets, loss, cfg, c=c, on_step=writer.add if writer else None,
+                                 show_progress=True, desc=desc)
+        except BaseException:
+            if writer:
+                writer.abort()
+            raise
+        if writer:
+            writer.close()
+        for j, (i, d) in enumerate(zip(idx, dirs)):
+            save_image(res.images[j], d / "proj.png")
+            save_ws(d / "projected_w.npz", res.ws[j:j + 1], labels=[files[i].name],
+                    c=None if res.c is None else res.c[j:j + 1], psnr=np.float32(res.psnr[j]),
+                    loss=np.float32(res.final_loss[j]), space=np.array(space),
+                    **noise_to_npz({k: v[j:j + 1] for k, v in res.noise.items()}))
+            click.echo(f"{files[i].name}: PSNR {res.psnr[j]:.2f} dB (start {res.initial_psnr[j]:.2f} dB), "
+                       f"final loss {res.final_loss[j]:.4f}", err=True)
+        results.append(res)
+    if not single:
+        save_ws(outdir / "projected_w.npz", torch.cat([r.ws for r in results]), labels=[f.name for f in files],
+                c=None if results[0].c is None else torch.cat([r.c for r in results]),
+                psnr=np.concatenate([r.psnr for r in results]).astype(np.float32),
+                space=np.array(space),
+                **noise_to_npz({k: torch.cat([r.noise[k] for r in results]) for k in results[0].noise}))
+    spp = sum(r.seconds_per_step * num_steps for r in results) / (num_steps * len(results))
+    echo_done(f"projected {len(files)} image(s) in {space.upper()} ({num_steps} steps, {spp:.3f} s/step); "
+              f"wrote to {outdir}")
+
+
+class _VideoSink:
+    """Streams 'target | projection' frames of each target to its own video while the projection runs
+    (a writer thread per video, so no frames pile up in memory)."""
+
+    def __init__(self, paths: list[Path], targets, every: int):
+        import queue
+        import threading
+
+        from ..render.video import check_video_path
+        self.paths = [check_video_path(p) for p in paths]
+        self.targets = targets if targets.shape[-1] == 3 else targets.repeat(3, axis=-1)
+        self.every = every
+        self.queues = [queue.Queue(maxsize=4) for _ in paths]
+        self.errors: list[BaseException] = []
+        self.threads = [threading.Thread(target=self._run, args=(q, p), daemon=True)
+                        for q, p in zip(self.queues, self.paths)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, q, path):
+        from ..render.video import write_video
+        done = False
+
+        def frames():
+            nonlocal done
+            while (item := q.get()) is not None:
+                if item is _ABORT:
+                    raise _Aborted
+                yield item
+            done = True
+        try:
+            write_video(frames(), path, fps=10)
+        except _Aborted:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - reported from the main thread
+            self.errors.append(exc)
+        while not done and q.get() is not None:   # let the projection go on; the error is raised at close()
+            pass
+
+    def add(self, step: int, images, _dist) -> None:
+        import numpy as np
+
+        from ..render.images import to_uint8
+        if step % self.every:
+            return
+        synth = to_uint8(images)
+        if synth.shape[-1] == 1:
+            synth = synth.repeat(3, axis=-1)
+        for q, tgt, img in zip(self.queues, self.targets, synth):
+            q.put(np.concatenate([tgt, img], axis=1))
+
+    def close(self) -> None:
+        for q in self.queues:
+            q.put(None)
+        for t in self.threads:
+            t.join()
+        if self.errors:
+            raise self.errors[0]
+
+    def abort(self) -> None:
+        """Stop the writers without keeping their files (write_video leaves nothing on error)."""
+        for q in self.queues:
+            q.put(_ABORT)
+            q.put(None)
+        for t in self.threads:
+            t.join(timeout=30)
+
+
+_ABORT = object()
+
+
+class _Aborted(Exception):
+    """Raised inside the frame stream so that write_video removes its partial file."""
+
+
+@click.command()
+@network_option
+@click.option("--projected-w", "projected_w", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="projected_w.npz from 'stylegan project' (or any latents .npz).")
+@click.option("--index", type=int, default=0, show_default=True, help="Which latent of the file.")
+@click.option("--seeds", default="0-5", show_default=True, help="Seeds whose styles are mixed into the projection.")
+@click.option("--styles", default=None,
+              help="Style groups to take from the seeds (coarse, middle, fine), each its own row. "
+                   "Default: every group the model has.")
+@click.option("--trunc", "psis", default="1,0.8,0.6,0.4,0.2,0", show_default=True,
+              help="Truncation sweep: the projection pulled toward the average w by each psi.")
+@click.option("--seed-trunc", "seed_psi", type=float, default=1.0, show_default=True,
+              help="Truncation psi of the seeds' latents.")
+@click.option("--noise-samples", type=click.IntRange(min=0), default=6, show_default=True,
+              help="Images with freshly drawn noise (StyleGAN2); 0 = none.")
+@click.option("--class", "class_idx", type=int, default=None, help="Class label of the seeds (conditional models).")
+@click.option("--grid-only", is_flag=True, help="Write only the grids, not the single images.")
+@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True)
+@device_option
+@precision_options
+@outdir_option
+@pass_errors
+def variations(network, projected_w, index, seeds, styles, psis, seed_psi, noise_samples, class_idx, grid_only,
+               batch_size, device, precision, outdir: Path):
+    """Variations of a projection: fresh noise, other seeds' coarse/middle/fine styles, truncation.
+
+    Writes projection.png, styles.png (first row: the projection, then each seed; one row per style
+    group), truncation.png, noise.png, and every single image in subfolders.
+
+    \b
+    Example:
+      stylegan variations --network ffhq.pkl --projected-w out/projected_w.npz --seeds 0-5 --outdir var
+    """
+    import numpy as np
+    import torch
+
+    from ..errors import UserInputError
+    from ..latent.editing import noise_variations, render, style_variations, truncation_sweep
+    from ..latent.io import load_npz_extra, load_ws
+    from ..latent.projection import noise_from_npz, noise_layers, w_stats
+    from ..latent.sampling import seeds_to_ws
+    from ..latent.seeds import parse_seeds
+    from ..render.images import make_grid, save_image
+    from .common import load_G
+
+    G, dev, _ = load_G(network, device, precision)
+    ws = load_ws(projected_w, G.num_ws, G.w_dim)
+    if not 0 <= index < len(ws):
+        raise UserInputError(f"--index {index} is out of range: {projected_w.name} holds {len(ws)} latent(s)")
+    extra = load_npz_extra(projected_w)
+    noise = {k: v[index:index + 1] for k, v in noise_from_npz(extra, G).items()}
+    w = torch.from_numpy(ws[index])
+    groups = [g.strip() for g in styles.split(",") if g.strip()] if styles else None
+    seed_list = parse_seeds(seeds)
+    try:
+        psi_list = [float(p) for p in psis.split(",") if p.strip()]
+    except ValueError:
+        raise UserInputError(f"invalid --trunc {psis!r}; use a list like 1,0.7,0.5") from None
+    c = None
+    if G.c_dim:
+        c = torch.from_numpy(extra["c"][index]) if "c" in extra and len(extra["c"]) > index else None
+        if class_idx is None and c is None:
+            raise UserInputError(f"this model is conditional: pass --class (0..{G.c_dim - 1})")
+        if class_idx is not None:
+            c = torch.zeros([G.c_dim])
+            c[class_idx] = 1
+        class_idx = int(c.argmax()) if class_idx is None else class_idx
+    seed_ws = seeds_to_ws(G, seed_list, truncation_psi=seed_psi, class_idx=class_idx, device=dev).cpu()
+    ensure_outdir(outdir)
+
+    base = render(G, w[None], noise)[0]
+    save_image(base, outdir / "projection.png")
+    seed_imgs = render(G, seed_ws, None, batch_size=batch_size)
+    mixed = style_variations(G, w, seed_ws, groups, noise, batch_size=batch_size)
+    rows = [np.concatenate([base[None], seed_imgs])] + [np.concatenate([base[None], m]) for m in mixed.values()]
+    save_image(make_grid(np.concatenate(rows), len(rows), len(seed_list) + 1, pad=2), outdir / "styles.png")
+    w_avg, _ = w_stats(G, c, 10000)
+    trunc = truncation_sweep(G, w, psi_list, w_avg.cpu(), noise, batch_size=batch_size)
+    save_image(make_grid(trunc, 1, len(psi_list), pad=2), outdir / "truncation.png")
+    written = ["projection.png", "styles.png", "truncation.png"]
+    noisy = None
+    if noise_samples and noise_layers(G):
+        noisy = noise_variations(G, w, noise_samples, batch_size=batch_size)
+        save_image(make_grid(noisy, 1, noise_samples, pad=2), outdir / "noise.png")
+        written.append("noise.png")
+    if not grid_only:
+        for g, imgs in mixed.items():
+            for s, img in zip(seed_list, imgs):
+                save_image(img, outdir / "styles" / f"{g}-seed{s:04d}.png")
+        for p, img in zip(psi_list, trunc):
+            save_image(img, outdir / "truncation" / f"psi{p:g}.png")
+        for k, img in enumerate(noisy if noisy is not None else []):
+            save_image(img, outdir / "noise" / f"{k:02d}.png")
+    echo_done(f"wrote {', '.join(written)}{'' if grid_only else ' and the single images'} to {outdir}")

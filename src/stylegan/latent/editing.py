@@ -1,0 +1,138 @@
+"""Editing and varying a latent (typically a projection): move along a direction on chosen layers,
+resample noise, mix in other seeds' coarse/middle/fine styles, sweep truncation toward the mean."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+
+from ..errors import UserInputError
+from ..networks import Generator
+from ..render.images import to_uint8
+from .mixing import layer_groups, mix_ws
+from .projection import use_noise_maps
+from .sampling import synthesize
+
+_FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+def parse_strengths(spec: str | float | list) -> list[float]:
+    """``'-3:3:7'`` -> 7 evenly spaced values from -3 to 3; ``'-2,0,2.5'`` -> those; ``'1.5'`` -> [1.5]."""
+    if isinstance(spec, (int, float)):
+        return [float(spec)]
+    if isinstance(spec, (list, tuple)):
+        return [float(s) for s in spec]
+    text = str(spec).strip()
+    m = re.fullmatch(rf"\s*({_FLOAT})\s*:\s*({_FLOAT})\s*:\s*(\d+)\s*", text)
+    if m:
+        lo, hi, count = float(m.group(1)), float(m.group(2)), int(m.group(3))
+        if not 1 <= count <= 10000:
+            raise UserInputError(f"--strength {spec!r}: the count must be 1..10000")
+        return np.linspace(lo, hi, count).tolist() if count > 1 else [lo]
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(np.isfinite(values)):
+        raise UserInputError(f"invalid --strength {spec!r}; use START:STOP:COUNT (e.g. -3:3:7) or a list like -2,0,2")
+    return values
+
+
+def direction_offsets(direction, num_ws: int, w_dim: int, layers: list[int] | None = None) -> torch.Tensor:
+    """The per-layer offset [num_ws, w_dim] of a unit step along ``direction`` ([w_dim] for the chosen
+    layers, or per layer [num_ws, w_dim]); layers outside ``layers`` get zero."""
+    d = torch.as_tensor(np.asarray(direction, np.float32))
+    if d.ndim == 1:
+        if d.numel() != w_dim:
+            raise UserInputError(f"direction has size {d.numel()}, the model's w_dim is {w_dim}")
+        d = d[None].repeat(num_ws, 1)
+    elif tuple(d.shape) != (num_ws, w_dim):
+        raise UserInputError(f"per-layer direction must be [{num_ws}, {w_dim}], got {tuple(d.shape)}")
+    if layers is not None:
+        mask = torch.zeros([num_ws, 1])
+        mask[list(layers)] = 1
+        d = d * mask
+    return d
+
+
+def apply_direction(ws: torch.Tensor, direction, strengths, layers: list[int] | None = None) -> torch.Tensor:
+    """``ws`` [N, num_ws, w_dim] moved by each strength: [N, S, num_ws, w_dim]."""
+    ws = torch.as_tensor(ws, dtype=torch.float32)
+    if ws.ndim != 3:
+        raise UserInputError(f"latents must be [N, num_ws, w_dim], got {tuple(ws.shape)}")
+    offset = direction_offsets(direction, ws.shape[1], ws.shape[2], layers).to(ws.device)
+    s = torch.as_tensor(np.asarray(parse_strengths(strengths), np.float32), device=ws.device)
+    return ws[:, None] + s[None, :, None, None] * offset
+
+
+def render(G: Generator, ws: torch.Tensor, noise: dict[str, torch.Tensor] | None = None,
+           noise_mode: str = "const", batch_size: int = 8) -> np.ndarray:
+    """uint8 [N, H, W, C] images of ws [N, num_ws, w_dim]; ``noise`` (name -> [1, 1, H, W]) replaces the
+    model's constant noise maps (a projection's own noise)."""
+    device = next(G.parameters()).device
+    if noise:
+        noise = {k: v[:1].to(device) for k, v in noise.items()}
+        if G.generation == "stylegan1":             # its layers take one [H, W] noise map: one image at a time
+            batch_size = 1
+        out = []
+        for i in range(0, len(ws), batch_size):
+            chunk = ws[i:i + batch_size]
+            batch_noise = {k: v.expand(len(chunk), -1, -1, -1) for k, v in noise.items()}
+            with use_noise_maps(G, batch_noise), torch.no_grad():
+                out.append(to_uint8(G.synthesis(chunk.to(device), noise_mode="const").float()))
+        return np.concatenate(out)
+    return to_uint8(synthesize(G, ws, noise_mode=noise_mode, batch_size=batch_size))
+
+
+def edit_images(G: Generator, w: torch.Tensor, direction, strengths, layers: list[int] | None = None,
+                noise: dict[str, torch.Tensor] | None = None, batch_size: int = 8) -> np.ndarray:
+    """The strip of one latent ``w`` [num_ws, w_dim] edited at every strength: uint8 [S, H, W, C]."""
+    ws = apply_direction(torch.as_tensor(w)[None], direction, strengths, layers)[0]
+    return render(G, ws, noise, batch_size=batch_size)
+
+
+def noise_variations(G: Generator, w: torch.Tensor, count: int, seed: int = 0, batch_size: int = 8) -> np.ndarray:
+    """``count`` images of one latent with freshly drawn per-pixel noise (StyleGAN2 stochastic detail)."""
+    if count < 1:
+        raise UserInputError("the number of noise variations must be positive")
+    torch.manual_seed(seed)
+    ws = torch.as_tensor(w)[None].repeat(count, 1, 1)
+    return render(G, ws, noise=None, noise_mode="random", batch_size=batch_size)
+
+
+def style_variations(G: Generator, w: torch.Tensor, seed_ws: torch.Tensor, groups: list[str] | None = None,
+                     noise: dict[str, torch.Tensor] | None = None, batch_size: int = 8) -> dict[str, np.ndarray]:
+    """For each style group (coarse/middle/fine), the projection with that group's ws taken from each
+    seed latent: {group: uint8 [S, H, W, C]}."""
+    groups_all = layer_groups(G)
+    groups = groups or [g for g in ("coarse", "middle", "fine") if groups_all[g]]
+    w = torch.as_tensor(w, dtype=torch.float32)
+    out = {}
+    for g in groups:
+        if g not in groups_all:
+            raise UserInputError(f"unknown style group {g!r}; use coarse, middle or fine")
+        if not groups_all[g]:
+            raise UserInputError(f"this {G.img_resolution}x{G.img_resolution} model has no {g} layers")
+        mixed = mix_ws(w[None].expand(len(seed_ws), -1, -1), torch.as_tensor(seed_ws), groups_all[g])
+        out[g] = render(G, mixed, noise, batch_size=batch_size)
+    return out
+
+
+def truncation_sweep(G: Generator, w: torch.Tensor, psis, w_avg: torch.Tensor | None = None,
+                     noise: dict[str, torch.Tensor] | None = None, batch_size: int = 8) -> np.ndarray:
+    """The latent pulled toward the average w: ``w_avg + psi (w - w_avg)`` for each psi: uint8 [P, H, W, C]."""
+    w = torch.as_tensor(w, dtype=torch.float32)
+    w_avg = (G.mapping.w_avg if w_avg is None else w_avg).detach().float().cpu()
+    psis = torch.as_tensor(np.asarray(psis, np.float32))
+    ws = w_avg[None, None] + psis[:, None, None] * (w[None] - w_avg[None, None])
+    return render(G, ws, noise, batch_size=batch_size)
+
+
+def pingpong(strengths: list[float], frames: int) -> np.ndarray:
+    """Strengths for a looping video: 0 -> max -> min -> 0 along a sine, ``frames`` long."""
+    lo, hi = min(strengths), max(strengths)
+    t = np.arange(frames) / frames
+    s = np.sin(2 * np.pi * t)
+    return np.where(s >= 0, s * hi, -s * lo)
