@@ -19,11 +19,14 @@ class Stats:
         self._acc: dict[str, torch.Tensor] = {}      # name -> [count, sum, sum of squares] (float64)
 
     def report(self, name: str, value) -> None:
-        """Add the elements of ``value`` (tensor or number) to statistic ``name``."""
+        """Add the finite elements of ``value`` (tensor or number) to statistic ``name``.
+
+        Everything stays on the device (no host synchronisation per call); values are read once per tick.
+        """
         t = torch.as_tensor(value).detach().to(self.device, torch.float64).flatten()
-        t = t[torch.isfinite(t)]
-        acc = torch.stack([torch.tensor(float(t.numel()), dtype=torch.float64, device=self.device),
-                           t.sum(), t.square().sum()])
+        finite = torch.isfinite(t)
+        t = torch.where(finite, t, torch.zeros_like(t))
+        acc = torch.stack([finite.sum().to(torch.float64), t.sum(), t.square().sum()])
         if name in self._acc:
             self._acc[name] += acc
         else:
