@@ -16,6 +16,7 @@ with random weights: their timings are real, their PSNR is not a quality measure
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -91,7 +92,7 @@ def run(model: str, device: torch.device, space: str, steps: int, seeds: list[in
     res = project(G, target, loss, ProjectionConfig(space=space, num_steps=steps), on_step=on_step)
     total = time.perf_counter() - start
     # The median step: robust to other programs stealing the CPU for a while.
-    median = statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
+    median = statistics.median(b - a for a, b in itertools.pairwise(stamps))
     return {"model": model, "device": device.type, "machine": machine(device), "space": space, "steps": steps,
             "targets": len(seeds), "s_per_step": median, "mean_s_per_step": res.seconds_per_step, "total_s": total,
             "final_loss": float(res.final_loss.mean()), "psnr": [round(float(p), 2) for p in res.psnr],

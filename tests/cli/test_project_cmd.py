@@ -156,6 +156,12 @@ def test_variations_of_a_projection(sg2_model, photos, tmp_path, capsys):
     # A style image differs from the projection; the psi=0 image is the average face, not the projection.
     assert not np.array_equal(png(var / "styles" / "middle-seed0002.png"), png(var / "projection.png"))
     assert not np.array_equal(png(var / "truncation" / "psi0.png"), png(var / "projection.png"))
+    code, err = run(capsys, "variations", "--network", sg2_model, "--projected-w", tmp_path / "proj" / "projected_w.npz",
+                    "--random", 2, "--grid-only", "--outdir", tmp_path / "rand")
+    assert code == 0, err
+    seeds = err.split("seeds: ")[1].split()[0].split(",")
+    assert len(seeds) == 2 and png(tmp_path / "rand" / "styles.png").shape[1] == 3 * 32 + 2 * 2
+    assert not (tmp_path / "rand" / "styles").exists()
 
 
 def test_stylegan3_project_variations_and_edit(sg3_model, photos, tmp_path, capsys):

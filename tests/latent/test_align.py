@@ -77,7 +77,8 @@ def test_alignment_levels_a_tilted_face_and_puts_the_eyes_where_ffhq_does():
     assert abs(eye_l[1] - eye_r[1]) < 1.0                      # level
     assert eye_l[1] == pytest.approx(eye_y, abs=1.5)
     assert eye_l[0] == pytest.approx(64 - 30 * s, abs=1.5) and eye_r[0] == pytest.approx(64 + 30 * s, abs=1.5)
-    assert mouth_l[1] == pytest.approx(eye_y + 70 * s, abs=1.5)
+    assert mouth_l[1] == pytest.approx(eye_y + 70 * s, abs=1.5) and mouth_r[1] == pytest.approx(mouth_l[1], abs=1.0)
+    assert mouth_l[0] == pytest.approx(64 - 20 * s, abs=1.5) and mouth_r[0] == pytest.approx(64 + 20 * s, abs=1.5)
 
 
 def test_a_face_near_the_border_is_padded_without_black_corners():

@@ -265,6 +265,8 @@ class _Aborted(Exception):
               required=True, help="projected_w.npz from 'stylegan project' (or any latents .npz).")
 @click.option("--index", type=int, default=0, show_default=True, help="Which latent of the file.")
 @click.option("--seeds", default="0-5", show_default=True, help="Seeds whose styles are mixed into the projection.")
+@click.option("--random", "random_count", type=click.IntRange(min=1), default=None,
+              help="Use N random seeds instead of --seeds (printed, so a grid can be made again).")
 @click.option("--styles", default=None,
               help="Style groups to take from the seeds (coarse, middle, fine), each its own row. "
                    "Default: every group the model has.")
@@ -281,7 +283,7 @@ class _Aborted(Exception):
 @precision_options
 @outdir_option
 @pass_errors
-def variations(network, projected_w, index, seeds, styles, psis, seed_psi, noise_samples, class_idx, grid_only,
+def variations(network, projected_w, index, seeds, random_count, styles, psis, seed_psi, noise_samples, class_idx, grid_only,
                batch_size, device, precision, outdir: Path):
     """Variations of a projection: fresh noise, other seeds' coarse/middle/fine styles, truncation.
 
@@ -300,7 +302,7 @@ def variations(network, projected_w, index, seeds, styles, psis, seed_psi, noise
     from ..latent.io import load_npz_extra, load_ws
     from ..latent.projection import noise_from_npz, noise_layers, w_stats
     from ..latent.sampling import seeds_to_ws
-    from ..latent.seeds import parse_seeds
+    from ..latent.seeds import parse_seeds, random_seeds
     from ..render.images import make_grid, save_image
     from .common import load_G
 
@@ -312,7 +314,9 @@ def variations(network, projected_w, index, seeds, styles, psis, seed_psi, noise
     noise = {k: v[index:index + 1] for k, v in noise_from_npz(extra, G).items()}
     w = torch.from_numpy(ws[index])
     groups = [g.strip() for g in styles.split(",") if g.strip()] if styles else None
-    seed_list = parse_seeds(seeds)
+    seed_list = parse_seeds(seeds) if random_count is None else random_seeds(random_count)
+    if random_count is not None:
+        click.echo(f"seeds: {','.join(map(str, seed_list))}", err=True)
     try:
         psi_list = [float(p) for p in psis.split(",") if p.strip()]
     except ValueError:

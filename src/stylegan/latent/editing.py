@@ -97,9 +97,11 @@ def noise_variations(G: Generator, w: torch.Tensor, count: int, seed: int = 0, b
     """``count`` images of one latent with freshly drawn per-pixel noise (StyleGAN2 stochastic detail)."""
     if count < 1:
         raise UserInputError("the number of noise variations must be positive")
-    torch.manual_seed(seed)
+    device = next(G.parameters()).device
     ws = torch.as_tensor(w)[None].repeat(count, 1, 1)
-    return render(G, ws, noise=None, noise_mode="random", batch_size=batch_size)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):   # leave the caller's RNG alone
+        torch.manual_seed(seed)
+        return render(G, ws, noise=None, noise_mode="random", batch_size=batch_size)
 
 
 def style_variations(G: Generator, w: torch.Tensor, seed_ws: torch.Tensor, groups: list[str] | None = None,
