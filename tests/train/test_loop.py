@@ -180,3 +180,18 @@ def test_fixed_and_disabled_augmentation(blobs_dataset, tmp_path, mode, expected
         assert ckpt.augment is None
     else:
         assert ckpt.augment["p"] == pytest.approx(expected)     # ADA would have moved it by 0.64 per update
+
+
+def test_a_run_folder_cannot_be_trained_by_two_processes_at_once(blobs_dataset, tmp_path, capsys):
+    from stylegan.train.loop import _RunLock
+    args = ["train", "--data", str(blobs_dataset), "--outdir", str(tmp_path), *TINY, "--batch", "8", "--tick",
+            "0.016", "--snap", "1", "--grid", "1x1"]
+    assert stylegan(*args, "--kimg", "0.008") == 0
+    held = _RunLock(only_run(tmp_path))           # what a running trainer holds
+    try:
+        capsys.readouterr()
+        assert stylegan(*args, "--kimg", "0.016", "--resume", "latest") == 1
+        assert "is being trained by pid" in capsys.readouterr().err
+    finally:
+        held.release()
+    assert stylegan(*args, "--kimg", "0.016", "--resume", "latest") == 0

@@ -185,6 +185,38 @@ def resolve_resume(resume: str | None, outdir: Path) -> tuple[str, Path | None]:
     return "network", None
 
 
+class _RunLock:
+    """An exclusive lock on a run folder, so two processes never train the same run at once.
+
+    ``flock`` locks vanish with the process, even after ``kill -9``, so a crash never leaves a stale lock.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.file = None
+        try:
+            import fcntl
+        except ImportError:            # not on POSIX: no locking
+            return
+        self.file = open(run_dir / ".lock", "a+")  # noqa: SIM115 - held for the whole run
+        try:
+            fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0)
+            owner = self.file.read().strip() or "another process"
+            self.file.close()
+            self.file = None
+            raise UserInputError(f"{run_dir} is being trained by {owner}; stop it first (or use another --outdir)")
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"pid {os.getpid()}\n")
+        self.file.flush()
+
+    def release(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
 class _StopRequest:
     """SIGINT/SIGTERM ask the loop to save a training state and exit; a second SIGINT aborts."""
 
@@ -210,7 +242,7 @@ class _StopRequest:
         return False
 
 
-def training_loop(
+def _train(
     data: str | os.PathLike | None,
     outdir: str | os.PathLike,
     opts: TrainingOptions,
@@ -223,8 +255,9 @@ def training_loop(
     keep_states: int = 3,
     grid: tuple[int, int] | None = None,
     quiet: bool = False,
+    _held_locks: list | None = None,
 ) -> RunResult:
-    """Train (or continue training) a StyleGAN; see ``docs/training.md``. Returns where it ended."""
+    """The training loop. Returns where it ended."""
     explicit = set(explicit or ())
     outdir = Path(outdir)
     info, dev = distributed.init(device)
@@ -381,6 +414,8 @@ def training_loop(
         outdir.mkdir(parents=True, exist_ok=True)
         run_dir = _run_dir_name(outdir, opts, dataset.name, world, desc)
         run_dir.mkdir(parents=True, exist_ok=False)
+    if main and _held_locks is not None:
+        _held_locks.append(_RunLock(run_dir))
     log = _Log(run_dir / "log.txt" if (main and run_dir is not None) else None, main)
     for line in notices:
         log(line)
@@ -587,6 +622,19 @@ def training_loop(
     if info.enabled:
         distributed.shutdown()
     return result
+
+
+def training_loop(data, outdir, opts: TrainingOptions, **kwargs) -> RunResult:
+    """Train (or continue training) a StyleGAN: ``data`` (dataset zip/folder, or None to reuse a resumed
+    run's), ``outdir``, :class:`TrainingOptions`, and ``resume``, ``explicit``, ``metrics``, ``device``,
+    ``desc``, ``workers``, ``keep_states``, ``grid``, ``quiet`` as in ``stylegan train`` (docs/training.md).
+    Returns where the run ended. The run folder stays locked against a second trainer while it runs."""
+    held: list[_RunLock] = []
+    try:
+        return _train(data, outdir, opts, _held_locks=held, **kwargs)
+    finally:
+        for lock in held:
+            lock.release()
 
 
 def _transfer_configs(src, opts: TrainingOptions, explicit: set[str], res: int, channels: int, c_dim: int):
