@@ -116,3 +116,18 @@ def test_the_training_stream_is_a_permutation_per_epoch_and_readable_from_anywhe
     parts = np.concatenate([sample_indices(5, s, 7, 20) for s in range(0, 49, 7)])
     assert np.array_equal(parts[:49], full[:49])
     assert not np.array_equal(sample_indices(6, 0, 20, 20), full[:20])
+
+
+def test_sixteen_bit_greyscale_is_scaled_and_exif_rotation_applied(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(np.full([8, 8], 32768, np.uint16)).save(src / "a16.png")   # mid-grey in 16 bits
+    tall = np.zeros([16, 8, 3], np.uint8)
+    tall[:4] = 255                                                           # white top rows
+    exif = Image.Exif()
+    exif[0x0112] = 6                                                         # "rotate 90 CW to display"
+    Image.fromarray(tall).save(src / "b.jpg", exif=exif, quality=100)
+    make_dataset(src, tmp_path / "d.zip", resolution=8, mode="gray", transform="pad", background="black")
+    grey, photo = ImageDataset(tmp_path / "d.zip").get_images([0, 1])
+    assert abs(int(grey[0, 4, 4]) - 128) <= 1
+    assert photo[0, 4, 7] > 200 and photo[0, 4, 0] < 50                      # the white band is now on the right

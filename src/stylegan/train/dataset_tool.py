@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageColor, UnidentifiedImageError
+from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
 
 from ..errors import DatasetError, UserInputError
 from ..progress import progress
@@ -98,9 +98,15 @@ class _Source:
 
 def _flatten_alpha(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
     """Composite transparent images onto ``background``; other images go to RGB or L unchanged."""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        arr = np.asarray(im, dtype=np.float64)            # 16-bit / float greyscale: scale, don't clip
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        if im.mode == "F" and arr.max(initial=0) <= 1:
+            top = 1.0
+        return Image.fromarray(np.clip(arr / top * 255 + 0.5, 0, 255).astype(np.uint8), "L")
     has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
     if not has_alpha:
-        return im.convert("L") if im.mode in ("1", "L", "I", "I;16", "F") else im.convert("RGB")
+        return im.convert("L") if im.mode in ("1", "L") else im.convert("RGB")
     rgba = im.convert("RGBA")
     canvas = Image.new("RGBA", rgba.size, background + (255,))
     return Image.alpha_composite(canvas, rgba).convert("RGB")
@@ -214,6 +220,7 @@ def make_dataset(source: str | os.PathLike, dest: str | os.PathLike, resolution:
         try:
             with Image.open(io.BytesIO(src.read(name))) as im:
                 im.load()
+                im = ImageOps.exif_transpose(im)            # phone photos: apply the EXIF orientation
                 out = transform_image(im, resolution, transform, filt, pil_mode, bg, aspect)
             return np.asarray(out), None
         except Image.DecompressionBombError:
