@@ -195,3 +195,16 @@ def test_a_run_folder_cannot_be_trained_by_two_processes_at_once(blobs_dataset, 
     finally:
         held.release()
     assert stylegan(*args, "--kimg", "0.016", "--resume", "latest") == 0
+
+
+def test_datasets_read_from_disk_train_exactly_like_cached_ones(blobs_dataset, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    import stylegan.train.dataset as dataset_module
+    args = [*TINY, "--batch", "8", "--kimg", "0.032", "--tick", "0.032", "--snap", "1", "--grid", "1x1"]
+    assert stylegan("train", "--data", str(blobs_dataset), "--outdir", str(tmp_path / "cached"), *args) == 0
+    monkeypatch.setattr(dataset_module, "CACHE_LIMIT_BYTES", 0)      # decode every batch, one step ahead
+    assert stylegan("train", "--data", str(blobs_dataset), "--outdir", str(tmp_path / "disk"), *args) == 0
+    a = load_file(str(list_states(only_run(tmp_path / "cached"))[0]))
+    b = load_file(str(list_states(only_run(tmp_path / "disk"))[0]))
+    assert all(torch.equal(a[k], b[k]) for k in a)

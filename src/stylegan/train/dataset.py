@@ -27,7 +27,7 @@ from ..errors import DatasetError
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 LABELS_NAME = "dataset.json"
-_CACHE_LIMIT_BYTES = 4 << 30
+CACHE_LIMIT_BYTES = 4 << 30      # decoded datasets up to this size are kept in memory
 
 
 def is_image_name(name: str) -> bool:
@@ -38,11 +38,12 @@ class ImageDataset:
     """Random access to the images of a dataset folder or zip as uint8 ``[C, H, W]`` arrays.
 
     ``mirror=True`` doubles the dataset with horizontally flipped copies (index ``i + len``).
-    Small datasets (decoded size under ``cache_limit`` bytes) are decoded once into memory.
+    Datasets whose decoded size is under ``cache_limit`` bytes (default :data:`CACHE_LIMIT_BYTES`) are
+    decoded once into memory; larger ones are read on demand with ``workers`` threads.
     """
 
     def __init__(self, path: str | os.PathLike, use_labels: bool = False, mirror: bool = False,
-                 max_images: int | None = None, cache_limit: int = _CACHE_LIMIT_BYTES, workers: int = 2):
+                 max_images: int | None = None, cache_limit: int | None = None, workers: int = 2):
         self.path = Path(path)
         self.name = self.path.stem if self.path.suffix.lower() == ".zip" else self.path.name
         self.mirror = bool(mirror)
@@ -78,7 +79,8 @@ class ImageDataset:
             raise DatasetError(f"{self.path}: images have {c} channels; expected 1 (grey), 3 (RGB) or 4 (RGBA)")
         self._labels, self.class_names = self._load_labels() if use_labels else (None, None)
         self._cache = None
-        if len(self._names) * int(np.prod(self.image_shape)) <= cache_limit:
+        limit = CACHE_LIMIT_BYTES if cache_limit is None else cache_limit
+        if len(self._names) * int(np.prod(self.image_shape)) <= limit:
             self._cache = np.stack(self._read_many(range(len(self._names))))
 
     # ---- properties -------------------------------------------------------------------------
@@ -93,6 +95,11 @@ class ImageDataset:
     @property
     def num_raw_images(self) -> int:
         return len(self._names)
+
+    @property
+    def cached(self) -> bool:
+        """True when the decoded images are held in memory."""
+        return self._cache is not None
 
     @property
     def has_labels(self) -> bool:
@@ -146,8 +153,9 @@ class ImageDataset:
         raw_indices = list(raw_indices)
         if self.workers <= 1 or len(raw_indices) < 8:
             return [self._read(i) for i in raw_indices]
-        with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(self._read, raw_indices))
+        if getattr(self, "_pool", None) is None:
+            self._pool = ThreadPoolExecutor(self.workers)
+        return list(self._pool.map(self._read, raw_indices))
 
     def _load_labels(self) -> tuple[np.ndarray, list[str] | None]:
         try:

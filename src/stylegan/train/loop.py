@@ -185,6 +185,43 @@ def resolve_resume(resume: str | None, outdir: Path) -> tuple[str, Path | None]:
     return "network", None
 
 
+class _RealLoader:
+    """The real images of one step for this process's micro-batches, decoded one step ahead in a thread.
+
+    Which images a step uses is known in advance (:func:`sample_indices`), so datasets too large to keep
+    in memory are read while the previous step computes; in-memory datasets are simply indexed.
+    """
+
+    def __init__(self, dataset: ImageDataset, seed: int, batch_gpu: int, micro_batches: list[int], device):
+        from concurrent.futures import ThreadPoolExecutor
+        self.dataset, self.seed, self.batch_gpu = dataset, seed, batch_gpu
+        self.micro, self.device = micro_batches, device
+        self.pool = None if dataset.cached else ThreadPoolExecutor(1)
+        self.pending: dict[int, object] = {}
+
+    def _read(self, nimg: int):
+        out = []
+        for k in self.micro:
+            idx = sample_indices(self.seed, nimg + k * self.batch_gpu, self.batch_gpu, len(self.dataset))
+            out.append((self.dataset.get_images(idx), self.dataset.get_labels(idx)))
+        return out
+
+    def prefetch(self, nimg: int) -> None:
+        if self.pool is not None and nimg not in self.pending:
+            self.pending[nimg] = self.pool.submit(self._read, nimg)
+
+    def get(self, nimg: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        future = self.pending.pop(nimg, None)
+        self.pending.clear()
+        batches = future.result() if future is not None else self._read(nimg)
+        return [(torch.from_numpy(imgs).to(self.device).to(torch.float32) / 127.5 - 1,
+                 torch.from_numpy(labels).to(self.device)) for imgs, labels in batches]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 class _RunLock:
     """An exclusive lock on a run folder, so two processes never train the same run at once.
 
@@ -462,6 +499,7 @@ def _train(
             writer.add_image("Fakes/init", init_grid, 0, dataformats="HWC")
 
     # ---- the loop ------------------------------------------------------------------------------------------------
+    loader = _RealLoader(dataset, opts.seed, batch_gpu, [rnd * world + info.rank for rnd in range(rounds)], dev)
     stats = Stats(dev)
     result = RunResult(run_dir=run_dir, cur_nimg=counters["cur_nimg"], state_path=None)
     c = counters
@@ -476,6 +514,8 @@ def _train(
         while not done:
             # One step: every phase over the whole global batch.
             loss.begin_step()
+            reals = loader.get(c["cur_nimg"])                  # this process's micro-batches, fetched once
+            loader.prefetch(c["cur_nimg"] + opts.batch)         # decode the next step in the background
             for phase_idx, phase in enumerate(phases):
                 if c["batch_idx"] % phase.interval != 0:
                     continue
@@ -490,8 +530,7 @@ def _train(
                         for p in params:
                             p.grad = None
                     torch.manual_seed(_derive_seed(opts.seed, c["batch_idx"], phase_idx, k))
-                    idx = sample_indices(opts.seed, c["cur_nimg"] + k * batch_gpu, batch_gpu, len(dataset))
-                    real_img, real_c = dataset.get_batch(idx, dev)
+                    real_img, real_c = reals[rnd]
                     gen_z = torch.randn([batch_gpu, G.z_dim], device=dev)
                     gen_c = torch.from_numpy(dataset.get_labels(torch.randint(len(dataset), [batch_gpu]).numpy()))
                     loss.accumulate_gradients(phase.name, real_img, real_c, gen_z, gen_c.to(dev),
@@ -614,6 +653,7 @@ def _train(
                 log(f"stopped at {c['cur_nimg'] / 1000:.3f} kimg; continue with --resume latest")
                 break
     bar.close()
+    loader.close()
     if writer is not None:
         writer.close()
     result.cur_nimg = c["cur_nimg"]
