@@ -75,7 +75,6 @@ def train(ctx, data, outdir, device, metrics, desc, workers, keep_states, grid, 
     from ..render.images import parse_grid
     from ..train.config import TrainingOptions
     from ..train.loop import training_loop
-    from ..progress import _quiet
     explicit = {name for name in _OPTION_NAMES
                 if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
     opts = TrainingOptions(**{k: kwargs[k] for k in _OPTION_NAMES})
@@ -90,7 +89,7 @@ def train(ctx, data, outdir, device, metrics, desc, workers, keep_states, grid, 
                                "outdir": str(outdir), "resume": resume, "metrics": list(metric_names)}, indent=2))
         return
     training_loop(data, outdir, opts, resume=resume, explicit=explicit, metrics=metric_names, device=device,
-                  desc=desc, workers=workers, keep_states=keep_states, grid=grid_size, quiet=_quiet)
+                  desc=desc, workers=workers, keep_states=keep_states, grid=grid_size)
 
 
 def _metric_names(spec: str, device: str) -> tuple[str, ...]:
