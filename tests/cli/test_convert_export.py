@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from support import tf_nets
+from support.official_pickle import write_tf_pickle
 
 from stylegan.checkpoints import load_network
 from stylegan.checkpoints.export import run_exported
 from stylegan.cli.main import main
-from support import tf_nets
-from support.official_pickle import write_tf_pickle
 
 
 def run(args, capsys):

@@ -5,24 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from support.cli import png, run
 
 from stylegan.checkpoints import load_generator
-from stylegan.cli.main import main
 from stylegan.latent.directions import Directions, sample_ws
 from stylegan.latent.io import load_ws, save_ws
 from stylegan.latent.sampling import seeds_to_ws
 from stylegan.render.video import video_info
-
-
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    return exit_info.value.code, capsys.readouterr().err
-
-
-def png(path):
-    return np.asarray(Image.open(path))
 
 
 def test_sefa_and_pca_files(sg2_model, tmp_path, capsys):

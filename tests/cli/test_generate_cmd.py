@@ -2,33 +2,12 @@
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
+from support.cli import png, run
 
 from stylegan.checkpoints import load_generator
-from stylegan.cli.main import main
 from stylegan.latent.io import load_npz_extra
 from stylegan.latent.sampling import generate_images
 from stylegan.latent.seeds import z_from_seed
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.err
-
-
-def png(path):
-    return np.asarray(Image.open(path))
 
 
 def same_pixels(a, b):

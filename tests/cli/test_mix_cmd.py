@@ -3,30 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from support.cli import png, run
 
 from stylegan.checkpoints import load_generator
-from stylegan.cli.main import main
 from stylegan.latent.sampling import generate_images, seeds_to_ws, synthesize
 from stylegan.render.images import to_uint8
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    return exit_info.value.code, capsys.readouterr().err
-
-
-def png(path):
-    return np.asarray(Image.open(path))
 
 
 def same_pixels(a, b):

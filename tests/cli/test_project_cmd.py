@@ -8,33 +8,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support.cli import png, run
 
 from stylegan.checkpoints import load_generator
-from stylegan.cli.main import main
 from stylegan.latent.io import load_npz_extra, load_ws
 from stylegan.latent.projection import noise_from_npz, use_noise_maps
 from stylegan.latent.sampling import generate_images
 from stylegan.render.images import to_uint8
 from stylegan.render.video import video_info
-
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One CPU thread: with two, OpenMP barriers make small ops erratic when the cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    return exit_info.value.code, capsys.readouterr().err
-
-
-def png(path):
-    return np.asarray(Image.open(path))
 
 
 @pytest.fixture(scope="module")

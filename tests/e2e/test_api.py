@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import stylegan.api as sg
@@ -10,14 +9,6 @@ from stylegan.checkpoints import load_generator
 from stylegan.errors import UserInputError
 from stylegan.latent.sampling import generate_images as reference_images
 from stylegan.render.video import read_video
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def same_pixels(a, b):

@@ -7,11 +7,11 @@ import sys
 import numpy as np
 import torch
 from PIL import Image
+from support.models import reference_npz
 
 from stylegan.latent.io import load_ws, save_ws
 from stylegan.render.images import to_uint8
 from stylegan.render.video import read_video, video_info
-from support.models import reference_npz
 
 
 def stylegan(*args, cwd=None):

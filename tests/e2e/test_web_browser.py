@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support.models import REPO
+from support.web import CHROMIUM_ARGS, chromium_path, serve_process
 
 from stylegan.checkpoints import load_generator
 from stylegan.cli.main import main
@@ -18,8 +20,6 @@ from stylegan.latent.directions import sefa
 from stylegan.latent.editing import direction_offsets
 from stylegan.latent.io import load_npz_extra
 from stylegan.latent.sources import latents_from_seeds
-from support.models import REPO
-from support.web import CHROMIUM_ARGS, chromium_path, serve_process
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = REPO / "test-artifacts" / "web"

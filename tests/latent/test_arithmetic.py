@@ -6,7 +6,13 @@ import torch
 
 from stylegan.checkpoints import load_generator
 from stylegan.errors import UserInputError
-from stylegan.latent.arithmetic import add_direction, average_ws, difference, interpolate_ws, truncate_ws
+from stylegan.latent.arithmetic import (
+    add_direction,
+    average_ws,
+    difference,
+    interpolate_ws,
+    truncate_ws,
+)
 from stylegan.latent.seeds import z_from_seeds
 
 rng = np.random.RandomState(0)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from support.models import make_tiny_checkpoint
 
 from stylegan.checkpoints import load_network
 from stylegan.errors import UserInputError
 from stylegan.latent import directions as dirs
 from stylegan.latent.editing import edit_images
 from stylegan.latent.seeds import z_from_seeds
-from support.models import make_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -8,18 +8,18 @@ import torch
 
 from stylegan.checkpoints import load_generator
 from stylegan.errors import UserInputError
-from stylegan.latent.interpolation import (EASINGS, Interpolator, LatentWalk, Motion, ease,
-                                           frame_positions, grid_keyframes, slerp, walk_frames)
+from stylegan.latent.interpolation import (
+    EASINGS,
+    Interpolator,
+    LatentWalk,
+    Motion,
+    ease,
+    frame_positions,
+    grid_keyframes,
+    slerp,
+    walk_frames,
+)
 from stylegan.latent.sampling import generate_images, seeds_to_ws
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (two threads on a busy 2-core box wait on each other)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

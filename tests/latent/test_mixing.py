@@ -5,29 +5,26 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from support.models import tiny_config
 
 from stylegan.checkpoints import load_generator
 from stylegan.errors import UserInputError
-from stylegan.latent.mixing import layer_groups, layer_resolutions, mix_ws, parse_layers, style_mix
+from stylegan.latent.mixing import (
+    layer_groups,
+    layer_resolutions,
+    mix_ws,
+    parse_layers,
+    style_mix,
+)
 from stylegan.latent.sampling import seeds_to_ws, synthesize
 from stylegan.networks import Generator
 from stylegan.render.images import to_uint8
-from support.models import tiny_config
 
 
 def _sg3(resolution):
     cfg = tiny_config("stylegan3", resolution=resolution, channels=32)
     return Generator(dataclasses.replace(cfg, synthesis=dataclasses.replace(cfg.synthesis, num_layers=14,
                                                                             margin_size=10)))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (two threads on a busy 2-core box wait on each other)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

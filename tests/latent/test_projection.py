@@ -11,9 +11,19 @@ import torch
 from stylegan.checkpoints import load_network
 from stylegan.errors import UserInputError
 from stylegan.latent.perceptual import NoDownloadLoss
-from stylegan.latent.projection import (ProjectionConfig, clip_like_target, learning_rate, noise_from_npz,
-                                        noise_layers, noise_regularizer, noise_to_npz, project, psnr,
-                                        use_noise_maps, w_stats)
+from stylegan.latent.projection import (
+    ProjectionConfig,
+    clip_like_target,
+    learning_rate,
+    noise_from_npz,
+    noise_layers,
+    noise_regularizer,
+    noise_to_npz,
+    project,
+    psnr,
+    use_noise_maps,
+    w_stats,
+)
 from stylegan.latent.seeds import z_from_seeds
 from stylegan.render.images import to_uint8
 
@@ -26,14 +36,6 @@ PSNR_GAIN_DB = 8.0
 REFERENCE_STEPS = 100
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One CPU thread: with two, OpenMP barriers make small ops erratic when the cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 @pytest.fixture(scope="module")
 def reference(reference_sg2_model):
@@ -183,8 +185,14 @@ def test_psnr():
 
 def test_stylegan1_batches_project_one_target_at_a_time():
     """StyleGAN1 layers take one noise map for the whole batch, so each target is optimised on its own."""
-    from stylegan.networks import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig,
-                                   StyleGAN1SynthesisConfig)
+    from stylegan.networks import (
+        Discriminator,
+        DiscriminatorConfig,
+        Generator,
+        GeneratorConfig,
+        MappingConfig,
+        StyleGAN1SynthesisConfig,
+    )
     torch.manual_seed(0)
     G = Generator(GeneratorConfig("stylegan1", z_dim=32, w_dim=32, img_resolution=32,
                                   mapping=MappingConfig(num_layers=2),
