@@ -25,7 +25,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from stylegan.networks import (Generator, GeneratorConfig, MappingConfig, StyleGAN2SynthesisConfig,
-                               StyleGAN3SynthesisConfig, ops)
+                               StyleGAN3SynthesisConfig)
+from stylegan.networks.reference import reference_mode
 
 
 def published_config(model: str, res: int) -> GeneratorConfig:
@@ -41,17 +42,6 @@ def published_config(model: str, res: int) -> GeneratorConfig:
                                synthesis=StyleGAN3SynthesisConfig(channel_base=65536, channel_max=1024,
                                                                   conv_kernel=1, use_radial_filters=True))
     raise SystemExit(f"unknown model {model}")
-
-
-@contextlib.contextmanager
-def reference_ops():
-    """Run the official-equivalent reference path (same outputs, official cost structure)."""
-    fast = ops.upfirdn2d
-    ops.upfirdn2d = ops.upfirdn2d_reference
-    try:
-        yield
-    finally:
-        ops.upfirdn2d = fast
 
 
 def machine() -> str:
@@ -96,7 +86,7 @@ def count_gflop(G, ws) -> float:
 
 def time_synthesis(G, ws, mode: str, reps: int, device) -> list[float]:
     fused = True if mode == "reference" else None
-    ctx = reference_ops() if mode == "reference" else contextlib.nullcontext()
+    ctx = reference_mode(G) if mode == "reference" else contextlib.nullcontext()
     times = []
     with ctx, torch.inference_mode():
         G.synthesis(ws, noise_mode="const", fused_modconv=fused)  # warm-up
@@ -144,6 +134,12 @@ def main():
                 ws = G.mapping(torch.randn([batch, G.z_dim], device=device), None).detach()
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
+                if batch == 1 and "reference" in args.modes and not args.compile:
+                    with torch.inference_mode():
+                        a = G.synthesis(ws, noise_mode="const")
+                        with reference_mode(G):
+                            b = G.synthesis(ws, noise_mode="const", fused_modconv=True)
+                    print(f"{model:<6} {res:>5}  fast vs reference max |diff| = {(a - b).abs().max().item():.2e}")
                 per_mode = {m: [] for m in args.modes.split(",")}
                 for _ in range(args.reps):  # interleave modes so machine drift hits both alike
                     for m in per_mode:

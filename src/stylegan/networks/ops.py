@@ -390,3 +390,15 @@ def filtered_lrelu(
     if clamp is not None:
         x = x.clamp_(-clamp, clamp) if inplace else x.clamp(-clamp, clamp)
     return upfirdn2d(x, fd, down=down, flip_filter=flip_filter)
+
+
+def filtered_lrelu_reference(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=math.sqrt(2), slope=0.2,
+                             clamp=None, flip_filter=False) -> torch.Tensor:
+    """Literal definition of :func:`filtered_lrelu` (zero-stuffed upsampling, full-rate filtering
+    before subsampling, separate bias/activation/gain/clamp passes): the executable specification,
+    and the official-equivalent baseline in ``benchmarks/``."""
+    if b is not None:
+        x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
+    x = upfirdn2d_reference(x, fu, up=up, padding=padding, gain=up * up, flip_filter=flip_filter)
+    x = bias_act(x, act="lrelu", alpha=slope, gain=gain, clamp=clamp)
+    return upfirdn2d_reference(x, fd, down=down, flip_filter=flip_filter)

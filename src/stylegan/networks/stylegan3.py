@@ -18,7 +18,7 @@ from torch import nn
 from . import ops
 from .config import StyleGAN3SynthesisConfig
 from .layers import FullyConnectedLayer
-from .stylegan2 import block_dtype, check_ws, memory_format_for
+from .stylegan2 import block_dtype, check_ws, memory_format_for, one_at_a_time
 
 
 def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float,
@@ -294,6 +294,9 @@ class SynthesisNetwork(nn.Module):
                 update_emas: bool = False, fused_modconv: bool | None = None, **_unused) -> torch.Tensor:
         """``noise_mode`` is accepted for API symmetry; StyleGAN3 has no noise inputs."""
         check_ws(ws, self.num_ws, self.w_dim)
+        if one_at_a_time(ws, fused_modconv):
+            return torch.cat([self.forward(w, noise_mode=noise_mode, force_fp32=force_fp32,
+                                           update_emas=update_emas, fused_modconv=True) for w in ws.split(1)])
         ws = ws.to(torch.float32).unbind(dim=1)
         x = self.input(ws[0])
         fmt = memory_format_for(self.channels_last, x.device, self.half_dtype or torch.float32)
