@@ -1,0 +1,86 @@
+"""Quality figures that need no downloaded detector network (used for the built-in model's card).
+
+- FD16: Fréchet distance between real and generated images in a plain feature space: images
+  box-downsampled to 16x16 RGB (768 numbers). Real-vs-real (two halves of the dataset) gives the
+  floor for this many samples.
+- Real-vs-fake accuracy: a logistic-regression classifier on those features, trained on half and
+  scored on the other half; 50% means it cannot tell generated images from real ones.
+
+These are crude next to FID with Inception features (which needs NVIDIA's detector file), but they
+are honest, reproducible anywhere, and move clearly as a model learns.
+
+    python benchmarks/quality_without_detector.py --network MODEL --data DATASET.zip [--network2 OTHER]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import scipy.linalg
+import torch
+import torch.nn.functional as F
+
+
+def features(images_u8: np.ndarray) -> np.ndarray:
+    """[N, H, W, C] uint8 -> [N, 768] box-downsampled 16x16 RGB in [0, 1]."""
+    x = torch.from_numpy(images_u8).permute(0, 3, 1, 2).float() / 255
+    x = F.adaptive_avg_pool2d(x, 16)
+    return x.flatten(1).numpy().astype(np.float64)
+
+
+def frechet(a: np.ndarray, b: np.ndarray) -> float:
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2)
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean.real))
+
+
+def real_vs_fake_accuracy(real: np.ndarray, fake: np.ndarray, seed: int = 0) -> float:
+    from sklearn.linear_model import LogisticRegression
+    rng = np.random.default_rng(seed)
+    n = min(len(real), len(fake))
+    x = np.concatenate([real[rng.permutation(len(real))[:n]], fake[rng.permutation(len(fake))[:n]]])
+    y = np.concatenate([np.zeros(n), np.ones(n)])
+    order = rng.permutation(2 * n)
+    x, y = x[order], y[order]
+    half = n
+    clf = LogisticRegression(max_iter=2000, C=1.0).fit(x[:half], y[:half])
+    return float(clf.score(x[half:], y[half:]))
+
+
+def real_images(path: str) -> np.ndarray:
+    from stylegan.train.dataset import ImageDataset
+    ds = ImageDataset(path)
+    return np.asarray(ds.get_images(np.arange(len(ds)))).transpose(0, 2, 3, 1)  # NCHW -> NHWC
+
+
+def generated_images(network: str, count: int, psi: float) -> np.ndarray:
+    from stylegan.checkpoints import load_generator
+    from stylegan.latent.sampling import generate_images
+    G = load_generator(network)
+    return generate_images(G, list(range(count)), truncation_psi=psi, batch_size=64).images
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--network", action="append", required=True, help="model file(s) to score")
+    p.add_argument("--data", required=True)
+    p.add_argument("--num", type=int, default=2000)
+    p.add_argument("--trunc", type=float, default=1.0)
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    real = features(real_images(args.data))
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(real))
+    a, b = real[perm[: len(real) // 2]], real[perm[len(real) // 2:]]
+    print(f"real images: {len(real)}; generated per model: {args.num}; psi {args.trunc}")
+    print(f"{'model':<60} {'FD16':>8} {'real-vs-fake acc':>17}")
+    print(f"{'real vs real (two halves)':<60} {frechet(a, b):>8.2f} {real_vs_fake_accuracy(a, b):>17.3f}")
+    for net in args.network:
+        fake = features(generated_images(net, args.num, args.trunc))
+        print(f"{net[-60:]:<60} {frechet(real, fake):>8.2f} {real_vs_fake_accuracy(real, fake):>17.3f}")
+
+
+if __name__ == "__main__":
+    main()
