@@ -23,3 +23,15 @@ def test_invalid_options_are_rejected_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--data", "x.zip", "--outdir", str(tmp_path), "--aug", "fixed", "--p", "1.5"])
     assert exc.value.code == 1 and "--p must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_a_missing_or_unsafe_detector_stops_training_before_it_starts(tmp_path, capsys):
+    pickled = tmp_path / "inception.pkl"
+    pickled.write_bytes(b"\x80\x04K\x01.")
+    for source, message in [(tmp_path / "nope.pt", "not found"), (pickled, "pickle")]:
+        with pytest.raises(SystemExit) as exc:
+            main(["train", "--data", "x.zip", "--outdir", str(tmp_path / "o"), "--metrics", "fid1k_full",
+                  "--detector", f"inception={source}"])
+        err = capsys.readouterr().err
+        assert exc.value.code == 1 and message in err.lower() and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()

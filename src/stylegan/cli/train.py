@@ -59,6 +59,9 @@ _OPTION_NAMES = ("cfg", "batch", "batch_gpu", "gamma", "kimg", "tick", "snap", "
 @click.option("--metrics", default="auto", show_default=True,
               help="Comma-separated metrics at each snapshot, or none. auto: fid50k_full on a GPU when the "
                    "metrics module is installed, none on the CPU.")
+@click.option("--detector", "detectors", multiple=True, metavar="[KIND=]PATH|URL",
+              help="Detector files for --metrics, as in `stylegan metrics` (inception=PATH, vgg16=PATH); "
+                   "loaded (or downloaded) at start-up. Default: NVIDIA's published files.")
 @click.option("--desc", default=None, help="Suffix of the run folder name.")
 @device_option
 @click.option("--workers", type=int, default=2, show_default=True, help="Image decoding threads.")
@@ -67,7 +70,8 @@ _OPTION_NAMES = ("cfg", "batch", "batch_gpu", "gamma", "kimg", "tick", "snap", "
 @click.option("--grid", default=None, metavar="ROWSxCOLS", help="Size of the image grids (default by resolution).")
 @click.option("-n", "--dry-run", is_flag=True, help="Print the options and exit.")
 @click.pass_context
-def train(ctx, data, outdir, device, metrics, desc, workers, keep_states, grid, resume, dry_run, **kwargs):
+def train(ctx, data, outdir, device, metrics, detectors, desc, workers, keep_states, grid, resume, dry_run,
+          **kwargs):
     """Train StyleGAN2 / StyleGAN3 with ADA. Multi-GPU: `torchrun --nproc_per_node N -m stylegan.cli.main train ...`.
 
     Re-running the same command with --resume latest continues a crashed or stopped run exactly.
@@ -80,6 +84,16 @@ def train(ctx, data, outdir, device, metrics, desc, workers, keep_states, grid, 
     opts = TrainingOptions(**{k: kwargs[k] for k in _OPTION_NAMES})
     opts.validate()
     metric_names = _metric_names(metrics, device)
+    detector_map = {}
+    if detectors:
+        from ..metrics import required_detectors
+        from ..metrics.detectors import parse_detector_args
+        detector_map = parse_detector_args(detectors, required_detectors(list(metric_names)))
+    if metric_names and not dry_run:
+        from ..metrics import required_detectors
+        from ..metrics.detectors import load_detector
+        for kind in sorted(required_detectors(list(metric_names))):  # fail now, not at the first snapshot
+            load_detector(detector_map.get(kind), kind)
     grid_size = None
     if grid is not None:
         rows, cols = parse_grid(grid)
@@ -88,7 +102,8 @@ def train(ctx, data, outdir, device, metrics, desc, workers, keep_states, grid, 
         click.echo(json.dumps({"options": opts.to_dict(), "data": str(data) if data else None,
                                "outdir": str(outdir), "resume": resume, "metrics": list(metric_names)}, indent=2))
         return
-    training_loop(data, outdir, opts, resume=resume, explicit=explicit, metrics=metric_names, device=device,
+    training_loop(data, outdir, opts, resume=resume, explicit=explicit, metrics=metric_names,
+                  detectors=detector_map, device=device,
                   desc=desc, workers=workers, keep_states=keep_states, grid=grid_size)
 
 

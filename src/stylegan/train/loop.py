@@ -286,6 +286,7 @@ def _train(
     resume: str | None = None,
     explicit: set[str] | None = None,
     metrics: tuple[str, ...] = (),
+    detectors: dict | None = None,
     device: str = "auto",
     desc: str | None = None,
     workers: int = 2,
@@ -471,7 +472,7 @@ def _train(
             f"device {dev}, G {sum(p.numel() for p in G.parameters()):,} / D "
             f"{sum(p.numel() for p in D.parameters()):,} parameters")
 
-    metric_fn = _metrics_hook(metrics) if metrics else None
+    metric_fn = _metrics_hook(metrics, detectors, dev, main) if metrics else None
     writer = _tensorboard(run_dir) if main else None
 
     # ---- grids -------------------------------------------------------------------------------------------------
@@ -736,21 +737,27 @@ def _tensorboard(run_dir: Path | None):
         return None
 
 
-def _metrics_hook(names: tuple[str, ...]):
-    """A callable computing ``names`` on each snapshot with :mod:`stylegan.metrics` (checked up front)."""
+def _metrics_hook(names: tuple[str, ...], detectors: dict | None = None, device=None, main: bool = True):
+    """A callable computing ``names`` on each snapshot with :mod:`stylegan.metrics`. Metric names and
+    detector files (paths, or URLs downloaded into the cache) are checked now, not after hours of training."""
     try:
         from .. import metrics as metrics_pkg
+        from ..metrics.detectors import load_detector
         evaluate, parse_metric = metrics_pkg.evaluate, metrics_pkg.parse_metric
     except (ImportError, AttributeError):
         raise UserInputError(f"--metrics {','.join(names)}: this installation has no metrics module; "
                              f"use --metrics none") from None
     for name in names:
-        parse_metric(name)          # unknown names fail now, not after hours of training
+        parse_metric(name)
+    loaded = {}
+    if main:  # only the main process computes metrics
+        for kind in sorted(metrics_pkg.required_detectors(list(names))):
+            loaded[kind] = load_detector((detectors or {}).get(kind), kind, device=device or "cpu")
 
     def run(G_ema, dataset, snapshot, run_dir, device, info, cur_nimg, writer):
         results = evaluate(G_ema, list(names), str(dataset.path), run_dir=run_dir if info.is_main else None,
                            snapshot=snapshot.name if snapshot else None, device=device, mirror=dataset.mirror,
-                           rank=info.rank, num_gpus=info.world_size)
+                           rank=info.rank, num_gpus=info.world_size, detector=loaded or None)
         lines = []
         for result in results:
             for key, value in result.results.items():
