@@ -350,6 +350,13 @@ class SynthesisNetwork(nn.Module):
                 self.num_ws += block.num_torgb
             setattr(self, f"b{res}", block)
 
+    def _noise_is_shared(self) -> bool:
+        """False when a caller installed per-sample noise maps ([N, 1, H, W]) in ``noise_const``,
+        as the projector does; such batches must run whole."""
+        return all(layer.noise_const.ndim == 2 for res in self.block_resolutions
+                   for name in ("conv0", "conv1") if (layer := getattr(getattr(self, f"b{res}"), name, None))
+                   is not None and layer.use_noise)
+
     def block_ws(self, ws: torch.Tensor) -> list[torch.Tensor]:
         """Split ws per block: a block's ToRGB shares its w with the next block's first conv."""
         out, idx = [], 0
@@ -364,7 +371,7 @@ class SynthesisNetwork(nn.Module):
         check_ws(ws, self.num_ws, self.w_dim)
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-        if one_at_a_time(ws, fused_modconv):
+        if one_at_a_time(ws, fused_modconv) and self._noise_is_shared():
             return torch.cat([self.forward(w, noise_mode=noise_mode, force_fp32=force_fp32, fused_modconv=True)
                               for w in ws.split(1)])
         ws = ws.to(torch.float32)
