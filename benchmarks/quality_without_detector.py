@@ -15,6 +15,7 @@ are honest, reproducible anywhere, and move clearly as a model learns.
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 import scipy.linalg
@@ -68,6 +69,7 @@ def main():
     p.add_argument("--data", required=True)
     p.add_argument("--num", type=int, default=2000)
     p.add_argument("--trunc", type=float, default=1.0)
+    p.add_argument("--json", help="also write the figures to this JSON file")
     args = p.parse_args()
     torch.set_num_threads(2)
     real = features(real_images(args.data))
@@ -76,10 +78,18 @@ def main():
     a, b = real[perm[: len(real) // 2]], real[perm[len(real) // 2:]]
     print(f"real images: {len(real)}; generated per model: {args.num}; psi {args.trunc}")
     print(f"{'model':<60} {'FD16':>8} {'real-vs-fake acc':>17}")
-    print(f"{'real vs real (two halves)':<60} {frechet(a, b):>8.2f} {real_vs_fake_accuracy(a, b):>17.3f}")
+    floor = {"fd16": frechet(a, b), "real_vs_fake_accuracy": real_vs_fake_accuracy(a, b)}
+    print(f"{'real vs real (two halves)':<60} {floor['fd16']:>8.2f} {floor['real_vs_fake_accuracy']:>17.3f}")
+    report = {"real_images": len(real), "generated": args.num, "truncation_psi": args.trunc,
+              "features": "16x16 box-downsampled RGB", "real_vs_real": floor, "models": {}}
     for net in args.network:
         fake = features(generated_images(net, args.num, args.trunc))
-        print(f"{net[-60:]:<60} {frechet(real, fake):>8.2f} {real_vs_fake_accuracy(real, fake):>17.3f}")
+        row = {"fd16": frechet(real, fake), "real_vs_fake_accuracy": real_vs_fake_accuracy(real, fake)}
+        report["models"][net] = row
+        print(f"{net[-60:]:<60} {row['fd16']:>8.2f} {row['real_vs_fake_accuracy']:>17.3f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
 
 
 if __name__ == "__main__":

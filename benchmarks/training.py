@@ -38,6 +38,12 @@ def make_images(folder: Path, count: int, size: int = 32, seed: int = 0) -> None
         img.save(folder / f"{i:05d}.png")
 
 
+def _value(stats: dict, key: str) -> float:
+    """A stats.jsonl entry: NVIDIA's layout stores {"num", "mean", "std"} per key."""
+    v = stats.get(key, 0)
+    return float(v["mean"] if isinstance(v, dict) else v)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
@@ -64,9 +70,9 @@ def main():
                      "--tick", str(args.tick), "--snap", "1000", "--metrics", "none", "--device", args.device]
         subprocess.run(cmd, check=True, env=env, capture_output=True)
         stats = [json.loads(line) for line in next((tmp / "runs").iterdir()).joinpath("stats.jsonl").open()]
-        per_kimg = [s["Timing/sec_per_kimg"] for s in stats[1:] if s["Timing/sec_per_kimg"] > 0]
-        mem = max(s.get("Resources/cpu_mem_gb", 0) for s in stats)
-        gpu_mem = max(s.get("Resources/peak_gpu_mem_gb", 0) for s in stats)
+        per_kimg = [v for s in stats[1:] if (v := _value(s, "Timing/sec_per_kimg")) > 0]
+        mem = max(_value(s, "Resources/cpu_mem_gb") for s in stats)
+        gpu_mem = max(_value(s, "Resources/peak_gpu_mem_gb") for s in stats)
     import torch
     print(f"machine: {torch.get_num_threads()} threads, torch {torch.__version__}, device {args.device}")
     print(f"config: {args.cfg} 32x32, --cbase {args.cbase} --cmax {args.cmax}, z/w 128, batch {args.batch}")

@@ -7,15 +7,30 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$out"
 S="stylegan -q"
+# The built-in model draws 32x32 images: pictures are enlarged (nearest neighbour) to be seen on a page.
+up() {  # up SRC DEST FACTOR
+python - "$1" "$2" "$3" <<'PY'
+import sys
+import imageio.v3 as iio
+import numpy as np
+src, dest, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if src.endswith(".gif"):
+    frames = iio.imread(src, index=None)
+    frames = frames.repeat(k, axis=1).repeat(k, axis=2)
+    iio.imwrite(dest, frames[..., :3], duration=iio.immeta(src).get("duration", 80), loop=0)
+else:
+    iio.imwrite(dest, np.asarray(iio.imread(src)).repeat(k, axis=0).repeat(k, axis=1))
+PY
+}
 
 $S generate --seeds 0-47 --trunc 0.7 --grid 4x12 --outdir "$tmp/gen"
-cp "$tmp/gen/grid.png" "$out/generate-grid.png"
+up "$tmp/gen/grid.png" "$out/generate-grid.png" 2
 
 $S mix --rows 3,11,27,40 --cols 5,8,19,33,48 --styles coarse --trunc 0.7 --outdir "$tmp/mix"
-cp "$tmp/mix/grid.png" "$out/mix-coarse.png"
+up "$tmp/mix/grid.png" "$out/mix-coarse.png" 3
 
-$S video --seeds 3,11,27,40 --transition-frames 8 --fps 12 --trunc 0.7 --output "$tmp/walk.gif"
-cp "$tmp/walk.gif" "$out/video-walk.gif"
+$S video --seeds 0-31 --grid 2x4 --transition-frames 10 --fps 12 --trunc 0.7 --output "$tmp/walk.gif"
+up "$tmp/walk.gif" "$out/video-walk.gif" 3
 
 $S generate --seeds 27 --trunc 0.7 --outdir "$tmp/target"
 $S project --target "$tmp/target/seed0027.png" --space w+ --steps 150 --outdir "$tmp/proj"
@@ -28,7 +43,7 @@ im = Image.new("RGB", (a.width * 2, a.height)); im.paste(a, (0, 0)); im.paste(b,
 im.resize((im.width * 4, im.height * 4), Image.NEAREST).save(f"{out}/project-target-vs-proj.png")
 PY
 $S variations --projected-w "$tmp/proj/projected_w.npz" --seeds 1-6 --outdir "$tmp/var"
-cp "$tmp/var/styles.png" "$out/variations-styles.png"
+up "$tmp/var/styles.png" "$out/variations-styles.png" 3
 
 $S directions --method sefa --num 8 --out "$tmp/sefa.npz"
 $S edit --seeds 11 --direction "$tmp/sefa.npz" --index 0-3 --strength -4:4:7 --outdir "$tmp/edit"

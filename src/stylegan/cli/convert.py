@@ -76,7 +76,7 @@ def describe(ckpt) -> list[str]:
         lines.append(f"TF default:    truncation psi {tf['truncation_psi']:g}"
                      + (f" on the first {cutoff} layers" if cutoff else "")
                      + " (pass --trunc/--trunc-cutoff to reproduce)")
-    for key in ("kimg", "description", "license"):
+    for key in ("kimg", "description", "license", "data_source", "data_license"):
         if key in ckpt.metadata:
             lines.append(f"{key + ':':<15}{ckpt.metadata[key]}")
     return lines
