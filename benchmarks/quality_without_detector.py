@@ -9,7 +9,7 @@
 These are crude next to FID with Inception features (which needs NVIDIA's detector file), but they
 are honest, reproducible anywhere, and move clearly as a model learns.
 
-    python benchmarks/quality_without_detector.py --network MODEL --data DATASET.zip [--network2 OTHER]
+    python benchmarks/quality_without_detector.py --network MODEL [--network OTHER ...] --data DATASET.zip [--json OUT]
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import argparse
 import json
 
 import numpy as np
-import scipy.linalg
 import torch
 import torch.nn.functional as F
 
@@ -31,10 +30,8 @@ def features(images_u8: np.ndarray) -> np.ndarray:
 
 
 def frechet(a: np.ndarray, b: np.ndarray) -> float:
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = scipy.linalg.sqrtm(s1 @ s2)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean.real))
+    from stylegan.metrics.fid import frechet_distance
+    return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
 
 
 def real_vs_fake_accuracy(real: np.ndarray, fake: np.ndarray, seed: int = 0) -> float:
@@ -45,9 +42,8 @@ def real_vs_fake_accuracy(real: np.ndarray, fake: np.ndarray, seed: int = 0) -> 
     y = np.concatenate([np.zeros(n), np.ones(n)])
     order = rng.permutation(2 * n)
     x, y = x[order], y[order]
-    half = n
-    clf = LogisticRegression(max_iter=2000, C=1.0).fit(x[:half], y[:half])
-    return float(clf.score(x[half:], y[half:]))
+    clf = LogisticRegression(max_iter=2000, C=1.0).fit(x[:n], y[:n])   # train on half, score on the other
+    return float(clf.score(x[n:], y[n:]))
 
 
 def real_images(path: str) -> np.ndarray:

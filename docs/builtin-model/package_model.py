@@ -25,8 +25,7 @@ def main() -> None:
     meta = src.metadata
     lines = [ln.strip().rstrip("\\").strip() for ln in TRAIN.read_text().splitlines()]
     start = next(i for i, ln in enumerate(lines) if ln.startswith("exec "))
-    command = " ".join(lines[start:]).removeprefix("exec ").strip()
-    command = "stylegan " + command.split(" ", 1)[1]  # the venv path of the training machine is not part of it
+    command = " ".join(lines[start:]).removeprefix("exec ")
     card = {
         "description": "Built-in stylegan model: emoji faces and portraits, 32x32 RGB, StyleGAN2, "
                        "trained on a 2-core CPU with this package",

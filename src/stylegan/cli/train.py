@@ -85,15 +85,10 @@ def train(ctx, data, outdir, device, metrics, detectors, desc, workers, keep_sta
     opts.validate()
     metric_names = _metric_names(metrics, device)
     detector_map = {}
-    if detectors:
+    if detectors:  # the files are loaded (and checked) by the training loop before it reads or writes anything
         from ..metrics import required_detectors
         from ..metrics.detectors import parse_detector_args
         detector_map = parse_detector_args(detectors, required_detectors(list(metric_names)))
-    if metric_names and not dry_run:
-        from ..metrics import required_detectors
-        from ..metrics.detectors import load_detector
-        for kind in sorted(required_detectors(list(metric_names))):  # fail now, not at the first snapshot
-            load_detector(detector_map.get(kind), kind)
     grid_size = None
     if grid is not None:
         rows, cols = parse_grid(grid)

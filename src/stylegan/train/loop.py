@@ -300,6 +300,8 @@ def _train(
     outdir = Path(outdir)
     info, dev = distributed.init(device)
     main = info.is_main
+    # Metric names and detector files are checked (and detectors loaded) before anything is read or written.
+    metric_fn = _metrics_hook(metrics, detectors, dev) if metrics else None
     mode, state_path = resolve_resume(resume, outdir)
     notices = []
     if resume == "latest" and mode == "fresh":
@@ -472,7 +474,6 @@ def _train(
             f"device {dev}, G {sum(p.numel() for p in G.parameters()):,} / D "
             f"{sum(p.numel() for p in D.parameters()):,} parameters")
 
-    metric_fn = _metrics_hook(metrics, detectors, dev, main) if metrics else None
     writer = _tensorboard(run_dir) if main else None
 
     # ---- grids -------------------------------------------------------------------------------------------------
@@ -737,9 +738,10 @@ def _tensorboard(run_dir: Path | None):
         return None
 
 
-def _metrics_hook(names: tuple[str, ...], detectors: dict | None = None, device=None, main: bool = True):
+def _metrics_hook(names: tuple[str, ...], detectors: dict | None = None, device=None):
     """A callable computing ``names`` on each snapshot with :mod:`stylegan.metrics`. Metric names and
-    detector files (paths, or URLs downloaded into the cache) are checked now, not after hours of training."""
+    detector files (paths, or URLs downloaded into the cache) are checked now, not after hours of training,
+    by every process, so that a bad file stops all of them alike."""
     try:
         from .. import metrics as metrics_pkg
         from ..metrics.detectors import load_detector
@@ -749,10 +751,8 @@ def _metrics_hook(names: tuple[str, ...], detectors: dict | None = None, device=
                              f"use --metrics none") from None
     for name in names:
         parse_metric(name)
-    loaded = {}
-    if main:  # only the main process computes metrics
-        for kind in sorted(metrics_pkg.required_detectors(list(names))):
-            loaded[kind] = load_detector((detectors or {}).get(kind), kind, device=device or "cpu")
+    loaded = {kind: load_detector((detectors or {}).get(kind), kind, device=device or "cpu")
+              for kind in sorted(metrics_pkg.required_detectors(list(names)))}
 
     def run(G_ema, dataset, snapshot, run_dir, device, info, cur_nimg, writer):
         results = evaluate(G_ema, list(names), str(dataset.path), run_dir=run_dir if info.is_main else None,
