@@ -3,7 +3,8 @@
 Compares our fast paths ("fast") with an official-equivalent baseline ("reference": the same math
 executed the way NVIDIA's pure-PyTorch reference path does it — zero-stuffed upsampling, full-rate
 filtering before subsampling, grouped convolutions for every batch). Prints s/img, images/s,
-achieved GFLOP/s against this machine's measured fp32 matmul peak, and peak memory.
+achieved GFLOP/s against this machine's measured fp32 matmul peak, and peak memory (CPU: the process's
+peak resident set during the timed calls, weights included; CUDA: the allocator's peak).
 
     python benchmarks/inference.py --models sg2,sg3t,sg3r --res 256 --batch 1,8
     python benchmarks/inference.py --device cuda --res 256,1024 --batch 32 --precision fp16 --compile
@@ -73,6 +74,31 @@ def matmul_peak(device: torch.device, dtype=torch.float32, n: int = 2048, reps: 
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
+def reset_peak_memory(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:  # Linux: writing 5 to clear_refs resets the process's peak resident set size (VmHWM)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_memory(device) -> int:
+    """Peak bytes since the last reset: CUDA allocator peak, or the process's peak RSS on a CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # since start (no reset possible)
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -84,10 +110,12 @@ def count_gflop(G, ws) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def time_synthesis(G, ws, mode: str, reps: int, device) -> list[float]:
+def time_synthesis(G, ws, mode: str, reps: int, device) -> tuple[list[float], int]:
+    """Seconds per call (after a warm-up call) and the peak memory they used."""
     fused = True if mode == "reference" else None
     ctx = reference_mode(G) if mode == "reference" else contextlib.nullcontext()
     times = []
+    reset_peak_memory(device)
     with ctx, torch.inference_mode():
         G.synthesis(ws, noise_mode="const", fused_modconv=fused)  # warm-up
         for _ in range(reps):
@@ -96,7 +124,7 @@ def time_synthesis(G, ws, mode: str, reps: int, device) -> list[float]:
             G.synthesis(ws, noise_mode="const", fused_modconv=fused)
             sync(device)
             times.append(time.perf_counter() - t)
-    return times
+    return times, peak_memory(device)
 
 
 def main():
@@ -132,8 +160,6 @@ def main():
             gflop = count_gflop(G, torch.zeros([1, G.num_ws, G.w_dim], device=device))
             for batch in (int(b) for b in args.batch.split(",")):
                 ws = G.mapping(torch.randn([batch, G.z_dim], device=device), None).detach()
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(device)
                 if batch == 1 and "reference" in args.modes and not args.compile:
                     with torch.inference_mode():
                         a = G.synthesis(ws, noise_mode="const")
@@ -141,13 +167,15 @@ def main():
                             b = G.synthesis(ws, noise_mode="const", fused_modconv=True)
                     print(f"{model:<6} {res:>5}  fast vs reference max |diff| = {(a - b).abs().max().item():.2e}")
                 per_mode = {m: [] for m in args.modes.split(",")}
+                mems = dict.fromkeys(per_mode, 0)
                 for _ in range(args.reps):  # interleave modes so machine drift hits both alike
                     for m in per_mode:
-                        per_mode[m] += time_synthesis(G, ws, m, 1, device)
+                        times, mem = time_synthesis(G, ws, m, 1, device)
+                        per_mode[m] += times
+                        mems[m] = max(mems[m], mem)
                 for m, times in per_mode.items():
                     s_img = statistics.median(times) / batch
-                    mem = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-                           else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+                    mem = mems[m]
                     row = dict(model=model, res=res, batch=batch, mode=m, s_per_img=s_img, img_per_s=1 / s_img,
                                gflop_per_img=gflop, gflops=gflop / s_img, peak_fraction=gflop / s_img / peak,
                                peak_mem_bytes=mem, device=str(device), precision=args.precision,

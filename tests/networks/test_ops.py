@@ -19,15 +19,16 @@ def test_upfirdn2d_matches_zero_stuffing_definition(ndim):
     x = torch.randn([2, 3, 9, 11], generator=gen, dtype=torch.float64)
     for taps, (up, down), pad, flip in itertools.product(
             [1, 2, 4, 7], [(1, 1), (2, 1), (1, 2), (4, 2), (2, 4), (3, 1)],
-            [0, 2, [3, 1, 2, 0], [-1, 2, 4, -2]], [False, True]):
+            [0, 2, -2, [3, 1, 2, 0], [-1, 2, 4, -2], [-3, -5, -4, -1], [5, 3, -6, -6]], [False, True]):
         f = _rand_filter(ndim, taps, gen)  # asymmetric on purpose: flips must be right
         try:
             expected = ops.upfirdn2d_reference(x, f, up, down, pad, flip, gain=3.0)
         except RuntimeError:
             continue  # output would be empty
-        got = ops.upfirdn2d(x, f, up, down, pad, flip, gain=3.0)
-        assert got.shape == expected.shape
-        assert torch.allclose(got, expected, atol=1e-12), (taps, up, down, pad, flip)
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            got = ops.upfirdn2d(x.contiguous(memory_format=fmt), f, up, down, pad, flip, gain=3.0)
+            assert got.shape == expected.shape
+            assert torch.allclose(got, expected, atol=1e-12), (taps, up, down, pad, flip, fmt)
 
 
 def test_upfirdn2d_output_size_formula():
@@ -74,6 +75,23 @@ def test_filtered_lrelu_matches_definition():
     y = (F.leaky_relu(y, 0.2) * 1.4).clamp(-2, 2)
     ref = ops.upfirdn2d_reference(y, fd, down=2)
     assert torch.allclose(got, ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+def test_filtered_lrelu_in_channel_chunks_matches_definition(monkeypatch, fmt):
+    """CPU inference splits the channels into chunks (here 16 + 16 + 8): same numbers, same layout."""
+    monkeypatch.setattr(ops, "CPU_CHUNK_BYTES", 1)
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.randn([1, 40, 10, 10], generator=gen) * 3).contiguous(memory_format=fmt)
+    b = torch.randn([40], generator=gen)
+    fu = _rand_filter(1, 8, gen).float()
+    fd = _rand_filter(2, 8, gen).float()
+    with torch.inference_mode():
+        got = ops.filtered_lrelu(x, fu, fd, b, up=4, down=2, padding=[-1, -2, -1, -2], clamp=3.0)
+    ref = ops.filtered_lrelu_reference(x, fu, fd, b, up=4, down=2, padding=[-1, -2, -1, -2], clamp=3.0)
+    assert got.shape == ref.shape
+    assert got.is_contiguous(memory_format=fmt)
+    assert torch.allclose(got, ref, atol=1e-5)
 
 
 def test_bias_act_order_is_bias_activation_gain_clamp():

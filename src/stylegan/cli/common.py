@@ -17,6 +17,10 @@ device_option = click.option("--device", default="auto", show_default=True,
                              help="auto, cpu, cuda, cuda:N or mps.")
 precision_option = click.option("--fp16", "precision", flag_value="fp16", help="Half precision (CUDA).")
 bf16_option = click.option("--bf16", "precision", flag_value="bf16", help="bfloat16 (CUDA).")
+compile_option = click.option(
+    "--compile", "compile_synthesis", is_flag=True,
+    help="torch.compile the synthesis network: a one-time compilation (tens of seconds) that pays off "
+         "over many images or frames, mostly on GPUs.")
 outdir_option = click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), required=True,
                              help="Where to write the results (created if missing).")
 
@@ -51,14 +55,19 @@ def ensure_outdir(path: Path) -> Path:
     return path
 
 
-def load_G(network, device="auto", precision="fp32"):
-    """Load the generator of ``network`` on the chosen device and precision."""
+def load_G(network, device="auto", precision="fp32", compile_synthesis=False):
+    """Load the generator of ``network`` on the chosen device and precision (compiled if asked)."""
     from ..checkpoints import load_generator
     from ..devices import half_dtype, pick_device
     dev = pick_device(device)
     half = half_dtype(precision or "fp32", dev)
     G = load_generator(network, device=dev)
     G.set_half_dtype(half)
+    if compile_synthesis:
+        try:
+            G.compile_synthesis()
+        except RuntimeError as exc:
+            raise UserInputError(f"--compile: {exc}") from None
     return G, dev, half
 
 

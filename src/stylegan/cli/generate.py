@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import (device_option, echo_done, ensure_outdir, load_G, network_option, outdir_option,
-                     parse_pair, pass_errors, precision_options)
+from .common import (compile_option, device_option, echo_done, ensure_outdir, load_G, network_option,
+                     outdir_option, parse_pair, pass_errors, precision_options)
 
 
 @click.command()
@@ -33,10 +33,11 @@ from .common import (device_option, echo_done, ensure_outdir, load_G, network_op
               help="Images per forward pass.")
 @device_option
 @precision_options
+@compile_option
 @outdir_option
 @pass_errors
 def generate(network, seeds, random_count, ws_files, truncation_psi, truncation_cutoff, class_idx, noise_mode,
-             translate, rotate, grid_spec, save_ws, batch_size, device, precision, outdir: Path):
+             translate, rotate, grid_spec, save_ws, batch_size, device, precision, compile_synthesis, outdir: Path):
     """Generate one PNG per seed (OUTDIR/seed0042.png) or per saved latent (OUTDIR/<file>.png).
 
     \b
@@ -69,7 +70,7 @@ def generate(network, seeds, random_count, ws_files, truncation_psi, truncation_
         raise UserInputError(f"a {grid[0]}x{grid[1]} grid holds {grid[0] * grid[1]} images, "
                              f"got {len(seed_list)} seeds")
     tx_ty = parse_pair(translate, "translate")
-    G, _, _ = load_G(network, device, precision)
+    G, _, _ = load_G(network, device, precision, compile_synthesis)
     check_truncation(G, truncation_psi, truncation_cutoff)
     class_labels(G.c_dim, class_idx, 1, required=seed_list is not None)
     if (tx_ty != (0, 0) or rotate != 0) and not has_transform(G):

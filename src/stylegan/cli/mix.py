@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import (device_option, echo_done, ensure_outdir, load_G, network_option, outdir_option,
-                     pass_errors, precision_options)
+from .common import (compile_option, device_option, echo_done, ensure_outdir, load_G, network_option,
+                     outdir_option, pass_errors, precision_options)
 
 
 @click.command()
@@ -30,10 +30,11 @@ from .common import (device_option, echo_done, ensure_outdir, load_G, network_op
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True)
 @device_option
 @precision_options
+@compile_option
 @outdir_option
 @pass_errors
 def mix(network, rows, cols, styles, truncation_psi, truncation_cutoff, class_idx, noise_mode, grid_only, save_ws,
-        batch_size, device, precision, outdir: Path):
+        batch_size, device, precision, compile_synthesis, outdir: Path):
     """Mix styles: image ROW-COL takes the --styles layers from COL and every other layer from ROW.
 
     Writes grid.png (top-left blank, first row = column images, first column = row images),
@@ -50,7 +51,7 @@ def mix(network, rows, cols, styles, truncation_psi, truncation_cutoff, class_id
     from ..latent.sources import parse_latents
     from ..render.images import save_image
 
-    G, _, _ = load_G(network, device, precision)
+    G, _, _ = load_G(network, device, precision, compile_synthesis)
     check_truncation(G, truncation_psi, truncation_cutoff)
     layers = parse_layers(styles, G)
     row = parse_latents(G, rows, truncation_psi, truncation_cutoff, class_idx)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import device_option, echo_done, load_G, network_option, parse_pair, pass_errors, precision_options
+from .common import (compile_option, device_option, echo_done, load_G, network_option, parse_pair, pass_errors,
+                     precision_options)
 
 
 @click.command()
@@ -50,12 +51,13 @@ from .common import device_option, echo_done, load_G, network_option, parse_pair
 @click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True)
 @device_option
 @precision_options
+@compile_option
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Video file: .mp4 (.mov, .mkv) for H.264 or .gif.")
 @pass_errors
 def video(network, seeds, ws_files, interpolation, loop, easing, frames_per_transition, num_frames, fps, grid_spec,
           num_keyframes, shuffle_seed, truncation_psi, truncation_cutoff, class_idx, noise_mode, translate, rotate,
-          translate_anim, rotate_anim, crf, lossless, batch_size, device, precision, output: Path):
+          translate_anim, rotate_anim, crf, lossless, batch_size, device, precision, compile_synthesis, output: Path):
     """Render an interpolation video through keyframe latents.
 
     A walk through K keyframes with N frames per transition has (K-1)*N + 1 frames and ends on
@@ -87,7 +89,7 @@ def video(network, seeds, ws_files, interpolation, loop, easing, frames_per_tran
                    translate_anim=parse_pair(translate_anim, "translate-anim"), rotate_anim=rotate_anim,
                    batch_size=batch_size)
     output = check_video_path(output)
-    G, _, _ = load_G(network, device, precision)
+    G, _, _ = load_G(network, device, precision, compile_synthesis)
     plan = video_frames(G, _items(keyframes), **options)
     path = plan.save(output, fps=fps, crf=crf, lossless=lossless, show_progress=True)
     w, h = plan.frame_size

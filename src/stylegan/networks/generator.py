@@ -58,6 +58,15 @@ class Generator(nn.Module):
         self.synthesis.half_dtype = dtype
         return self
 
+    def compile_synthesis(self, **options) -> "Generator":
+        """Compile the synthesis network with ``torch.compile`` (in place: parameter names, saving and
+        loading are unchanged). Pays a one-time compilation per input shape, so it suits long runs
+        (videos, many seeds) on GPUs; ``options`` go to ``torch.compile`` (e.g. ``mode``)."""
+        if not hasattr(nn.Module, "compile"):
+            raise RuntimeError(f"compiling needs torch >= 2.2 (this is {torch.__version__})")
+        self.synthesis.compile(**options)
+        return self
+
     def extra_repr(self) -> str:
         return (f"{self.config.variant}, z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, "
                 f"num_ws={self.num_ws}, img_resolution={self.img_resolution}, img_channels={self.img_channels}")

@@ -144,8 +144,13 @@ def _pad_or_crop(x: torch.Tensor, px0: int, px1: int, py0: int, py1: int) -> tor
     return x
 
 
-def _depthwise(x: torch.Tensor, taps: torch.Tensor, axis: str, stride: int, transposed: bool) -> torch.Tensor:
-    """One depthwise correlation (or transposed convolution) pass of a 1-D or 2-D filter."""
+def _depthwise(x: torch.Tensor, taps: torch.Tensor, axis: str, stride: int, transposed: bool,
+               pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """One depthwise correlation (or transposed convolution) pass of a 1-D or 2-D filter.
+
+    ``pad`` = (along y, along x): implicit zero padding of a correlation, or for a transposed
+    convolution the samples cropped from both ends of its output (oneDNN does either for free).
+    """
     c = x.shape[1]
     if axis == "x":
         w = taps.reshape(1, 1, 1, -1)
@@ -158,8 +163,20 @@ def _depthwise(x: torch.Tensor, taps: torch.Tensor, axis: str, stride: int, tran
         s = (stride, stride)
     w = w.expand(c, 1, *w.shape[2:])
     if transposed:
-        return F.conv_transpose2d(x, w, stride=s, groups=c)
-    return F.conv2d(x, w, stride=s, groups=c)
+        return F.conv_transpose2d(x, w, stride=s, padding=pad, groups=c)
+    return F.conv2d(x, w, stride=s, padding=pad, groups=c)
+
+
+def _split_symmetric(p0: int, p1: int) -> tuple[int, int, int]:
+    """(p0, p1) -> (common, p0 - common, p1 - common): the part of a padding (or of a crop, when
+    both are negative) that is the same at both ends, which convolutions apply for free."""
+    if p0 > 0 and p1 > 0:
+        common = min(p0, p1)
+    elif p0 < 0 and p1 < 0:
+        common = max(p0, p1)
+    else:
+        common = 0
+    return common, p0 - common, p1 - common
 
 
 def upfirdn2d(
@@ -197,6 +214,8 @@ def upfirdn2d(
     if f.ndim == 1:
         passes = [("x", f * math.sqrt(gain) if gain != 1 else f, upx, downx, px0, px1),
                   ("y", f * math.sqrt(gain) if gain != 1 else f, upy, downy, py0, py1)]
+        if (upx > 1 or upy > 1) and x.device.type == "cpu":
+            passes.reverse()  # oneDNN's transposed convolution is faster along x: give it the larger input
         for axis, taps, u, d, p0, p1 in passes:
             x = _resample_1d(x, taps, axis, u, d, p0, p1)
         return x
@@ -206,19 +225,23 @@ def upfirdn2d(
 
 def _resample_1d(x, taps, axis, up, down, p0, p1):
     k = taps.shape[0]
-    if axis == "x":
-        pads = (p0, p1, 0, 0)
-    else:
-        pads = (0, 0, p0, p1)
     if up == 1:
-        x = _pad_or_crop(x, *pads)
-        return _depthwise(x, taps, axis, down, transposed=False)
+        common, p0, p1 = _split_symmetric(p0, p1)
+        if common < 0:  # a crop at both ends: slice it (correlations only pad for free)
+            common, p0, p1 = 0, p0 + common, p1 + common
+        x = _pad_or_crop(x, *((p0, p1, 0, 0) if axis == "x" else (0, 0, p0, p1)))
+        return _depthwise(x, taps, axis, down, transposed=False,
+                          pad=(0, common) if axis == "x" else (common, 0))
     # Zero-insert + pad + correlate(flipped f) == transposed conv (true conv with f) then shift.
     # The transposed conv of length L gives (L-1)*up + k samples; zero-insertion with trailing
     # zeros then padding by (p0, p1) and a valid correlation starts k-1-p0 samples later.
-    y = _depthwise(x, taps.flip(0), axis, up, transposed=True)
     lo = p0 - (k - 1)
     hi = p1 - (k - 1) + (up - 1)
+    common, lo, hi = _split_symmetric(lo, hi)
+    crop = -common if common < 0 else 0
+    y = _depthwise(x, taps.flip(0), axis, up, transposed=True, pad=(0, crop) if axis == "x" else (crop, 0))
+    if common > 0:
+        lo, hi = lo + common, hi + common
     y = _pad_or_crop(y, *((lo, hi, 0, 0) if axis == "x" else (0, 0, lo, hi)))
     if down > 1:
         y = y[..., ::down] if axis == "x" else y[..., ::down, :]
@@ -228,13 +251,22 @@ def _resample_1d(x, taps, axis, up, down, p0, p1):
 def _resample_2d(x, f, upx, upy, downx, downy, px0, px1, py0, py1):
     kh, kw = f.shape
     if upx == 1 and upy == 1:
+        cx, px0, px1 = _split_symmetric(px0, px1)
+        cy, py0, py1 = _split_symmetric(py0, py1)
         x = _pad_or_crop(x, px0, px1, py0, py1)
+        if cx < 0 or cy < 0:  # a crop at both ends: slice it (correlations only pad for free)
+            x = _pad_or_crop(x, min(cx, 0), min(cx, 0), min(cy, 0), min(cy, 0))
+            cx, cy = max(cx, 0), max(cy, 0)
         if downx == downy:
-            return _depthwise(x, f, "xy", downx, transposed=False)
-        return _depthwise(x, f, "xy", 1, transposed=False)[..., ::downy, ::downx]
+            return _depthwise(x, f, "xy", downx, transposed=False, pad=(cy, cx))
+        return _depthwise(x, f, "xy", 1, transposed=False, pad=(cy, cx))[..., ::downy, ::downx]
     if upx == upy:
-        y = _depthwise(x, f.flip([0, 1]), "xy", upx, transposed=True)
-        y = _pad_or_crop(y, px0 - (kw - 1), px1 - (kw - 1) + upx - 1, py0 - (kh - 1), py1 - (kh - 1) + upy - 1)
+        lox, hix = px0 - (kw - 1), px1 - (kw - 1) + upx - 1
+        loy, hiy = py0 - (kh - 1), py1 - (kh - 1) + upy - 1
+        cx, lox, hix = _split_symmetric(lox, hix)
+        cy, loy, hiy = _split_symmetric(loy, hiy)
+        y = _depthwise(x, f.flip([0, 1]), "xy", upx, transposed=True, pad=(max(-cy, 0), max(-cx, 0)))
+        y = _pad_or_crop(y, lox + max(cx, 0), hix + max(cx, 0), loy + max(cy, 0), hiy + max(cy, 0))
         return y[..., ::downy, ::downx] if (downx > 1 or downy > 1) else y
     n, c, h, w = x.shape
     x = x.reshape(n, c, h, 1, w, 1)
@@ -357,6 +389,13 @@ def conv2d_resample(
     return F.conv2d(x, w, bias=bias, padding=padding, groups=groups)
 
 
+# Channel-chunk budget for CPU inference: the upsampled intermediate of one chunk stays around this
+# size, so it is reused from the allocator's cache and mostly from the CPU's L3 cache instead of
+# being page-faulted in fresh for every layer (measured: a 562x562 intermediate of 512 channels takes
+# 0.60 s whole, 0.24 s in 16-channel chunks on a 2-core EPYC).
+CPU_CHUNK_BYTES = 16 << 20
+
+
 def filtered_lrelu(
     x: torch.Tensor,
     fu: torch.Tensor | None = None,
@@ -375,8 +414,37 @@ def filtered_lrelu(
     ``= upfirdn2d(clip(lrelu(upfirdn2d(x + b, fu, up, padding, gain=up^2)) * gain), fd, down)``.
     The upsampling is polyphase (transposed convolution) and the downsampling a strided
     convolution, so neither the zero-stuffed input nor the full-rate filtered output that the
-    downsampler discards are ever computed.
+    downsampler discards are ever computed. CPU inference runs in channel chunks (every step is
+    per channel), keeping the large upsampled intermediate small and cached.
     """
+    args = (fu, fd, up, down, padding, gain, slope, clamp, flip_filter)
+    grad = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
+    if x.device.type == "cpu" and not grad and x.ndim == 4:
+        fw, fh = filter_size(fu)
+        px0, px1, py0, py1 = _parse_padding(padding)
+        upx, upy = _parse_pair(up)
+        tmp_bytes = (x.shape[0] * x.element_size() * max(x.shape[2] * upy + py0 + py1 - fh + 1, 1)
+                     * max(x.shape[3] * upx + px0 + px1 - fw + 1, 1))  # per channel
+        chunk = max(16, CPU_CHUNK_BYTES // tmp_bytes // 16 * 16)
+        if x.shape[1] > chunk:
+            return _filtered_lrelu_in_chunks(x, b, chunk, args)
+    return _filtered_lrelu(x, b, *args)
+
+
+def _filtered_lrelu_in_chunks(x, b, chunk, args):
+    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    out = None
+    for c0 in range(0, x.shape[1], chunk):
+        xc = x[:, c0 : c0 + chunk].contiguous(memory_format=fmt)
+        y = _filtered_lrelu(xc, None if b is None else b[c0 : c0 + chunk], *args)
+        if out is None:
+            out = torch.empty([x.shape[0], x.shape[1], *y.shape[2:]], dtype=y.dtype, device=y.device,
+                              memory_format=fmt)
+        out[:, c0 : c0 + chunk] = y
+    return out
+
+
+def _filtered_lrelu(x, b, fu, fd, up, down, padding, gain, slope, clamp, flip_filter):
     if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
     # lrelu(x) * g == lrelu(g * x) for g > 0: the gain rides on the upsampling filter's taps.
