@@ -1,5 +1,7 @@
 """``stylegan generate``: files, grids, saved latents, determinism, and one-line errors."""
 
+import shutil
+
 import numpy as np
 import pytest
 from support.cli import png, run
@@ -126,3 +128,15 @@ def test_unwritable_outdir(sg2_model, tmp_path, capsys):
     (tmp_path / "file").write_text("not a folder")
     code, err = run(capsys, "generate", "--network", sg2_model, "--seeds", "1", "--outdir", tmp_path / "file" / "out")
     assert code == 1 and err.startswith("error: cannot create output folder") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="torch.compile on a CPU needs a C++ compiler")
+def test_compiled_synthesis_writes_the_same_images(sg2_model, tmp_path, capsys):
+    import torch._dynamo
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    assert run(capsys, "generate", "--network", sg2_model, "--seeds", "3", "--compile", "--outdir", tmp_path / "c")[0] == 0
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # it really ran compiled
+    run(capsys, "generate", "--network", sg2_model, "--seeds", "3", "--outdir", tmp_path / "e")
+    assert same_pixels(png(tmp_path / "c" / "seed0003.png"), png(tmp_path / "e" / "seed0003.png"))

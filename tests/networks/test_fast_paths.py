@@ -42,3 +42,10 @@ def test_channel_chunked_cpu_path_reproduces_the_official_outputs(reference_dir,
         with torch.inference_mode():
             img = G.synthesis(torch.from_numpy(d["ref/ws_psi07"]), noise_mode="const")
         assert (img - torch.from_numpy(d["ref/img_psi07_const"])).abs().max().item() <= 1e-4
+
+
+def test_compiling_keeps_parameter_names():
+    G = make_tiny_checkpoint("stylegan3", variant="r").G_ema
+    names = list(G.state_dict())
+    G.compile_synthesis()
+    assert list(G.state_dict()) == names  # saving and loading are unaffected
