@@ -167,16 +167,12 @@ def _depthwise(x: torch.Tensor, taps: torch.Tensor, axis: str, stride: int, tran
     return F.conv2d(x, w, stride=s, padding=pad, groups=c)
 
 
-def _split_symmetric(p0: int, p1: int) -> tuple[int, int, int]:
-    """(p0, p1) -> (common, p0 - common, p1 - common): the part of a padding (or of a crop, when
-    both are negative) that is the same at both ends, which convolutions apply for free."""
-    if p0 > 0 and p1 > 0:
-        common = min(p0, p1)
-    elif p0 < 0 and p1 < 0:
-        common = max(p0, p1)
-    else:
-        common = 0
-    return common, p0 - common, p1 - common
+def _shared_margin(p0: int, p1: int, sign: int) -> tuple[int, int, int]:
+    """Split (p0, p1) into the margin m >= 0 that both ends share with ``sign`` (+1: padding, which a
+    correlation applies for free; -1: a crop, which a transposed convolution applies for free) and
+    the rest: ``(m, p0 - sign * m, p1 - sign * m)``."""
+    m = max(min(sign * p0, sign * p1), 0)
+    return m, p0 - sign * m, p1 - sign * m
 
 
 def upfirdn2d(
@@ -226,22 +222,16 @@ def upfirdn2d(
 def _resample_1d(x, taps, axis, up, down, p0, p1):
     k = taps.shape[0]
     if up == 1:
-        common, p0, p1 = _split_symmetric(p0, p1)
-        if common < 0:  # a crop at both ends: slice it (correlations only pad for free)
-            common, p0, p1 = 0, p0 + common, p1 + common
+        m, p0, p1 = _shared_margin(p0, p1, +1)
         x = _pad_or_crop(x, *((p0, p1, 0, 0) if axis == "x" else (0, 0, p0, p1)))
-        return _depthwise(x, taps, axis, down, transposed=False,
-                          pad=(0, common) if axis == "x" else (common, 0))
+        return _depthwise(x, taps, axis, down, transposed=False, pad=(0, m) if axis == "x" else (m, 0))
     # Zero-insert + pad + correlate(flipped f) == transposed conv (true conv with f) then shift.
     # The transposed conv of length L gives (L-1)*up + k samples; zero-insertion with trailing
     # zeros then padding by (p0, p1) and a valid correlation starts k-1-p0 samples later.
     lo = p0 - (k - 1)
     hi = p1 - (k - 1) + (up - 1)
-    common, lo, hi = _split_symmetric(lo, hi)
-    crop = -common if common < 0 else 0
-    y = _depthwise(x, taps.flip(0), axis, up, transposed=True, pad=(0, crop) if axis == "x" else (crop, 0))
-    if common > 0:
-        lo, hi = lo + common, hi + common
+    m, lo, hi = _shared_margin(lo, hi, -1)
+    y = _depthwise(x, taps.flip(0), axis, up, transposed=True, pad=(0, m) if axis == "x" else (m, 0))
     y = _pad_or_crop(y, *((lo, hi, 0, 0) if axis == "x" else (0, 0, lo, hi)))
     if down > 1:
         y = y[..., ::down] if axis == "x" else y[..., ::down, :]
@@ -251,22 +241,19 @@ def _resample_1d(x, taps, axis, up, down, p0, p1):
 def _resample_2d(x, f, upx, upy, downx, downy, px0, px1, py0, py1):
     kh, kw = f.shape
     if upx == 1 and upy == 1:
-        cx, px0, px1 = _split_symmetric(px0, px1)
-        cy, py0, py1 = _split_symmetric(py0, py1)
+        cx, px0, px1 = _shared_margin(px0, px1, +1)
+        cy, py0, py1 = _shared_margin(py0, py1, +1)
         x = _pad_or_crop(x, px0, px1, py0, py1)
-        if cx < 0 or cy < 0:  # a crop at both ends: slice it (correlations only pad for free)
-            x = _pad_or_crop(x, min(cx, 0), min(cx, 0), min(cy, 0), min(cy, 0))
-            cx, cy = max(cx, 0), max(cy, 0)
         if downx == downy:
             return _depthwise(x, f, "xy", downx, transposed=False, pad=(cy, cx))
         return _depthwise(x, f, "xy", 1, transposed=False, pad=(cy, cx))[..., ::downy, ::downx]
     if upx == upy:
         lox, hix = px0 - (kw - 1), px1 - (kw - 1) + upx - 1
         loy, hiy = py0 - (kh - 1), py1 - (kh - 1) + upy - 1
-        cx, lox, hix = _split_symmetric(lox, hix)
-        cy, loy, hiy = _split_symmetric(loy, hiy)
-        y = _depthwise(x, f.flip([0, 1]), "xy", upx, transposed=True, pad=(max(-cy, 0), max(-cx, 0)))
-        y = _pad_or_crop(y, lox + max(cx, 0), hix + max(cx, 0), loy + max(cy, 0), hiy + max(cy, 0))
+        cx, lox, hix = _shared_margin(lox, hix, -1)
+        cy, loy, hiy = _shared_margin(loy, hiy, -1)
+        y = _depthwise(x, f.flip([0, 1]), "xy", upx, transposed=True, pad=(cy, cx))
+        y = _pad_or_crop(y, lox, hix, loy, hiy)
         return y[..., ::downy, ::downx] if (downx > 1 or downy > 1) else y
     n, c, h, w = x.shape
     x = x.reshape(n, c, h, 1, w, 1)
