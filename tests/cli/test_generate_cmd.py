@@ -140,3 +140,13 @@ def test_compiled_synthesis_writes_the_same_images(sg2_model, tmp_path, capsys):
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # it really ran compiled
     run(capsys, "generate", "--network", sg2_model, "--seeds", "3", "--outdir", tmp_path / "e")
     assert same_pixels(png(tmp_path / "c" / "seed0003.png"), png(tmp_path / "e" / "seed0003.png"))
+
+
+def test_compile_without_a_cpu_compiler_is_one_line(sg2_model, tmp_path, capsys, monkeypatch):
+    import stylegan.networks.generator as generator
+    monkeypatch.setattr(generator.shutil, "which", lambda name: None)
+    code, err = run(capsys, "generate", "--network", sg2_model, "--seeds", "1", "--compile", "--device", "cpu",
+                    "--outdir", tmp_path / "out")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: --compile: compiling for the CPU needs a C++ compiler")
+    assert not (tmp_path / "out").exists()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import torch
 from torch import nn
 
@@ -64,6 +67,9 @@ class Generator(nn.Module):
         (videos, many seeds) on GPUs; ``options`` go to ``torch.compile`` (e.g. ``mode``)."""
         if not hasattr(nn.Module, "compile"):
             raise RuntimeError(f"compiling needs torch >= 2.2 (this is {torch.__version__})")
+        on_cpu = next(self.synthesis.parameters()).device.type == "cpu"
+        if on_cpu and not any(shutil.which(c) for c in (os.environ.get("CXX"), "g++", "clang++", "c++") if c):
+            raise RuntimeError("compiling for the CPU needs a C++ compiler (g++ or clang++) on PATH")
         self.synthesis.compile(**options)
         return self
 
