@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from stylegan.latent.perceptual import load_perceptual
+from stylegan.perception.lpips import load_perceptual
 from stylegan.latent.projection import ProjectionConfig, project
 from stylegan.latent.seeds import z_from_seeds
 from stylegan.networks import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig,

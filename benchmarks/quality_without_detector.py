@@ -47,7 +47,7 @@ def real_vs_fake_accuracy(real: np.ndarray, fake: np.ndarray, seed: int = 0) -> 
 
 
 def real_images(path: str) -> np.ndarray:
-    from stylegan.train.dataset import ImageDataset
+    from stylegan.data.dataset import ImageDataset
     ds = ImageDataset(path)
     return np.asarray(ds.get_images(np.arange(len(ds)))).transpose(0, 2, 3, 1)  # NCHW -> NHWC
 

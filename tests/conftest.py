@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 
+from support.detectors import save_detector
 from support.models import REFERENCE_DIR, reference_checkpoint, save_tiny
 
 # Tiny test models are dominated by threading overhead; one thread is faster and avoids oversubscription.
@@ -44,3 +45,23 @@ def reference_sg2_model(reference_dir, tmp_path_factory):
     """The official StyleGAN2 reference network (64x64) in our native format."""
     from stylegan.checkpoints import save_network
     return save_network(reference_checkpoint("sg2"), tmp_path_factory.mktemp("models") / "ref-sg2.safetensors")
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """Downloads and cached statistics go to a fresh folder for the test."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("STYLEGAN_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture(scope="session")
+def inception_file(tmp_path_factory):
+    """A tiny TorchScript network with the call signature of NVIDIA's Inception detector."""
+    return save_detector("inception", tmp_path_factory.mktemp("detectors") / "inception-tiny.pt")
+
+
+@pytest.fixture(scope="session")
+def vgg_file(tmp_path_factory):
+    """A tiny TorchScript network with the call signature of NVIDIA's VGG16/LPIPS detector."""
+    return save_detector("vgg16", tmp_path_factory.mktemp("detectors") / "vgg16-tiny.pt")

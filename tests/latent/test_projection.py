@@ -10,7 +10,7 @@ import torch
 
 from stylegan.checkpoints import load_network
 from stylegan.errors import UserInputError
-from stylegan.latent.perceptual import NoDownloadLoss
+from stylegan.perception.lpips import NoDownloadLoss
 from stylegan.latent.projection import (
     ProjectionConfig,
     clip_like_target,

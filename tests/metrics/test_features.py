@@ -8,7 +8,7 @@ from support.models import make_tiny_checkpoint
 
 from stylegan.errors import DatasetError
 from stylegan.metrics.data import ImageArray, ImageBatches, open_images
-from stylegan.metrics.detectors import load_detector
+from stylegan.perception.detectors import load_detector
 from stylegan.metrics.features import FeatureStats, generated_images, random_labels, real_features
 
 
@@ -99,7 +99,7 @@ def test_image_sources_check_size_and_read_labels(tmp_path, real_folder):
 
 
 def test_an_opened_training_dataset_is_read_without_its_mirrored_copies(real_folder, inception_file):
-    from stylegan.train.dataset import ImageDataset
+    from stylegan.data.dataset import ImageDataset
     mirrored = ImageDataset(real_folder, mirror=True)
     src = open_images(mirrored, resolution=32)
     assert len(mirrored) == 80 and len(src) == 40

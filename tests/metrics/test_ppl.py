@@ -6,7 +6,7 @@ import torch
 from support.models import make_tiny_checkpoint
 
 from stylegan.metrics import compute_metric
-from stylegan.metrics.detectors import load_detector
+from stylegan.perception.detectors import load_detector
 from stylegan.metrics.ppl import filtered_mean, path_length_samples, slerp
 
 
@@ -58,7 +58,7 @@ def test_ppl_metric_is_named_with_its_count_and_detector(G, vgg_file):
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 def test_the_projection_perceptual_loss_gives_the_same_path_lengths(G, vgg_file):
-    NvidiaVGG16 = pytest.importorskip("stylegan.latent.perceptual").NvidiaVGG16  # the projection's LPIPS
+    NvidiaVGG16 = pytest.importorskip("stylegan.perception.lpips").NvidiaVGG16  # the projection's LPIPS
     module = torch.jit.load(str(vgg_file))
     via_projection = NvidiaVGG16(module, source=vgg_file.name)
     via_detector = load_detector(vgg_file, kind="vgg16")

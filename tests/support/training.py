@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stylegan.train.dataset_tool import make_dataset
+from stylegan.data.dataset_tool import make_dataset
 
 #: A StyleGAN2 small enough to train for real in seconds on one CPU core (16x16, 16 channels).
 TINY = ["--cbase", "256", "--cmax", "16", "--z-dim", "16", "--w-dim", "16", "--map-depth", "2",

@@ -149,7 +149,7 @@ def test_transfer_from_an_official_pickle_copies_every_weight(reference_dir, tmp
     from support.official_pickle import write_reference_pickle
     from support.training import make_blobs_dataset
 
-    from stylegan.train.dataset_tool import make_dataset
+    from stylegan.data.dataset_tool import make_dataset
     pkl = write_reference_pickle(reference_dir / "official-sg2-64.npz", tmp_path / "network-snapshot.pkl",
                                  generation="stylegan2-ada", augment_p=0.3)
     root = tmp_path / "data"
@@ -200,7 +200,7 @@ def test_a_run_folder_cannot_be_trained_by_two_processes_at_once(blobs_dataset, 
 def test_datasets_read_from_disk_train_exactly_like_cached_ones(blobs_dataset, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
-    import stylegan.train.dataset as dataset_module
+    import stylegan.data.dataset as dataset_module
     args = [*TINY, "--batch", "8", "--kimg", "0.032", "--tick", "0.032", "--snap", "1", "--grid", "1x1"]
     assert stylegan("train", "--data", str(blobs_dataset), "--outdir", str(tmp_path / "cached"), *args) == 0
     monkeypatch.setattr(dataset_module, "CACHE_LIMIT_BYTES", 0)      # decode every batch, one step ahead

@@ -24,7 +24,6 @@ import copy
 import io
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, UserInputError
+from ..files import atomic_output
 from ..networks import Generator
 
 FORMATS = ("onnx", "torchscript")
@@ -138,10 +138,7 @@ def export_generator(G: Generator, dest: str | os.PathLike, format: str = "onnx"
     module = ExportedGenerator(G.eval(), what, truncation_psi, truncation_cutoff).eval()
     module.requires_grad_(False)
     example = module.example_inputs(batch=2)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
+    with atomic_output(dest) as tmp:
         if format == "onnx":
             _export_onnx(module, example, tmp, opset or DEFAULT_OPSET, dynamic_batch)
         else:
@@ -152,10 +149,6 @@ def export_generator(G: Generator, dest: str | os.PathLike, format: str = "onnx"
             if not result.max_abs_diff <= TOLERANCE * scale:
                 raise CheckpointError(f"the exported {format} model disagrees with ours (max |diff| "
                                       f"{result.max_abs_diff:.3g} > {TOLERANCE * scale:.3g}); nothing was written")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     if G.generation == "stylegan3" and bool((G.synthesis.input.transform != torch.eye(3)).any()):
         result.notes.append("the StyleGAN3 input transform set on G is baked into the file")
     return result

@@ -9,15 +9,14 @@ carries the same JSON in a file a person can read and edit.
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
+from ..files import atomic_write, read_safetensors_header
 
 try:
     from safetensors import SafetensorError
@@ -84,32 +83,16 @@ def save_native(ckpt: Checkpoint, dest: str | Path) -> Path:
         dest.mkdir(parents=True, exist_ok=True)
     weights.parent.mkdir(parents=True, exist_ok=True)
     meta = {"stylegan": json.dumps(header, sort_keys=True)}
-    _atomic(weights, lambda tmp: save_file(_tensors(ckpt), str(tmp), metadata=meta))
+    atomic_write(weights, lambda tmp: save_file(_tensors(ckpt), str(tmp), metadata=meta))
     if config_path is not None:
-        _atomic(config_path, lambda tmp: tmp.write_text(json.dumps(header, indent=2, sort_keys=True) + "\n"))
+        atomic_write(config_path, json.dumps(header, indent=2, sort_keys=True) + "\n")
     return weights
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _read_header(weights: Path) -> dict:
     try:
-        with open(weights, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            if n > (100 << 20):
-                raise ValueError("header too large")
-            raw = json.loads(f.read(n))
-    except (OSError, ValueError, struct.error) as exc:
+        raw = read_safetensors_header(weights)
+    except (OSError, ValueError) as exc:
         raise CheckpointError(f"{weights.name} is not a readable safetensors file ({exc})") from exc
     meta = (raw.get("__metadata__") or {}).get("stylegan")
     if meta is None:

@@ -37,15 +37,14 @@ rosinality has no conv clamp and no conditioning; it always uses the ``skip`` ge
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 
 from ..errors import CheckpointError
+from ..files import atomic_write
 from ..networks import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig,
                         StyleGAN2SynthesisConfig)
 from .official import _channel_base_max
@@ -350,13 +349,5 @@ def save_rosinality(ckpt: Checkpoint, dest: str | Path, include_discriminator: b
         data["d"] = discriminator_to_rosinality(ckpt.D)
         if ckpt.D.config.conv_clamp is not None:
             notes.append("the discriminator's conv clamp is dropped: rosinality has none")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        torch.save(data, tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(dest, lambda tmp: torch.save(data, tmp))
     return dest, notes

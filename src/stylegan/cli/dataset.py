@@ -35,7 +35,7 @@ def dataset(source, dest, resolution, transform, aspect, resize_filter, mode, ba
 
     Unreadable or unsuitable files are skipped and listed in DEST-report.json.
     """
-    from ..train.dataset_tool import make_dataset
+    from ..data.dataset_tool import make_dataset
     report = make_dataset(source, dest, resolution=resolution, transform=transform, resize_filter=resize_filter,
                           mode=mode, background=background, labels=labels, max_images=max_images, aspect=aspect,
                           workers=workers, overwrite=overwrite)

@@ -53,7 +53,7 @@ def metrics(network, metric_names, data, detectors, num_gen, batch_size, seed, n
     from ..devices import half_dtype, pick_device
     from ..errors import UserInputError
     from ..metrics import append_record, compute_metric, is_training_run_dir, parse_metric, required_detectors
-    from ..metrics.detectors import parse_detector_args
+    from ..perception.detectors import parse_detector_args
 
     names = [n.strip() for n in metric_names.split(",") if n.strip()]
     if not names:

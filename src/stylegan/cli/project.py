@@ -103,7 +103,7 @@ def project(network, targets, space, num_steps, seed, class_idx, learning_rate, 
     from ..errors import UserInputError
     from ..latent.align import load_landmarks, prepare_target
     from ..latent.io import save_ws
-    from ..latent.perceptual import load_perceptual
+    from ..perception.lpips import load_perceptual
     from ..latent.projection import ProjectionConfig, noise_to_npz
     from ..latent.projection import project as run_projection
     from ..latent.seeds import class_labels

@@ -87,7 +87,7 @@ def train(ctx, data, outdir, device, metrics, detectors, desc, workers, keep_sta
     detector_map = {}
     if detectors:  # the files are loaded (and checked) by the training loop before it reads or writes anything
         from ..metrics import required_detectors
-        from ..metrics.detectors import parse_detector_args
+        from ..perception.detectors import parse_detector_args
         detector_map = parse_detector_args(detectors, required_detectors(list(metric_names)))
     grid_size = None
     if grid is not None:

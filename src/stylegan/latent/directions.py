@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -304,14 +303,8 @@ def labelled_seeds(labels: dict[str, float]) -> tuple[list[int], np.ndarray]:
 def load_classifier(path: str | os.PathLike, device: torch.device | str = "cpu"):
     """A TorchScript attribute classifier: images [N, C, H, W] in [-1, 1] -> scores [N] or [N, K]."""
     from ..checkpoints.download import resolve
-    from ..errors import CheckpointError
-    p = resolve(str(path), what="classifier")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)       # torch >= 2.9 deprecates TorchScript
-            return torch.jit.load(str(p), map_location=device).eval()
-    except Exception as exc:  # noqa: BLE001 - TorchScript loading raises many types
-        raise CheckpointError(f"cannot load classifier {p.name} as TorchScript: {str(exc).splitlines()[0]}") from None
+    from ..perception.torchscript import load_torchscript
+    return load_torchscript(resolve(str(path), what="classifier"), "classifier", device)
 
 
 def classifier_scores(G: Generator, classifier, num_samples: int, seed: int = 0, output: int = 0,

@@ -22,21 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserInputError
+from ..files import atomic_write
 
 
 def _atomic_savez(path: Path, arrays: dict) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_suffix(".npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
 
 
 def save_ws(path: str | os.PathLike, ws, **extra) -> Path:

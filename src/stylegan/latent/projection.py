@@ -9,7 +9,7 @@ Unlike that projector, the noise maps start from the model's own constant noise 
 the same distribution, but the start is then exactly the image ``noise_mode='const'`` gives.
 
 Beyond that projector: W+ (one w per layer), batches of targets (each with its own noise maps),
-conditional models, StyleGAN3, any :class:`~stylegan.latent.perceptual.PerceptualLoss`.
+conditional models, StyleGAN3, any :class:`~stylegan.perception.lpips.PerceptualLoss`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ..errors import UserInputError
 from ..networks import Generator
 from ..progress import progress as progress_bar
 from ..render.images import from_uint8, to_uint8
-from .perceptual import NoDownloadLoss, PerceptualLoss
+from ..perception.lpips import NoDownloadLoss, PerceptualLoss
 
 SPACES = ("w", "w+")
 

@@ -22,7 +22,7 @@ import torch
 
 from ..errors import UserInputError
 from .data import open_images
-from .detectors import DEFAULT_DETECTORS, Detector, load_detector
+from ..perception.detectors import DEFAULT_DETECTORS, Detector, load_detector
 
 RUN_DIR_MARKER = "training_options.json"
 
@@ -175,7 +175,7 @@ def _pick_detector(detector, kind: str, device: torch.device, lpips: bool = Fals
     if isinstance(detector, dict):
         detector = detector.get(kind)
     if lpips and hasattr(detector, "features") and hasattr(detector, "name") and not isinstance(detector, Detector):
-        return detector   # a perceptual loss from stylegan.latent.perceptual (PPL only)
+        return detector   # a perceptual loss from stylegan.perception.lpips (PPL only)
     return load_detector(detector, kind=kind, device=device)
 
 

@@ -22,14 +22,14 @@ from ..errors import DatasetError
 
 class DatasetImages:
     """A dataset folder or zip read through the training code's reader
-    (:class:`stylegan.train.dataset.ImageDataset`), in sorted order; mirrored copies only when
+    (:class:`stylegan.data.dataset.ImageDataset`), in sorted order; mirrored copies only when
     ``mirror`` is asked for and the dataset has them."""
 
     def __init__(self, path: str | os.PathLike | None = None, use_labels: bool = False, dataset=None,
                  mirror: bool = False):
         self.mirror = mirror    # also read the mirrored copies (legacy metrics of a mirrored training set)
         if dataset is None:
-            from ..train.dataset import ImageDataset  # same layer as metrics: imported on use
+            from ..data.dataset import ImageDataset
             # cache_limit=0: statistics are usually cached, so never decode the whole set up front.
             dataset = ImageDataset(Path(path).expanduser(), use_labels=use_labels, mirror=mirror, cache_limit=0,
                                    workers=min(8, os.cpu_count() or 1))
@@ -133,7 +133,7 @@ def _has_labels_file(path: Path) -> bool:
 
 def open_images(data, resolution: int | None = None, channels: int | None = None, use_labels: bool = False,
                 mirror: bool = False):
-    """A path (folder or zip), an opened :class:`~stylegan.train.dataset.ImageDataset`, a uint8 array,
+    """A path (folder or zip), an opened :class:`~stylegan.data.dataset.ImageDataset`, a uint8 array,
     an object with ``batches(batch_size, max_items)``, or an iterable of uint8 batches -> a source of
     real images (checked against the model's size)."""
     if data is None:

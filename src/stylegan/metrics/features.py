@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +15,9 @@ import torch
 
 from ..checkpoints.download import cache_dir
 from ..errors import DatasetError
+from ..files import atomic_write
 from ..progress import progress
-from .detectors import Detector
+from ..perception.detectors import Detector
 
 CACHE_VERSION = 1
 
@@ -104,15 +103,7 @@ class FeatureStats:
 
 
 def _atomic_savez(path: Path, arrays: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
 
 
 def stats_cache_path(data, detector: Detector, options: dict) -> Path | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
-from .detectors import Detector
+from ..perception.detectors import Detector
 from .features import generated_features, real_features
 
 

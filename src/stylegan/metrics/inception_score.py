@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..progress import progress
-from .detectors import Detector
+from ..perception.detectors import Detector
 from .features import generated_images
 
 

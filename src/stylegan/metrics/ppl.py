@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..progress import progress
-from .detectors import Detector
+from ..perception.detectors import Detector
 from .features import random_labels
 
 LPIPS_RESOLUTION = 256
@@ -35,7 +35,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 def lpips_embeddings(lpips, images: torch.Tensor) -> torch.Tensor:
     """LPIPS embeddings of images in [-1, 1]: with a VGG16 :class:`Detector` (NVIDIA's ``vgg16.pt``),
-    or any perceptual loss of :mod:`stylegan.latent.perceptual` that embeds (``features``) images."""
+    or any perceptual loss of :mod:`stylegan.perception.lpips` that embeds (``features``) images."""
     if isinstance(lpips, Detector):
         return lpips.lpips((images + 1) * (255 / 2))
     return lpips.features(images).flatten(1)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..progress import progress
-from .detectors import Detector
+from ..perception.detectors import Detector
 from .features import generated_features, real_features
 
 

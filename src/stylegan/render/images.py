@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserInputError
+from ..files import atomic_write
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -38,19 +38,10 @@ def save_image(image: np.ndarray | Image.Image, path: str | os.PathLike) -> Path
     """Write an image atomically (temp file + rename): a crash never leaves a half-written file."""
     path = Path(path)
     pil = image if isinstance(image, Image.Image) else to_pil(image)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(path.suffix.lower(), "PNG")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".png", dir=path.parent)
-    os.close(fd)
-    try:
-        if fmt == "JPEG" and pil.mode == "RGBA":
-            pil = pil.convert("RGB")
-        pil.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    if fmt == "JPEG" and pil.mode == "RGBA":
+        pil = pil.convert("RGB")
+    return atomic_write(path, lambda tmp: pil.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {})))
 
 
 def make_grid(images: np.ndarray | list[np.ndarray], rows: int, cols: int, pad: int = 0,

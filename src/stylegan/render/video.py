@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserInputError
+from ..files import atomic_output
 from ..progress import progress
 
 H264_SUFFIXES = (".mp4", ".mov", ".mkv")
@@ -105,33 +106,29 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: floa
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserInputError(f"cannot create folder {path.parent}: {exc.strerror or exc}") from None
-    tmp = path.with_name(f".{path.stem}.partial{suffix}")
     writer = None
     size = None
     count = 0
-    try:
-        for frame in progress(frames, total=num_frames, desc="video", unit="frame", disable=not show_progress):
-            frame = video_frame(frame, even=suffix != ".gif" and not lossless)
+    with atomic_output(path) as tmp:
+        try:
+            for frame in progress(frames, total=num_frames, desc="video", unit="frame", disable=not show_progress):
+                frame = video_frame(frame, even=suffix != ".gif" and not lossless)
+                if writer is None:
+                    size = frame.shape[:2]
+                    writer = imageio_ffmpeg.write_frames(str(tmp), (int(size[1]), int(size[0])), fps=float(fps),
+                                                         pix_fmt_in="rgb24", macro_block_size=1,
+                                                         ffmpeg_log_level="error", **args)
+                    writer.send(None)
+                elif frame.shape[:2] != size:
+                    raise ValueError(f"frame {count} is {frame.shape[1]}x{frame.shape[0]}, "
+                                     f"the video is {size[1]}x{size[0]}")
+                writer.send(np.ascontiguousarray(frame))
+                count += 1
             if writer is None:
-                size = frame.shape[:2]
-                writer = imageio_ffmpeg.write_frames(str(tmp), (int(size[1]), int(size[0])), fps=float(fps),
-                                                     pix_fmt_in="rgb24", macro_block_size=1,
-                                                     ffmpeg_log_level="error", **args)
-                writer.send(None)
-            elif frame.shape[:2] != size:
-                raise ValueError(f"frame {count} is {frame.shape[1]}x{frame.shape[0]}, the video is {size[1]}x{size[0]}")
-            writer.send(np.ascontiguousarray(frame))
-            count += 1
-        if writer is None:
-            raise UserInputError("no frames to write")
-        writer.close()
-        writer = None
-        os.replace(tmp, path)
-    finally:
-        if writer is not None:
-            writer.close()
-        if tmp.exists():
-            tmp.unlink()
+                raise UserInputError("no frames to write")
+        finally:
+            if writer is not None:
+                writer.close()
     return path
 
 

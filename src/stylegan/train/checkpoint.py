@@ -15,7 +15,6 @@ import os
 import random
 import re
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
+from ..files import atomic_write, read_safetensors_header, safetensors_data_end
 
 FORMAT_NAME = "stylegan-training-state"
 FORMAT_VERSION = 1
@@ -137,48 +137,11 @@ def save_training_state(path: str | os.PathLike, *, networks: dict[str, torch.nn
     return path
 
 
-def atomic_write(path: Path, write) -> None:
-    """``write(tmp_path)`` then rename to ``path``; the data is on disk before the name appears."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 # ---- reading -----------------------------------------------------------------------------------------------
 def read_header(path: str | os.PathLike) -> dict:
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            if n > (100 << 20):
-                raise ValueError("header too large")
-            raw = json.loads(f.read(n))
+        raw = read_safetensors_header(path)
         meta = (raw.get("__metadata__") or {})["stylegan_training_state"]
         header = json.loads(meta)
     except (OSError, ValueError, KeyError, TypeError, struct.error) as exc:
@@ -252,12 +215,7 @@ def _readable(path: Path) -> bool:
             keys = list(f.keys())
             if keys:
                 f.get_tensor(keys[-1])
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            raw = json.loads(fh.read(n))
-        end = max((v["data_offsets"][1] for k, v in raw.items() if k != "__metadata__"), default=0)
-        return size >= 8 + n + end
+        return safetensors_data_end(path) <= path.stat().st_size
     except Exception:  # noqa: BLE001 - any failure means "not usable"
         return False
 

@@ -41,7 +41,7 @@ from .checkpoint import (
     state_name,
 )
 from .config import TrainingOptions, build_networks, discriminator_config, generator_config
-from .dataset import ImageDataset, sample_indices
+from ..data.dataset import ImageDataset, sample_indices
 from .loss import StyleGAN2Loss
 from .stats import Stats
 
@@ -744,7 +744,7 @@ def _metrics_hook(names: tuple[str, ...], detectors: dict | None = None, device=
     by every process, so that a bad file stops all of them alike."""
     try:
         from .. import metrics as metrics_pkg
-        from ..metrics.detectors import load_detector
+        from ..perception.detectors import load_detector
         evaluate, parse_metric = metrics_pkg.evaluate, metrics_pkg.parse_metric
     except (ImportError, AttributeError):
         raise UserInputError(f"--metrics {','.join(names)}: this installation has no metrics module; "

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from stylegan.errors import DatasetError, UserInputError
-from stylegan.train.dataset import ImageDataset, sample_indices
-from stylegan.train.dataset_tool import make_dataset
+from stylegan.data.dataset import ImageDataset, sample_indices
+from stylegan.data.dataset_tool import make_dataset
 
 
 def write(path, array, mode=None, fmt=None):

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
-import zipfile
 from pathlib import Path
 
 import torch
@@ -27,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError
+from .torchscript import is_torchscript_archive, load_torchscript
 
 #: NVIDIA's LPIPS VGG16 (TorchScript), the file their projector downloads.
 NVIDIA_VGG16_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt"
@@ -274,15 +273,6 @@ def _ssim(a: torch.Tensor, b: torch.Tensor, window: torch.Tensor) -> torch.Tenso
     return s.mean(dim=[1, 2, 3])
 
 
-def _is_torchscript(path: Path) -> bool:
-    """TorchScript archives carry a ``code/`` folder; ``torch.save`` state dicts do not."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return any("/code/" in n or n.endswith("constants.pkl") for n in zf.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
 def _load_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -308,17 +298,12 @@ def load_vgg16(source: str | os.PathLike, lpips_lin: str | os.PathLike | None = 
     path = resolve(s, what="VGG16 weights")
     if path.is_dir():
         raise CheckpointError(f"VGG16 weights must be a file, got the folder {path}")
-    if _is_torchscript(path):
+    if is_torchscript_archive(path):
         if lpips_lin is not None:
             raise CheckpointError("--lpips-lin goes with torchvision VGG16 weights; NVIDIA's vgg16.pt "
                                   "already contains the LPIPS layers")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)   # torch >= 2.9 deprecates TorchScript
-                module = torch.jit.load(str(path), map_location=device)
-        except Exception as exc:  # noqa: BLE001 - TorchScript loading raises RuntimeError and others
-            raise CheckpointError(f"cannot load {path.name} as TorchScript: {str(exc).splitlines()[0]}") from None
-        loss = NvidiaVGG16(module.eval(), source=Path(s).name)
+        module = load_torchscript(path, "VGG16 weights", device)
+        loss = NvidiaVGG16(module, source=Path(s).name)
         _check_callable(loss, device, path.name)
         return loss
     lin = _load_state_dict(resolve(str(lpips_lin), what="LPIPS weights"), "LPIPS linear weights") \

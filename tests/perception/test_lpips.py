@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from stylegan.errors import CheckpointError
-from stylegan.latent import perceptual as P
+from stylegan.perception import lpips as P
 
 
 def _smooth_images(n=2, size=32, seed=0):

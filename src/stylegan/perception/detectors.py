@@ -10,10 +10,8 @@ compared only when they come from the same network.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.parse
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +19,8 @@ import torch
 
 from ..checkpoints.download import resolve
 from ..errors import CheckpointError, UserInputError
+from ..files import sha256_file
+from .torchscript import load_torchscript
 
 INCEPTION_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
 VGG16_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/vgg16.pt"
@@ -29,7 +29,6 @@ VGG16_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/m
 DEFAULT_DETECTORS = {"inception": INCEPTION_URL, "vgg16": VGG16_URL}
 KINDS = tuple(DEFAULT_DETECTORS)
 
-_PICKLE_PROTOCOLS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 _loaded: dict[tuple, Detector] = {}
 _hashes: dict[tuple, str] = {}
 
@@ -99,31 +98,8 @@ def file_sha256(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _hashes:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        _hashes[key] = h.hexdigest()
+        _hashes[key] = sha256_file(path)
     return _hashes[key]
-
-
-def check_torchscript_file(path: Path) -> None:
-    """Refuse pickles and anything that is not a TorchScript (zip) archive, before loading."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except IsADirectoryError:
-        raise CheckpointError(f"detector {path} is a folder; pass the TorchScript .pt file") from None
-    except OSError as exc:
-        raise CheckpointError(f"cannot read detector {path}: {exc.strerror or exc}") from None
-    if head[:2] in _PICKLE_PROTOCOLS or path.suffix.lower() == ".pkl":
-        raise CheckpointError(
-            f"detector {path.name} is a Python pickle: NVIDIA's StyleGAN3 .pkl detectors run arbitrary code when "
-            f"loaded, so stylegan refuses them. Use NVIDIA's TorchScript file instead "
-            f"({INCEPTION_URL} or {VGG16_URL})")
-    if head != b"PK\x03\x04":
-        what = "empty" if not head else "not a TorchScript archive (a .pt file saved with torch.jit.save)"
-        raise CheckpointError(f"detector {path.name} is {what}; get NVIDIA's file from {INCEPTION_URL}")
 
 
 def load_detector(source: str | os.PathLike | Detector | None = None, kind: str = "inception",
@@ -143,19 +119,12 @@ def load_detector(source: str | os.PathLike | Detector | None = None, kind: str 
             raise CheckpointError(f"{exc}. Download it where there is network access and pass "
                                   f"--detector {kind}=PATH") from None
         raise
-    check_torchscript_file(path)
     digest = file_sha256(path)
     key = (str(path.resolve()), digest, kind, str(device))
     if key in _loaded:
         return _loaded[key]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)   # torch.jit is in maintenance mode
-            module = torch.jit.load(str(path), map_location=device)
-    except (RuntimeError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot load detector {path.name}: corrupt or not a TorchScript module ({first})") from None
-    module.eval()
+    module = load_torchscript(path, "detector", device,
+                              hint=f"; NVIDIA's TorchScript detectors are {INCEPTION_URL} and {VGG16_URL}")
     file_name = os.path.basename(urllib.parse.urlparse(where).path) if "://" in where else path.name
     det = Detector(module=module, path=path, sha256=digest, kind=kind, device=device, file_name=file_name or path.name)
     _loaded[key] = det

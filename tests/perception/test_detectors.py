@@ -7,7 +7,7 @@ import torch
 
 from stylegan.checkpoints.download import cached_path_for
 from stylegan.errors import CheckpointError, UserInputError
-from stylegan.metrics.detectors import INCEPTION_URL, load_detector, parse_detector_args
+from stylegan.perception.detectors import INCEPTION_URL, load_detector, parse_detector_args
 
 
 def test_torchscript_detector_loads_and_is_named_by_file_and_hash(inception_file):

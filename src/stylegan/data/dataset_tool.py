@@ -12,8 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
-import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
 
 from ..errors import DatasetError, UserInputError
+from ..files import atomic_folder, atomic_output
 from ..progress import progress
 from .dataset import LABELS_NAME, is_image_name
 
@@ -320,13 +319,6 @@ def _check_dest(dest: Path, overwrite: bool) -> None:
         raise UserInputError(f"cannot create {dest.parent}: {exc.strerror or exc}") from None
 
 
-def _default_permissions(path: Path, is_file: bool) -> None:
-    """mkstemp/mkdtemp create private (0600/0700) entries; give the result the usual permissions."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, (0o666 if is_file else 0o777) & ~umask)
-
-
 class _Writer:
     """Writes into a temporary zip or folder beside ``dest``, moved into place only on success."""
 
@@ -335,13 +327,10 @@ class _Writer:
         self.is_zip = dest.suffix.lower() == ".zip"
 
     def __enter__(self):
+        self._target = atomic_output(self.dest) if self.is_zip else atomic_folder(self.dest, replace=True)
+        self.tmp = self._target.__enter__()
         if self.is_zip:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=".tmp", dir=self.dest.parent)
-            os.close(fd)
-            self.tmp = Path(tmp)
             self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_STORED)
-        else:
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", dir=self.dest.parent))
         return self
 
     def add(self, name: str, data: bytes) -> None:
@@ -353,15 +342,10 @@ class _Writer:
             path.write_bytes(data)
 
     def __exit__(self, exc_type, exc, tb):
-        if self.is_zip:
-            self.zip.close()
-        if exc_type is None:
-            _default_permissions(self.tmp, self.is_zip)
-            if not self.is_zip and self.dest.exists():
-                shutil.rmtree(self.dest)
-            os.replace(self.tmp, self.dest)
-        elif self.is_zip:
-            self.tmp.unlink(missing_ok=True)
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        return False
+        try:
+            if self.is_zip:
+                self.zip.close()
+        except BaseException as close_error:
+            self._target.__exit__(type(close_error), close_error, close_error.__traceback__)
+            raise
+        return self._target.__exit__(exc_type, exc, tb)
