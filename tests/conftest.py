@@ -18,7 +18,7 @@ os.environ.setdefault("STYLEGAN_QUIET", "1")
 @pytest.fixture(scope="session")
 def reference_dir():
     if not REFERENCE_DIR.is_dir():
-        pytest.skip(f"official reference outputs not found at {REFERENCE_DIR} (../shared/reference beside the repo)")
+        pytest.skip(f"official reference outputs not found at {REFERENCE_DIR} (a checkout without tests/reference?)")
     return REFERENCE_DIR
 
 

@@ -1,4 +1,4 @@
-"""Our networks reproduce NVIDIA's official networks (reference outputs in ../shared/reference)."""
+"""Our networks reproduce NVIDIA's official networks (reference outputs in tests/reference)."""
 
 import numpy as np
 import pytest

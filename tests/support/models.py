@@ -1,5 +1,5 @@
 """Small real model files for tests: random-weight networks saved through the real writers,
-and the official reference networks (weights from ../shared/reference) in our native format."""
+and the official reference networks (weights from tests/reference) in our native format."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from stylegan.networks import (Discriminator, DiscriminatorConfig, Generator, Ge
                                StyleGAN2SynthesisConfig, StyleGAN3SynthesisConfig)
 
 REPO = Path(__file__).resolve().parents[2]
-REFERENCE_DIR = REPO.parent / "shared" / "reference"
+REFERENCE_DIR = REPO / "tests" / "reference"     # copies of ../shared/reference, shipped so users' runs check fidelity
 
 
 def tiny_config(generation: str = "stylegan2", resolution: int = 32, c_dim: int = 0, channels: int = 32,
