@@ -183,17 +183,14 @@ def test_fixed_and_disabled_augmentation(blobs_dataset, tmp_path, mode, expected
 
 
 def test_a_run_folder_cannot_be_trained_by_two_processes_at_once(blobs_dataset, tmp_path, capsys):
-    from stylegan.train.loop import _RunLock
+    from stylegan.train.folder import RunLock
     args = ["train", "--data", str(blobs_dataset), "--outdir", str(tmp_path), *TINY, "--batch", "8", "--tick",
             "0.016", "--snap", "1", "--grid", "1x1"]
     assert stylegan(*args, "--kimg", "0.008") == 0
-    held = _RunLock(only_run(tmp_path))           # what a running trainer holds
-    try:
+    with RunLock(only_run(tmp_path)):           # what a running trainer holds
         capsys.readouterr()
         assert stylegan(*args, "--kimg", "0.016", "--resume", "latest") == 1
         assert "is being trained by pid" in capsys.readouterr().err
-    finally:
-        held.release()
     assert stylegan(*args, "--kimg", "0.016", "--resume", "latest") == 0
 
 
