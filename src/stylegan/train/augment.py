@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.signal
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,6 +45,7 @@ _BAND_EDGES = (0.125, 0.25, 0.5)  # band edges, as fractions of the Nyquist freq
 
 
 def _lowpass(numtaps: int, cutoff: float, fs: float = 2.0) -> np.ndarray:
+    import scipy.signal          # imported here: it costs a second or more at every start
     return scipy.signal.firwin(numtaps, cutoff, fs=fs, window=("kaiser", 6.0)).astype(np.float32)
 
 
