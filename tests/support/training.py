@@ -53,8 +53,13 @@ def tiny_networks(cfg: str = "stylegan2", resolution: int = 16, c_dim: int = 0, 
     """(resolved TrainingOptions, G, D, G_ema) built exactly as ``stylegan train`` builds them, tiny."""
     import torch
 
-    from stylegan.train.config import TrainingOptions, build_networks, discriminator_config, generator_config
-    sizes = dict(cbase=256, cmax=16, z_dim=16, w_dim=16, map_depth=2, batch=4, gamma=0.1)
+    from stylegan.train.config import (
+        TrainingOptions,
+        build_networks,
+        discriminator_config,
+        generator_config,
+    )
+    sizes = {"cbase": 256, "cmax": 16, "z_dim": 16, "w_dim": 16, "map_depth": 2, "batch": 4, "gamma": 0.1}
     if cfg != "stylegan2":
         sizes.update(cbase=512)
     opts = TrainingOptions(cfg=cfg, **{**sizes, **options}).resolved(resolution)

@@ -15,7 +15,7 @@ from stylegan.train.stats import Stats
 
 
 def make_loss(cfg="stylegan2", **kwargs):
-    opts, G, D, _ = tiny_networks(cfg)
+    _, G, D, _ = tiny_networks(cfg)
     return StyleGAN2Loss(G, D, **{"r1_gamma": 0.1, **kwargs})
 
 

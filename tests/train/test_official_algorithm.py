@@ -27,7 +27,7 @@ def batch(n=8, seed=0, z_dim=16):
 
 
 def tiny_run(data, tmp_path, **options):
-    sizes = dict(cbase=256, cmax=16, z_dim=16, w_dim=16, map_depth=2, gamma=0.1, batch=4, kimg=1)
+    sizes = {"cbase": 256, "cmax": 16, "z_dim": 16, "w_dim": 16, "map_depth": 2, "gamma": 0.1, "batch": 4, "kimg": 1}
     return TrainingRun.build(data, tmp_path, TrainingOptions(**{**sizes, **options}), quiet=True)
 
 
@@ -43,7 +43,7 @@ def test_presets_are_nvidias_train_py():
 
 
 def test_style_mixing_draws_one_cutoff_per_minibatch():
-    opts, G, D, _ = tiny_networks()
+    _, G, D, _ = tiny_networks()
     _, c, z = batch()
     plain = G.mapping(z, c)
     num_ws = plain.shape[1]
@@ -63,7 +63,7 @@ def test_style_mixing_draws_one_cutoff_per_minibatch():
 
 
 def test_path_length_penalty_uses_the_mean_updated_by_this_batch_with_its_gradient():
-    opts, G, D, _ = tiny_networks()
+    _, G, D, _ = tiny_networks()
     loss = StyleGAN2Loss(G, D, pl_weight=2.0)
     loss.pl_mean.fill_(0.05)
     _, c, z = batch()
@@ -84,7 +84,7 @@ def test_path_length_penalty_uses_the_mean_updated_by_this_batch_with_its_gradie
         return out, float(penalty.detach().mean()), float(lengths.detach().mean())
 
     official, official_penalty, batch_mean = pl_grads(lambda x: 0.05 + 0.01 * (x.mean() - 0.05))
-    previous, previous_penalty, _ = pl_grads(lambda x: torch.tensor(0.05))
+    _, previous_penalty, _ = pl_grads(lambda x: torch.tensor(0.05))
     detached, _, _ = pl_grads(lambda x: (0.05 + 0.01 * (x.mean() - 0.05)).detach())
     G.requires_grad_(True)
     torch.manual_seed(11)
@@ -103,7 +103,7 @@ def test_path_length_penalty_uses_the_mean_updated_by_this_batch_with_its_gradie
 
 
 def test_r1_is_the_gradient_through_the_augmentation_of_the_real_images():
-    opts, G, D, _ = tiny_networks()
+    _, G, D, _ = tiny_networks()
     pipe = AugmentPipe.from_preset("bgc")
     pipe.p.fill_(1.0)
     loss = StyleGAN2Loss(G, D, pipe, r1_gamma=1.0)
@@ -192,7 +192,7 @@ class _Source:
 
 def test_mapping_layers_learn_100_times_slower():
     for cfg in ("stylegan2", "stylegan3-t"):
-        opts, G, D, _ = tiny_networks(cfg, c_dim=3, cond=True)
+        _, G, D, _ = tiny_networks(cfg, c_dim=3, cond=True)
         for net in (G.mapping, D.mapping):
             fcs = [getattr(net, f"fc{i}") for i in range(net.num_layers)]
             for fc in fcs:
@@ -208,7 +208,7 @@ def test_minibatch_std_groups_are_strided_within_each_micro_batch(blobs_dataset,
     run.close()
     with pytest.raises(UserInputError, match="divisible by --mbstd-group 4"):
         tiny_run(blobs_dataset, tmp_path, batch=6, mbstd_group=4)
-    opts, G, D, _ = tiny_networks()
+    _, _, D, _ = tiny_networks()
     x = torch.randn([8, 16, 4, 4])
     out = D.b4.mbstd(x)
     for n in range(8):                      # sample n is in group n mod (N / G): {0, 2, 4, 6} and {1, 3, 5, 7}
@@ -218,7 +218,7 @@ def test_minibatch_std_groups_are_strided_within_each_micro_batch(blobs_dataset,
 
 
 def test_g_buffers_move_inside_the_d_pass_and_are_used_at_once():
-    opts, G, D, _ = tiny_networks("stylegan3-t")
+    _, G, D, _ = tiny_networks("stylegan3-t")
     reference = copy.deepcopy(G)
     loss = StyleGAN2Loss(G, D, r1_gamma=0.0)
     real, c, z = batch()

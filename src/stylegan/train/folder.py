@@ -41,7 +41,7 @@ class RunLock:
             import fcntl
         except ImportError:            # not on POSIX: no locking
             return self
-        self.file = open(self.run_dir / ".lock", "a+")  # noqa: SIM115 - held until __exit__
+        self.file = open(self.run_dir / ".lock", "a+")
         try:
             fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -103,7 +103,7 @@ class RunFolder:
         the newest intact training state (the atomic writers leave the earlier files untouched)."""
         try:
             yield
-        except Exception as exc:  # noqa: BLE001 - only write failures are converted, the rest re-raised
+        except Exception as exc:
             if not _is_write_failure(exc):
                 raise
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -150,5 +150,5 @@ def _tensorboard(run_dir: Path):
         return None
     try:
         return SummaryWriter(str(run_dir))
-    except Exception:  # noqa: BLE001 - TensorBoard is optional; never let it stop training
+    except Exception:
         return None

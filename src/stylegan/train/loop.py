@@ -37,8 +37,19 @@ from ..progress import progress
 from . import distributed
 from . import resume as resume_mod
 from .augment import AugmentPipe
-from .checkpoint import TrainingState, prune_states, restore_rng, save_training_state, state_name
-from .config import TrainingOptions, build_networks, discriminator_config, generator_config
+from .checkpoint import (
+    TrainingState,
+    prune_states,
+    restore_rng,
+    save_training_state,
+    state_name,
+)
+from .config import (
+    TrainingOptions,
+    build_networks,
+    discriminator_config,
+    generator_config,
+)
 from .folder import RunFolder, RunLock, run_dir_name
 from .grids import Grids, grid_size
 from .loader import RealLoader
@@ -384,7 +395,8 @@ class TrainingRun:
         verb = (f"resuming {self.run_dir.name} at {c.cur_nimg / 1000:.3f} kimg" if self.state is not None
                 else f"training {self.run_dir.name}")
         self.folder.log(
-            f"{verb}: {opts.cfg} {res}x{res}x{self.dataset.num_channels}{f' {self.c_dim} classes' if self.c_dim else ''}, "
+            f"{verb}: {opts.cfg} {res}x{res}x{self.dataset.num_channels}"
+            f"{f' {self.c_dim} classes' if self.c_dim else ''}, "
             f"{len(self.dataset)} images, batch {opts.batch} ({self.info.world_size} process(es) x {self.rounds} "
             f"round(s) x {self.batch_gpu}), gamma {opts.gamma:g}, aug {opts.aug}"
             f"{f' ({opts.augpipe})' if opts.aug != 'noaug' else ''}, device {self.dev}, "
@@ -432,7 +444,7 @@ class TrainingRun:
     def augment_p(self) -> float:
         return float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0
 
-    def step(self, stop_flag: bool) -> bool:
+    def step(self, stop_flag: bool = False) -> bool:
         """One optimiser step of every due phase over the whole global batch, then G_ema and ADA.
         Returns whether any process was asked to stop."""
         c, opts = self.counters, self.opts
@@ -479,7 +491,8 @@ class TrainingRun:
             torch.manual_seed(derive_seed(self.opts.seed, c.batch_idx, phase_idx, k))
             real_img, real_c = reals[rnd]
             gen_z = torch.randn([self.batch_gpu, self.G.z_dim], device=self.dev)
-            gen_c = torch.from_numpy(self.dataset.get_labels(torch.randint(len(self.dataset), [self.batch_gpu]).numpy()))
+            label_idx = torch.randint(len(self.dataset), [self.batch_gpu]).numpy()
+            gen_c = torch.from_numpy(self.dataset.get_labels(label_idx))
             self.loss.accumulate_gradients(phase.name, real_img, real_c, gen_z, gen_c.to(self.dev),
                                            gain=phase.interval / self.num_micro, cur_nimg=c.cur_nimg, stats=self.stats)
             if stash is not None:

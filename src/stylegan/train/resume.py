@@ -13,7 +13,13 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, DatasetError, UserInputError
-from .checkpoint import TrainingState, find_latest_state, is_training_state, list_states, load_training_state
+from .checkpoint import (
+    TrainingState,
+    find_latest_state,
+    is_training_state,
+    list_states,
+    load_training_state,
+)
 from .config import TrainingOptions, discriminator_config, generator_config
 
 #: Options that may change when a run is resumed exactly; all others come from the training state.
