@@ -98,6 +98,7 @@ def main():
     args = p.parse_args()
     from sklearn.svm import SVC
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    torch.set_num_threads(args.threads)      # scoring here too: spinning OpenMP threads crawl on a busy machine
     cli = [sys.executable, "-m", "stylegan.cli.main", "-q"]
     print(f"machine: {platform.node()} {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at start, torch "
           f"{torch.__version__}, device {args.device}, {args.threads} thread(s)")

@@ -4,6 +4,8 @@ write killed with SIGKILL are removed when the run is continued."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import resource
 import signal
@@ -11,8 +13,9 @@ import subprocess
 import time
 
 import pytest
-from support.training import TINY, cli_env, run_cli, stylegan_cmd
+from support.training import TINY, cli_env, stylegan_cmd
 
+from stylegan.cli.main import main
 from stylegan.files import is_partial_name
 from stylegan.train.checkpoint import (
     find_latest_state,
@@ -32,6 +35,15 @@ def partials(folder):
     return sorted(p.name for p in folder.iterdir() if is_partial_name(p.name))
 
 
+def stylegan(*args) -> str:
+    """``stylegan -q ARGS`` in this process; returns what it printed (and asserts success)."""
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exc, contextlib.redirect_stdout(out):
+        main(["-q", *args])
+    assert exc.value.code == 0
+    return out.getvalue()
+
+
 def file_size_limit(max_bytes: int):
     """For the child only: writes past ``max_bytes`` fail with EFBIG (SIGXFSZ ignored, as Python does)."""
     def apply():
@@ -42,7 +54,7 @@ def file_size_limit(max_bytes: int):
 
 def test_a_failed_state_write_is_one_line_and_keeps_the_earlier_state(blobs_dataset, tmp_path):
     base = ["train", "--data", str(blobs_dataset), "--outdir", str(tmp_path), *ARGS]
-    run_cli(*base, "--kimg", "0.016")
+    stylegan(*base, "--kimg", "0.016")
     run = only_run(tmp_path)
     earlier = list_states(run)[0]
     assert earlier.name == "training-state-000000016.safetensors"
@@ -58,8 +70,8 @@ def test_a_failed_state_write_is_one_line_and_keeps_the_earlier_state(blobs_data
     assert partials(run) == []                                  # the failed temporary file was removed
     assert find_latest_state(tmp_path) == earlier and earlier.read_bytes() == before
     load_training_state(earlier)
-    out = run_cli(*base, "--kimg", "0.032", "--resume", "latest")
-    assert "resuming" in out.stdout and list_states(run)[0].name == "training-state-000000032.safetensors"
+    out = stylegan(*base, "--kimg", "0.032", "--resume", "latest")
+    assert "resuming" in out and list_states(run)[0].name == "training-state-000000032.safetensors"
 
 
 @pytest.mark.slow
@@ -86,7 +98,7 @@ def test_files_of_a_write_killed_mid_way_are_removed_when_the_run_continues(blob
     assert left, "never caught the trainer while it was writing"
     run = only_run(tmp_path)
     nimg = int(list_states(run)[0].name[15:24])
-    out = run_cli(*base, "--kimg", f"{(nimg + 8) / 1000}", "--resume", "latest")
-    assert "resuming" in out.stdout and partials(run) == []
+    out = stylegan(*base, "--kimg", f"{(nimg + 8) / 1000}", "--resume", "latest")
+    assert "resuming" in out and partials(run) == []
     assert f"removed {len(left)} unfinished file(s)" in (run / "log.txt").read_text()
     assert list_states(run)[0].name == f"training-state-{nimg + 8:09d}.safetensors"
