@@ -47,3 +47,23 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     proc = subprocess.run(stylegan_cmd(*args), env=cli_env(), capture_output=True, text=True, timeout=timeout, check=False)
     assert proc.returncode == 0, f"stylegan {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
+
+
+def tiny_networks(cfg: str = "stylegan2", resolution: int = 16, c_dim: int = 0, seed: int = 0, **options):
+    """(resolved TrainingOptions, G, D, G_ema) built exactly as ``stylegan train`` builds them, tiny."""
+    import torch
+
+    from stylegan.train.config import (
+        TrainingOptions,
+        build_networks,
+        discriminator_config,
+        generator_config,
+    )
+    sizes = {"cbase": 256, "cmax": 16, "z_dim": 16, "w_dim": 16, "map_depth": 2, "batch": 4, "gamma": 0.1}
+    if cfg != "stylegan2":
+        sizes.update(cbase=512)
+    opts = TrainingOptions(cfg=cfg, **{**sizes, **options}).resolved(resolution)
+    torch.manual_seed(seed)
+    G, D, G_ema = build_networks(generator_config(opts, resolution, 3, c_dim),
+                                 discriminator_config(opts, resolution, 3, c_dim))
+    return opts, G, D, G_ema

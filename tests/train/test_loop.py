@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -183,17 +184,14 @@ def test_fixed_and_disabled_augmentation(blobs_dataset, tmp_path, mode, expected
 
 
 def test_a_run_folder_cannot_be_trained_by_two_processes_at_once(blobs_dataset, tmp_path, capsys):
-    from stylegan.train.loop import _RunLock
+    from stylegan.train.folder import RunLock
     args = ["train", "--data", str(blobs_dataset), "--outdir", str(tmp_path), *TINY, "--batch", "8", "--tick",
             "0.016", "--snap", "1", "--grid", "1x1"]
     assert stylegan(*args, "--kimg", "0.008") == 0
-    held = _RunLock(only_run(tmp_path))           # what a running trainer holds
-    try:
+    with RunLock(only_run(tmp_path)):           # what a running trainer holds
         capsys.readouterr()
         assert stylegan(*args, "--kimg", "0.016", "--resume", "latest") == 1
         assert "is being trained by pid" in capsys.readouterr().err
-    finally:
-        held.release()
     assert stylegan(*args, "--kimg", "0.016", "--resume", "latest") == 0
 
 
@@ -208,3 +206,32 @@ def test_datasets_read_from_disk_train_exactly_like_cached_ones(blobs_dataset, t
     a = load_file(str(list_states(only_run(tmp_path / "cached"))[0]))
     b = load_file(str(list_states(only_run(tmp_path / "disk"))[0]))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def bar_renderings(stderr: str) -> list[str]:
+    """Every state the progress bar was drawn in (tqdm redraws with carriage returns)."""
+    return [part for part in stderr.replace("\n", "\r").split("\r") if part.startswith("train:")]
+
+
+def test_a_run_that_ends_between_two_steps_finishes_with_its_snapshot_and_state(blobs_dataset, tmp_path):
+    """--kimg x 1000 not a multiple of --batch: the last whole step ends the run (it used to step past the
+    progress bar's total and crash); the bar never shows negative time left and shows fresh losses."""
+    kimg, batch = "0.197", "8"
+    args = ["train", "--data", str(blobs_dataset), "--outdir", str(tmp_path), *TINY, "--batch", batch,
+            "--kimg", kimg, "--tick", "1", "--snap", "1", "--grid", "1x1", "--metrics", "none"]
+    env = {k: v for k, v in cli_env().items() if k != "STYLEGAN_QUIET"}
+    proc = subprocess.run([sys.executable, "-m", "stylegan.cli.main", *args], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    steps = -(-round(float(kimg) * 1000) // int(batch))
+    end = steps * int(batch)
+    run = only_run(tmp_path)
+    assert list_states(run)[0].name == f"training-state-{end:09d}.safetensors"
+    assert load_network(run / "network-snapshot-000000.safetensors").metadata["kimg"] == end / 1000
+    assert f"done: {end / 1000:.3f} kimg" in proc.stdout
+    bars = bar_renderings(proc.stderr)
+    assert bars and f"{end / 1000:.3f}/{end / 1000:.3f} kimg" in bars[-1]
+    left = [b.split("<", 1)[1].split(",")[0].split("]")[0] for b in bars if "<" in b]
+    assert left and not any(t.startswith("-") for t in left), left
+    losses = {b.split("G ", 1)[1][:11] for b in bars if " G " in b}
+    assert len(losses) >= 3, bars              # one tick spans the run: the losses shown must still move

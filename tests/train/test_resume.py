@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -64,3 +66,42 @@ def test_sigkill_then_resume_latest_equals_an_uninterrupted_run(blobs_dataset, t
     assert {k: v for k, v in ca.items() if k != "total_time"} == {k: v for k, v in cb.items() if k != "total_time"}
     stats_lines = (run / "stats.jsonl").read_text().splitlines()
     assert len(stats_lines) >= 9   # ticks of both processes were logged into the same run folder
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize("cfg", ["stylegan2", "stylegan3-t"])
+def test_a_state_written_by_the_previous_release_resumes(blobs_dataset, tmp_path, cfg):
+    """Training states written by 02fc8b4 (before the run object) continue: the same weights, optimiser
+    moments and learning rates, ADA p, path-length mean, counters; the run then trains on to the end."""
+    from stylegan.train.config import TrainingOptions
+    from stylegan.train.loop import TrainingRun
+
+    run = tmp_path / "runs" / f"00000-{cfg}-blobs-gpus1-batch4-gamma0.1"
+    run.mkdir(parents=True)
+    old = run / "training-state-000000020.safetensors"
+    shutil.copy(FIXTURES / f"main-02fc8b4-{cfg}.safetensors", old)
+    stored = load_file(str(old))
+    resumed = TrainingRun.build(blobs_dataset, tmp_path / "runs", TrainingOptions(kimg=0.024), resume="latest",
+                                explicit={"kimg"}, quiet=True)
+    try:
+        for prefix, net in (("G.", resumed.G), ("D.", resumed.D), ("G_ema.", resumed.G_ema)):
+            for name, t in net.state_dict().items():
+                assert torch.equal(t, stored[prefix + name]), prefix + name
+        assert torch.equal(resumed.augment_pipe.p, stored["tensor.augment_p"])
+        assert torch.equal(resumed.loss.pl_mean, stored["tensor.pl_mean"])
+        assert resumed.counters.cur_nimg == 20 and resumed.counters.batch_idx == 5
+        groups = {k: opt.param_groups[0] for k, opt in resumed.optimizers.items()}
+        header = read_header(old)
+        for key in ("G", "D"):
+            assert groups[key]["lr"] == pytest.approx(header["optimizers"][key]["param_groups"][0]["lr"])
+        state = resumed.optimizers["G"].state_dict()["state"]
+        assert torch.equal(state[0]["exp_avg_sq"], stored["opt.G.state.0.exp_avg_sq"])
+        assert resumed.opts.cfg == cfg and resumed.opts.kimg == 0.024
+        with resumed.opened():
+            resumed.train()                                  # and it trains on (one step) to its end
+    finally:
+        resumed.close()
+    assert list_states(run)[0].name == "training-state-000000024.safetensors"
+    assert "resuming 00000-" in (run / "log.txt").read_text()

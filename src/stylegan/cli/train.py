@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
+from ..errors import UserInputError
 from .common import device_option
 
 _OPTION_NAMES = ("cfg", "batch", "batch_gpu", "gamma", "kimg", "tick", "snap", "seed", "mirror", "cond", "cbase",
@@ -84,11 +86,6 @@ def train(ctx, data, outdir, device, metrics, detectors, desc, workers, keep_sta
     opts = TrainingOptions(**{k: kwargs[k] for k in _OPTION_NAMES})
     opts.validate()
     metric_names = _metric_names(metrics, device)
-    detector_map = {}
-    if detectors:  # the files are loaded (and checked) by the training loop before it reads or writes anything
-        from ..metrics import required_detectors
-        from ..perception.detectors import parse_detector_args
-        detector_map = parse_detector_args(detectors, required_detectors(list(metric_names)))
     grid_size = None
     if grid is not None:
         rows, cols = parse_grid(grid)
@@ -97,9 +94,39 @@ def train(ctx, data, outdir, device, metrics, detectors, desc, workers, keep_sta
         click.echo(json.dumps({"options": opts.to_dict(), "data": str(data) if data else None,
                                "outdir": str(outdir), "resume": resume, "metrics": list(metric_names)}, indent=2))
         return
-    training_loop(data, outdir, opts, resume=resume, explicit=explicit, metrics=metric_names,
-                  detectors=detector_map, device=device,
+    # Metric names and detector files are checked (and detectors loaded) before anything is read or written.
+    snapshot_metrics = metrics_hook(metric_names, detectors, device) if metric_names else None
+    training_loop(data, outdir, opts, resume=resume, explicit=explicit, metrics=snapshot_metrics, device=device,
                   desc=desc, workers=workers, keep_states=keep_states, grid=grid_size)
+
+
+def metrics_hook(names: tuple[str, ...], detector_args: tuple[str, ...] = (), device: str = "auto"):
+    """The metrics a training run computes on each snapshot, with :mod:`stylegan.metrics`. Metric names and
+    detector files (paths, or URLs downloaded into the cache) are checked now, not after hours of training,
+    by every process (on its own device), so that a bad file stops all of them alike."""
+    from ..train import distributed
+    from ..train.loop import SnapshotMetrics
+    try:
+        from .. import metrics as metrics_pkg
+        from ..perception.detectors import load_detector, parse_detector_args
+    except ImportError:
+        raise UserInputError(f"--metrics {','.join(names)}: this installation has no metrics module; "
+                             f"use --metrics none") from None
+    for name in names:
+        metrics_pkg.parse_metric(name)
+    needed = metrics_pkg.required_detectors(list(names))
+    sources = parse_detector_args(detector_args, needed) if detector_args else {}
+    _, dev = distributed.init(device)
+    loaded = {kind: load_detector(sources.get(kind), kind, device=dev) for kind in sorted(needed)}
+
+    def evaluate(snap) -> list[tuple[str, float, float]]:
+        results = metrics_pkg.evaluate(snap.G_ema, list(names), str(snap.dataset.path), run_dir=snap.run_dir,
+                                       snapshot=snap.path.name if snap.path else None, device=snap.device,
+                                       mirror=snap.dataset.mirror, rank=snap.rank, num_gpus=snap.world_size,
+                                       detector=loaded or None)
+        return [(key, float(value), result.total_time) for result in results
+                for key, value in result.results.items() if isinstance(value, (int, float)) and math.isfinite(value)]
+    return SnapshotMetrics(tuple(names), evaluate)
 
 
 def _metric_names(spec: str, device: str) -> tuple[str, ...]:

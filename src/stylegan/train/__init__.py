@@ -5,8 +5,8 @@ from .augment import PRESETS as AUGMENT_PRESETS
 from .augment import AugmentPipe
 from .checkpoint import find_latest_state, load_training_state
 from .config import TrainingOptions
-from .loop import RunResult, training_loop
+from .loop import RunResult, Snapshot, SnapshotMetrics, TrainingRun, training_loop
 from .loss import StyleGAN2Loss
 
-__all__ = ["AUGMENT_PRESETS", "AugmentPipe", "RunResult", "StyleGAN2Loss", "TrainingOptions", "find_latest_state",
-           "load_training_state", "training_loop"]
+__all__ = ["AUGMENT_PRESETS", "AugmentPipe", "RunResult", "Snapshot", "SnapshotMetrics", "StyleGAN2Loss",
+           "TrainingOptions", "TrainingRun", "find_latest_state", "load_training_state", "training_loop"]

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.signal
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,6 +45,7 @@ _BAND_EDGES = (0.125, 0.25, 0.5)  # band edges, as fractions of the Nyquist freq
 
 
 def _lowpass(numtaps: int, cutoff: float, fs: float = 2.0) -> np.ndarray:
+    import scipy.signal  # imported here: it costs a second or more at every start
     return scipy.signal.firwin(numtaps, cutoff, fs=fs, window=("kaiser", 6.0)).astype(np.float32)
 
 
@@ -103,7 +103,6 @@ class AugmentPipe(nn.Module):
               if self.settings[k] > 0]
         return f"ops={on}"
 
-    # -------------------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4:
             raise ValueError(f"augment expects [N, C, H, W] images, got {tuple(images.shape)}")
@@ -122,8 +121,8 @@ class AugmentPipe(nn.Module):
         fire = torch.rand([n], device=device) < prob
         return torch.where(fire.reshape([n] + [1] * (value.ndim - 1)), value, torch.full_like(value, neutral))
 
-    # ---- blit: exact integer remapping ---------------------------------------------------------
     def _blit(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        """x-flip, 90° rotations, integer translation: exact pixel remapping (no resampling)."""
         if self.xflip <= 0 and self.rotate90 <= 0 and self.xint <= 0:
             return x
         n, c, h, w = x.shape
@@ -152,8 +151,8 @@ class AugmentPipe(nn.Module):
         out = x.reshape(n, c, h * w).gather(2, idx).reshape(n, c, h, w)
         return torch.where(changed.reshape(n, 1, 1, 1), out, x)
 
-    # ---- geom: one matrix, band-limited resampling ------------------------------------------------
     def _geom(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        """Scale, rotations, anisotropy, fractional translation: one matrix per image, resampled once, band-limited."""
         if self.scale <= 0 and self.rotate <= 0 and self.aniso <= 0 and self.xfrac <= 0:
             return x
         n = x.shape[0]
@@ -220,8 +219,8 @@ class AugmentPipe(nn.Module):
         self._matrix_cache[key] = out
         return out
 
-    # ---- color: one 4x4 matrix ---------------------------------------------------------------------
     def _color(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        """Brightness, contrast, luma flip, hue, saturation: one 4x4 colour matrix per image."""
         if not any(getattr(self, k) > 0 for k in ("brightness", "contrast", "lumaflip", "hue", "saturation")):
             return x
         n, c = x.shape[:2]
@@ -262,8 +261,8 @@ class AugmentPipe(nn.Module):
             out = torch.cat([rgb, x[:, 3:]], dim=1) if c > 3 else rgb
         return torch.where(changed.reshape(n, 1, 1, 1), out, x)
 
-    # ---- filter: random gains of four frequency bands --------------------------------------------------
     def _filter(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        """Random gains of four frequency bands, expected power preserved."""
         if self.imgfilter <= 0:
             return x
         n, c, h, w = x.shape
@@ -291,8 +290,8 @@ class AugmentPipe(nn.Module):
         y = F.conv2d(y, k.reshape(n * c, 1, taps, 1), groups=n * c).reshape(n, c, h, w)
         return torch.where(changed.reshape(n, 1, 1, 1), y, x)
 
-    # ---- noise and cutout ---------------------------------------------------------------------------------
     def _noise_cutout(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        """Additive Gaussian noise and cutout."""
         n, _, h, w = x.shape
         dev = x.device
         if self.noise > 0:

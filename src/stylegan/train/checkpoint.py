@@ -54,8 +54,8 @@ class TrainingState:
         return self.header["options"]
 
 
-# ---- RNG ---------------------------------------------------------------------------------------------
 def capture_rng() -> tuple[dict[str, torch.Tensor], dict]:
+    """The torch, CUDA, numpy and Python RNG states: tensors and JSON metadata."""
     tensors = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
@@ -87,8 +87,8 @@ def restore_rng(state: TrainingState) -> None:
         random.setstate((version, tuple(internal), gauss))
 
 
-# ---- optimisers ------------------------------------------------------------------------------------------
 def _flatten_optimizer(prefix: str, sd: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """A torch optimiser state dict -> (its tensors under ``prefix``, the rest as JSON)."""
     tensors, plain = {}, {}
     for idx, entry in sd["state"].items():
         for key, value in entry.items():
@@ -111,7 +111,6 @@ def _unflatten_optimizer(prefix: str, tensors: dict[str, torch.Tensor], meta: di
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-# ---- writing -----------------------------------------------------------------------------------------------
 def save_training_state(path: str | os.PathLike, *, networks: dict[str, torch.nn.Module],
                         optimizers: dict[str, torch.optim.Optimizer], tensors: dict[str, torch.Tensor],
                         header: dict) -> Path:
@@ -137,8 +136,8 @@ def save_training_state(path: str | os.PathLike, *, networks: dict[str, torch.nn
     return path
 
 
-# ---- reading -----------------------------------------------------------------------------------------------
 def read_header(path: str | os.PathLike) -> dict:
+    """The JSON header of a training-state file (checked to be one), without reading its tensors."""
     path = Path(path)
     try:
         raw = read_safetensors_header(path)
@@ -166,7 +165,7 @@ def load_training_state(path: str | os.PathLike) -> TrainingState:
     header = read_header(path)
     try:
         flat = load_file(str(path))
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for torn files
+    except Exception as exc:
         raise CheckpointError(f"{path.name} is corrupt or truncated ({exc})") from None
     state = TrainingState(header=header, rng=header.get("rng", {}), path=str(path))
     for key in header.get("network_keys", []):
@@ -216,7 +215,7 @@ def _readable(path: Path) -> bool:
             if keys:
                 f.get_tensor(keys[-1])
         return safetensors_data_end(path) <= path.stat().st_size
-    except Exception:  # noqa: BLE001 - any failure means "not usable"
+    except Exception:
         return False
 
 

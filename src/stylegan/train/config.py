@@ -1,8 +1,9 @@
 """Training options: one JSON-serialisable dataclass, the presets, and the networks they build.
 
-Defaults follow NVIDIA's ``train.py`` (StyleGAN2-ADA / StyleGAN3): Adam(0, 0.99), lazy R1 every
-16 minibatches, path-length regularisation every 4 (StyleGAN2), EMA half-life ``batch*10/32`` kimg
-with a 5 % ramp-up, ADA target 0.6 over 500 kimg, ``bgc`` augmentations.
+Defaults follow NVIDIA's StyleGAN3 ``train.py`` (which also trains ``--cfg stylegan2``): Adam(0, 0.99),
+lazy R1 every 16 minibatches, lazy path-length regularisation every 4 (StyleGAN2 only), EMA half-life
+``batch*10/32`` kimg with a 5 % ramp-up, ADA target 0.6 over 500 kimg, ``bgc`` augmentations. The
+options are frozen: resuming or transfer learning derives a new object (:mod:`stylegan.train.resume`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ CFGS = ("stylegan2", "stylegan3-t", "stylegan3-r")
 AUG_MODES = ("ada", "fixed", "noaug")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainingOptions:
     cfg: str = "stylegan2"                 # stylegan2 | stylegan3-t | stylegan3-r
     batch: int = 32                        # global batch (all processes together)
@@ -55,8 +56,8 @@ class TrainingOptions:
     pl_weight: float | None = None         # path-length weight (None: 2 stylegan2, 0 stylegan3)
     pl_batch_shrink: int = 2
     pl_decay: float = 0.01
-    g_reg_interval: int = 4
-    d_reg_interval: int = 16
+    g_reg_interval: int = 4                # lazy path-length interval (stylegan2 only; StyleGAN3 has none)
+    d_reg_interval: int = 16               # lazy R1 interval
     ema_kimg: float | None = None          # G_ema half-life (None: batch * 10 / 32)
     ema_rampup: float | None = 0.05        # EMA half-life ramp-up (None: off)
     blur_sigma: float | None = None        # D input blur at the start (None: 10 for stylegan3-r, else 0)
@@ -71,10 +72,17 @@ class TrainingOptions:
     # Transfer learning (filled in by the loop)
     resume_from: str | None = None
 
-    # ---- derived values ------------------------------------------------------------------------
     @property
     def generation(self) -> str:
         return "stylegan2" if self.cfg == "stylegan2" else "stylegan3"
+
+    @property
+    def lazy_intervals(self) -> tuple[int | None, int | None]:
+        """(G, D) lazy-regularisation intervals, NVIDIA's rule: the config, not the weights, decides.
+        ``--cfg stylegan2`` regularises G every ``g_reg_interval`` minibatches, StyleGAN3 configs have no
+        separate G regularisation phase; D always has its R1 phase (a no-op with ``--gamma 0``, but the
+        learning rate and betas are still scaled for it)."""
+        return (self.g_reg_interval if self.cfg == "stylegan2" else None), self.d_reg_interval
 
     def resolved(self, resolution: int) -> TrainingOptions:
         """A copy with every ``None`` default filled in for this dataset resolution."""

@@ -32,6 +32,18 @@ class Stats:
         else:
             self._acc[name] = acc
 
+    def peek(self, names: list[str]) -> dict[str, float]:
+        """Means so far of this process's statistics ``names`` (no reduction over processes, no reset):
+        what the progress bar shows between ticks."""
+        out = {}
+        for name in names:
+            acc = self._acc.get(name)
+            if acc is not None:
+                num, total, _ = acc.tolist()
+                if num > 0:
+                    out[name] = total / num
+        return out
+
     def collect(self, names: list[str] | None = None) -> dict[str, dict[str, float]]:
         """Sum over processes and return ``{name: {num, mean, std}}``; resets the accumulators.
 
