@@ -175,7 +175,7 @@ class MTCNN(nn.Module):
             raise UserInputError(f"face detection needs an [H, W, 3] uint8 image, got {image.dtype} {image.shape}")
         rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[:, :, :3]
         device = next(self.parameters()).device
-        img = (torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(device, torch.float32)
+        img = (torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].to(device, torch.float32)
                - 127.5) * 0.0078125
         boxes = self._propose(img)
         boxes = self._refine(img, boxes)

@@ -44,7 +44,8 @@ STATE_SUFFIX = ".training-state.safetensors"
 class EncoderTrainingOptions:
     kimg: float = 100.0                    # training length in thousands of images
     batch: int = 16                        # images per step
-    lr: float = 1e-3                       # Adam learning rate (after a warm-up over the first 50 steps)
+    lr: float = 1e-3                       # Adam learning rate
+    warmup_steps: int = 50                 # linear learning-rate warm-up over the first steps
     seed: int = 0                          # seeds every step's samples: (seed, step) -> z, labels, real images
     latent_weight: float = 1.0             # weight of ||ws_pred - w||^2 / w_scale^2 on generated targets
     image_weight: float = 1.0              # weight of the perceptual distance to the target
@@ -62,8 +63,8 @@ class EncoderTrainingOptions:
             raise UserInputError(f"--batch must be at least 1, got {self.batch}")
         if self.image_batch is not None and not 1 <= self.image_batch <= self.batch:
             raise UserInputError(f"--image-batch must be 1..{self.batch} (--batch), got {self.image_batch}")
-        if not self.lr > 0:
-            raise UserInputError("the learning rate must be positive")
+        if not self.lr > 0 or self.warmup_steps < 0:
+            raise UserInputError("the learning rate must be positive and the warm-up not negative")
         if not 0 <= self.real_fraction < 1:
             raise UserInputError(f"--real-fraction must be in [0, 1), got {self.real_fraction}")
         if min(self.latent_weight, self.image_weight, self.delta_weight) < 0:
@@ -107,7 +108,9 @@ class EncoderTraining:
         self.config = config or EncoderConfig.for_generator(G)
         if self.config.generator_fingerprint != mapping_fingerprint(G):
             raise UserInputError("the encoder config was made for another model (its mapping network differs)")
-        self.encoder = Encoder(self.config).to(self.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(options.seed)                 # the same initial weights for the same seed
+            self.encoder = Encoder(self.config).to(self.device)
         if self.device.type == "cpu":
             self.encoder = self.encoder.to(memory_format=torch.channels_last)
         w_avg, w_std = w_stats(G) if G.c_dim == 0 else _conditional_w_stats(G)
@@ -162,7 +165,9 @@ class EncoderTraining:
             c = torch.eye(G.c_dim, device=self.device)[torch.from_numpy(rng.integers(0, G.c_dim, n_fake))]
         with torch.no_grad():
             ws = G.mapping(z, c)
-            fake = _quantize(G.synthesis(ws, noise_mode="const"))
+            # Unfused modulated convolutions: at training batch sizes on a CPU 3-4x faster than the
+            # per-sample inference path no_grad() picks (same images to 1e-5).
+            fake = _quantize(G.synthesis(ws, noise_mode="const", fused_modconv=False))
         if not n_real:
             return fake, ws
         idx = sample_indices(opts.seed, step * n_real, n_real, len(self.data))
@@ -176,7 +181,7 @@ class EncoderTraining:
         """One optimisation step over one batch; returns its loss terms."""
         opts = self.opts
         for group in self.optimizer.param_groups:
-            group["lr"] = opts.lr * min(1.0, (self.step_count + 1) / 50)
+            group["lr"] = opts.lr * min(1.0, (self.step_count + 1) / max(opts.warmup_steps, 1))
         target, ws_true = self._targets(self.step_count)
         x = target.contiguous(memory_format=torch.channels_last) if self.device.type == "cpu" else target
         ws, deltas = self.encoder(x, num_deltas=self.num_deltas())
