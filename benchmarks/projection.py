@@ -111,7 +111,7 @@ def run(model: str, device: torch.device, space: str, steps: int, seeds: list[in
 
 
 def _psnr_curve(G, target, every: int):
-    """An on_step callback recording the PSNR of the current images every ``every`` steps (and the last)."""
+    """An on_step callback recording the PSNR of each step's image (before that step's update) every ``every`` steps."""
     from stylegan.latent.projection import psnr
     curve = {}
 
@@ -187,11 +187,14 @@ def _print_inversion(r: dict) -> None:
     opt, enc, refn, pti = r["opt"], r["encoder"], r["encoder+refine"], r["+pti"]
     target = opt["psnr"]
     reached = next((k for k, v in sorted(refn["curve"].items()) if v >= target), None)
+    if reached is None and refn["psnr"] >= target:
+        reached = refn["steps"]                     # after the last step's update
     print(f"{r['targets']} ({r['n']} targets, mean PSNR dB):")
     print(f"  optimisation only      {r['steps']:4d} steps {opt['s']:7.1f} s  {opt['start_psnr']:.2f} -> {opt['psnr']:.2f}")
     print(f"  encoder only              0 steps {enc['s']:7.3f} s  {enc['psnr']:.2f}")
+    match = f"at step {reached}" if reached else f"not within {refn['steps']} steps"
     print(f"  encoder + refinement   {refn['steps']:4d} steps {refn['s']:7.1f} s  {refn['psnr']:.2f}  "
-          f"(matches {r['steps']}-step optimisation at step {reached})")
+          f"(reaches the {r['steps']}-step optimisation's PSNR {match})")
     print(f"  + pivotal tuning       {pti['steps']:4d} steps {pti['s']:7.1f} s  {pti['psnr_before']:.2f} -> "
           f"{pti['psnr']:.2f}; other samples {pti['locality_psnr']:.1f} dB from the untuned model; SeFa-0 edit "
           f"(strength 2): relative change {pti['edit']['relative_error']:.2f}, outside the edited region "
