@@ -35,7 +35,7 @@ MAX_OUTSIDE_CHANGE = 9.0        # measured 7.0 levels outside the region the unt
 def tuned():
     ckpt = load_network(None)
     G = ckpt.G_ema
-    targets = np.asarray(Image.open(EMOJI / "cat.png").convert("RGB"))[None]
+    targets = np.array(Image.open(EMOJI / "cat.png").convert("RGB"))[None]
     loss = NoDownloadLoss(ckpt.D)
     proj = project(G, targets, loss, ProjectionConfig(space="w+", num_steps=30))
     tuning = tune_generator(G, targets, proj.ws, loss, TuningConfig(steps=25), noise=proj.noise)
