@@ -1,4 +1,5 @@
-"""Projection speed and quality: seconds per step, final loss and PSNR, for W and W+.
+"""Projection speed and quality: seconds per step, final loss and PSNR, for W and W+; and inversion of the
+built-in model's images: optimisation only, encoder only, encoder + refinement, + pivotal tuning.
 
 The target is an image the model generated itself (a known w, the model's constant noise); the projection
 starts from the mean w, exactly as ``stylegan project`` runs (noise maps optimised, no-download loss with
@@ -7,6 +8,16 @@ the model's discriminator unless ``--vgg`` is given).
     python benchmarks/projection.py                                  # reference net, CPU (+ CUDA if present)
     python benchmarks/projection.py --models ref,sg2-256 --steps 100 --devices cpu,cuda
     python benchmarks/projection.py --vgg ~/vgg16.pt --json results.json
+
+    python benchmarks/projection.py --only inversion --steps 100 --json inv.json   # the inversion table
+
+The inversion part (``--only inversion``) uses the built-in model and its shipped encoder on two target sets:
+8 images the model generated from seeds no training step drew (known w), and the 8 real emoji under
+tests/assets/emoji-unseen that neither the model nor the encoder saw. For each set it runs, one after the
+other: plain optimisation (``stylegan project`` defaults, W, N steps), the encoder alone, the encoder +
+N/5 refinement steps, and pivotal tuning on top; it prints seconds and PSNR of each, the PSNR curves of
+plain optimisation and refinement (every 5 steps), the first step at which refinement matches the PSNR
+plain optimisation reaches in N steps, and what tuning does to an edit along the first SeFa direction.
 
 ``ref`` is the official StyleGAN2 reference network (64x64, ../shared/reference): its images are
 structured, so its PSNR means something. ``sg2-<res>`` / ``sg3t-<res>`` are the published architectures
@@ -99,6 +110,100 @@ def run(model: str, device: torch.device, space: str, steps: int, seeds: list[in
             "start_psnr": [round(float(p), 2) for p in res.initial_psnr], "loss": res.loss_name}
 
 
+def _psnr_curve(G, target, every: int):
+    """An on_step callback recording the PSNR of each step's image (before that step's update) every ``every`` steps."""
+    from stylegan.latent.projection import psnr
+    curve = {}
+
+    def on_step(step, images, _dist):
+        if step % every == every - 1:
+            curve[step + 1] = float(psnr(to_uint8(images.clamp(-1, 1)), target).mean())
+    return curve, on_step
+
+
+def inversion_sets(G):
+    """(name, uint8 targets): held-out generated images and real emoji the model never saw."""
+    import numpy as np
+    from PIL import Image
+    z = torch.from_numpy(np.random.RandomState(2**31 - 1).randn(8, G.z_dim)).float()
+    with torch.no_grad():
+        generated = to_uint8(G.synthesis(G.mapping(z, None), noise_mode="const"))
+    folder = Path(__file__).resolve().parents[1] / "tests" / "assets" / "emoji-unseen"
+    emoji = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in sorted(folder.glob("*.png"))])
+    return [("generated (held out)", generated), ("real emoji (unseen)", emoji)]
+
+
+def run_inversion(steps: int, tune_steps: int) -> list[dict]:
+    """Every inversion mode on both target sets of the built-in model (see the module docstring)."""
+    from stylegan.checkpoints import load_network
+    from stylegan.checkpoints.encoder import load_encoder
+    from stylegan.latent.directions import sefa
+    from stylegan.latent.editing import direction_offsets
+    from stylegan.latent.inversion import encode, invert
+    from stylegan.latent.tuning import TuningConfig, edit_drift, tune_generator
+    ckpt = load_network(None)
+    G, D = ckpt.G_ema, ckpt.D
+    E, meta = load_encoder("builtin")
+    loss = load_perceptual(None, D=D)
+    direction = sefa(G, num=1)
+    rows = []
+    for name, target in inversion_sets(G):
+        row = {"targets": name, "n": len(target), "steps": steps, "encoder_kimg": meta.get("kimg")}
+        curve, on_step = _psnr_curve(G, target, 5)
+        t = time.perf_counter()
+        plain = project(G, target, loss, ProjectionConfig(num_steps=steps), on_step=on_step)
+        row["opt"] = {"s": time.perf_counter() - t, "psnr": float(plain.psnr.mean()),
+                      "start_psnr": float(plain.initial_psnr.mean()), "curve": curve}
+        t = time.perf_counter()
+        enc = encode(G, target, E)
+        row["encoder"] = {"s": time.perf_counter() - t, "psnr": float(enc.psnr.mean())}
+        curve, on_step = _psnr_curve(G, target, 5)
+        t = time.perf_counter()
+        ref = invert(G, target, E, loss, steps=max(steps // 5, 1), on_step=on_step)
+        row["encoder+refine"] = {"s": time.perf_counter() - t, "steps": max(steps // 5, 1),
+                                 "psnr": float(ref.psnr.mean()), "curve": curve}
+        t = time.perf_counter()
+        tuned = tune_generator(G, target, ref.ws, loss, TuningConfig(steps=tune_steps), noise=ref.noise)
+        offset = direction_offsets(direction.vectors[0], G.num_ws, G.w_dim, direction.layers) * 2.0
+        row["+pti"] = {"s": time.perf_counter() - t + row["encoder+refine"]["s"], "steps": tune_steps,
+                       "psnr": float(tuned.psnr_after.mean()), "psnr_before": float(tuned.psnr_before.mean()),
+                       "edit": edit_drift(G, tuned.G, ref.ws, offset), "locality_psnr": _locality_psnr(G, tuned.G)}
+        rows.append(row)
+        _print_inversion(row)
+    return rows
+
+
+def _locality_psnr(G0, G1) -> float:
+    """PSNR between the original and the tuned generator on 16 fresh samples (the rest of latent space)."""
+    from stylegan.latent.projection import psnr
+    z = z_from_seeds(list(range(1000, 1016)), G0.z_dim, "cpu")
+    with torch.no_grad():
+        ws = G0.mapping(z, None)
+        return float(psnr(to_uint8(G0.synthesis(ws, noise_mode="const")),
+                          to_uint8(G1.synthesis(ws, noise_mode="const"))).mean())
+
+
+def _print_inversion(r: dict) -> None:
+    opt, enc, refn, pti = r["opt"], r["encoder"], r["encoder+refine"], r["+pti"]
+    target = opt["psnr"]
+    reached = next((k for k, v in sorted(refn["curve"].items()) if v >= target), None)
+    if reached is None and refn["psnr"] >= target:
+        reached = refn["steps"]                     # after the last step's update
+    print(f"{r['targets']} ({r['n']} targets, mean PSNR dB):")
+    print(f"  optimisation only      {r['steps']:4d} steps {opt['s']:7.1f} s  {opt['start_psnr']:.2f} -> {opt['psnr']:.2f}")
+    print(f"  encoder only              0 steps {enc['s']:7.3f} s  {enc['psnr']:.2f}")
+    match = f"at step {reached}" if reached else f"not within {refn['steps']} steps"
+    print(f"  encoder + refinement   {refn['steps']:4d} steps {refn['s']:7.1f} s  {refn['psnr']:.2f}  "
+          f"(reaches the {r['steps']}-step optimisation's PSNR {match})")
+    print(f"  + pivotal tuning       {pti['steps']:4d} steps {pti['s']:7.1f} s  {pti['psnr_before']:.2f} -> "
+          f"{pti['psnr']:.2f}; other samples {pti['locality_psnr']:.1f} dB from the untuned model; SeFa-0 edit "
+          f"(strength 2): relative change {pti['edit']['relative_error']:.2f}, outside the edited region "
+          f"{pti['edit']['outside_change']:.2f} levels (untuned {pti['edit']['outside_change_original']:.2f}, "
+          f"{100 * pti['edit']['outside_fraction']:.0f} % of pixels)")
+    print("  curves (step: PSNR): optimisation " + " ".join(f"{k}:{v:.1f}" for k, v in opt["curve"].items()))
+    print("                       refinement   " + " ".join(f"{k}:{v:.1f}" for k, v in refn["curve"].items()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="ref", help="ref, sg2-<res>, sg3t-<res> (comma list)")
@@ -109,12 +214,21 @@ def main() -> None:
     ap.add_argument("--vgg", default=None, help="LPIPS VGG16 weights (default: the no-download loss)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--only", choices=["projection", "inversion"], default=None, help="run one part only")
+    ap.add_argument("--tune-steps", type=int, default=50, help="inversion: pivotal-tuning steps")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    rows = []
+    if args.only != "projection":
+        rows += run_inversion(args.steps, args.tune_steps)
+        print(f"machine: {machine(torch.device('cpu'))}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    if args.only == "inversion":
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=2))
+        return
     devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     seeds = [int(s) for s in args.seeds.split(",")]
-    rows = []
     print(f"{'model':8} {'device':6} {'space':5} {'steps':>5} {'s/step':>8} {'loss':>8} {'PSNR dB (start -> end)':30}  "
           f"machine")
     for model in args.models.split(","):

@@ -113,6 +113,7 @@ def test_landmark_files(tmp_path):
 
 def test_prepare_target_centre_crops_and_says_why_when_no_detector_is_installed(tmp_path, monkeypatch):
     monkeypatch.setattr(A, "_try_import", lambda name: None)
+    monkeypatch.setattr("stylegan.perception.faces.PACKAGE", "facenet-pytorch-not-installed")   # no MTCNN either
     monkeypatch.delenv(A.DLIB_MODEL_ENV, raising=False)
     p5 = _five_points(center=(210, 190), angle_deg=25)
     path = tmp_path / "face.png"

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("convert", "info"),
     "export": ("export", "export"),
     "serve": ("serve", "serve"),
+    "encoder": ("encoder", "encoder"),
 }
 
 

@@ -7,7 +7,8 @@ way from the eyes to the mouth -- and resample that square to the output size. W
 the photo, the photo is mirrored and faded to a blur so that no hard edge enters the crop.
 
 Landmarks come from ``--landmarks FILE`` (68 dlib/iBUG points or 5 points) or from an optional detector:
-dlib with its 68-point shape predictor file, or the ``face_alignment`` package.
+MTCNN with the weights facenet-pytorch ships (offline), dlib with its 68-point shape predictor file, or
+the ``face_alignment`` package.
 """
 
 from __future__ import annotations
@@ -149,10 +150,18 @@ def load_landmarks(path: str | os.PathLike) -> np.ndarray | dict[str, np.ndarray
     return arr
 
 
-def detect_landmarks(image: np.ndarray, model_path: str | os.PathLike | None = None) -> np.ndarray:
-    """68 landmarks of the largest face in ``image`` ([H, W, 3] uint8) using dlib (needs its shape
-    predictor file) or the ``face_alignment`` package; raises :class:`LandmarkDetectorUnavailable`."""
+def detect_landmarks(image: np.ndarray, model_path: str | os.PathLike | None = None,
+                     face: int | None = None) -> np.ndarray:
+    """Landmarks of the largest face (or face number ``face``, 0 = largest) in ``image`` ([H, W, 3] uint8):
+    5 points from MTCNN with facenet-pytorch's shipped weights (:mod:`stylegan.perception.faces`), else 68
+    from dlib (needs its shape predictor file) or the ``face_alignment`` package; raises
+    :class:`LandmarkDetectorUnavailable`."""
     rgb = image if image.shape[2] == 3 else np.repeat(image[:, :, :1], 3, axis=2)
+    from ..perception.faces import INSTALL_HINT, detector_available, face_landmarks
+    if detector_available():
+        return face_landmarks(rgb, face)
+    if face is not None:
+        _no_detector(f"choosing a face needs the MTCNN detector: {INSTALL_HINT}")
     model = model_path or os.environ.get(DLIB_MODEL_ENV)
     dlib = _try_import("dlib")
     if dlib is not None and model:
@@ -174,7 +183,11 @@ def detect_landmarks(image: np.ndarray, model_path: str | os.PathLike | None = N
         return np.asarray(max(found, key=lambda p: np.ptp(p[:, 0]) * np.ptp(p[:, 1]))[:, :2], dtype=np.float64)
     hint = ("dlib is installed but needs its landmark model: pass --landmark-model "
             f"{DLIB_MODEL_NAME} (or set ${DLIB_MODEL_ENV})") if dlib is not None else \
-        (f"install dlib and pass --landmark-model {DLIB_MODEL_NAME}, or pip install face-alignment")
+        (f"{INSTALL_HINT} (offline MTCNN), or install dlib and pass --landmark-model {DLIB_MODEL_NAME}")
+    _no_detector(hint)
+
+
+def _no_detector(hint: str):
     raise LandmarkDetectorUnavailable(f"face alignment needs facial landmarks: {hint}; "
                                       f"or give them with --landmarks FILE")
 
@@ -187,8 +200,8 @@ def _try_import(name: str):
 
 
 def prepare_target(path: str | os.PathLike, resolution: int, channels: int = 3, align: bool = False,
-                   landmarks: np.ndarray | None = None,
-                   landmark_model: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:
+                   landmarks: np.ndarray | None = None, landmark_model: str | os.PathLike | None = None,
+                   face: int | None = None) -> tuple[np.ndarray, str]:
     """A projection target [resolution, resolution, channels] uint8, and how it was made.
 
     ``align=False``: centre crop + Lanczos resize. ``align=True``: FFHQ alignment with ``landmarks`` (or
@@ -201,7 +214,7 @@ def prepare_target(path: str | os.PathLike, resolution: int, channels: int = 3, 
     note = "FFHQ alignment (given landmarks)"
     if landmarks is None:
         try:
-            landmarks = detect_landmarks(full, landmark_model)
+            landmarks = detect_landmarks(full, landmark_model, face)
             note = "FFHQ alignment (detected landmarks)"
         except LandmarkDetectorUnavailable as exc:
             return load_image(path, resolution, channels, crop="center"), f"centre crop ({exc})"

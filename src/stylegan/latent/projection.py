@@ -207,8 +207,11 @@ def project(
     on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,  # (step, images, dist) per step
     show_progress: bool = False,
     desc: str = "projecting",
+    initial_ws: torch.Tensor | None = None,  # [N, num_ws, w_dim] start (e.g. an encoder's); None: mean w
 ) -> Projection:
-    """Optimise latents (W or W+, plus StyleGAN2 noise maps) so ``G`` reproduces ``targets``."""
+    """Optimise latents (W or W+, plus StyleGAN2 noise maps) so ``G`` reproduces ``targets``.
+
+    ``initial_ws`` replaces the mean-w start (in W space its mean over the layers is used)."""
     cfg = config
     device = next(G.parameters()).device
     target = _targets_tensor(G, targets, device)
@@ -217,7 +220,8 @@ def project(
     if n > 1 and cfg.optimize_noise and noise_layers(G) and G.generation == "stylegan1":
         # StyleGAN1 layers reshape their noise to [1, 1, H, W]: one target at a time.
         return _concat([project(G, target[i:i + 1], loss, cfg, None if c is None else c[i],
-                                on_step=on_step, show_progress=show_progress, desc=f"{desc} {i + 1}/{n}")
+                                on_step=on_step, show_progress=show_progress, desc=f"{desc} {i + 1}/{n}",
+                                initial_ws=None if initial_ws is None else initial_ws[i:i + 1])
                         for i in range(n)])
     loss = (loss or NoDownloadLoss()).to(device)
     G = G.eval().requires_grad_(False)
@@ -234,7 +238,12 @@ def project(
         w_start[i], std = cache[key]
         w_std = max(w_std, std)
     num_opt_ws = G.num_ws if cfg.space == "w+" else 1
-    w_opt = w_start[:, None, :].repeat(1, num_opt_ws, 1).clone().requires_grad_(True)
+    if initial_ws is not None:
+        initial_ws = torch.as_tensor(initial_ws, dtype=torch.float32).to(device)
+        if tuple(initial_ws.shape) != (n, G.num_ws, G.w_dim):
+            raise UserInputError(f"initial ws must be [{n}, {G.num_ws}, {G.w_dim}], got {tuple(initial_ws.shape)}")
+        w_start = initial_ws if cfg.space == "w+" else initial_ws.mean(1)
+    w_opt = (w_start if w_start.ndim == 3 else w_start[:, None, :].repeat(1, num_opt_ws, 1)).clone().requires_grad_(True)
 
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     layers = noise_layers(G) if cfg.optimize_noise else {}
