@@ -36,7 +36,6 @@ SAME_RANK = {
 KNOWN = {
     ("train", "metrics"),
     ("stylegan.checkpoints.official", "stylegan.checkpoints.tf"),
-    ("stylegan.networks.discriminator", "stylegan.networks.stylegan1"),
 }
 
 

@@ -12,7 +12,7 @@ from support.cli import png, run
 
 from stylegan.checkpoints import load_generator
 from stylegan.latent.io import load_npz_extra, load_ws
-from stylegan.latent.projection import noise_from_npz, use_noise_maps
+from stylegan.latent.projection import noise_from_npz
 from stylegan.latent.sampling import generate_images
 from stylegan.render.images import to_uint8
 from stylegan.render.video import video_info
@@ -47,8 +47,8 @@ def test_project_writes_nvidia_compatible_results(sg2_model, photos, tmp_path, c
         assert np.array_equal(data["w"], data["ws"])
     ws = torch.from_numpy(load_ws(tmp_path / "projected_w.npz", G.num_ws, G.w_dim))
     noise = noise_from_npz(load_npz_extra(tmp_path / "projected_w.npz"), G)
-    with use_noise_maps(G, noise), torch.no_grad():
-        redrawn = to_uint8(G.synthesis(ws, noise_mode="const"))[0]
+    with torch.no_grad():
+        redrawn = to_uint8(G.synthesis(ws, noise_mode="const", noise=noise))[0]
     assert np.array_equal(redrawn, png(tmp_path / "proj.png"))
     psnr = float(load_npz_extra(tmp_path / "projected_w.npz")["psnr"])
     mse = ((redrawn.astype(float) - target.astype(float)) ** 2).mean()

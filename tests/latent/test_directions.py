@@ -33,7 +33,7 @@ def test_sefa_directions_are_orthonormal_eigenvectors(sg2_model):
     assert np.allclose(V @ V.T, np.eye(G.w_dim), atol=1e-5)
     assert np.all(np.diff(found.values) <= 1e-6)                      # largest first
     # Eigenvectors of A^T A for A = the row-normalised style weights of the layers that ws 0-3 drive.
-    rows = [a.weight.detach().double().numpy() for i, _, a in dirs.style_affines(G) if i in (0, 1, 2, 3)]
+    rows = [s.affine.weight.detach().double().numpy() for s in G.synthesis.style_layers() if s.w_index in (0, 1, 2, 3)]
     A = np.concatenate(rows)
     A /= np.linalg.norm(A, axis=1, keepdims=True)
     for v, lam in zip(V[:5], found.values[:5]):
@@ -41,13 +41,13 @@ def test_sefa_directions_are_orthonormal_eigenvectors(sg2_model):
     assert found.layers == [0, 1, 2, 3]
 
 
-def test_style_affines_follow_the_ws_wiring(sg2_model, sg3_model):
+def test_style_layers_follow_the_ws_wiring(sg2_model, sg3_model):
     G = load_network(sg2_model, which=("G_ema",)).G_ema
-    idx = {name: i for i, name, _ in dirs.style_affines(G, include_torgb=True)}
+    idx = {s.name: s.w_index for s in G.synthesis.style_layers(include_torgb=True)}
     assert idx["b4.conv1"] == 0 and idx["b4.torgb"] == 1 and idx["b8.conv0"] == 1 and idx["b8.conv1"] == 2
     assert idx[f"b{G.img_resolution}.torgb"] == G.num_ws - 1
     G3 = load_network(sg3_model, which=("G_ema",)).G_ema
-    idx3 = [i for i, _, _ in dirs.style_affines(G3, include_torgb=True)]
+    idx3 = [s.w_index for s in G3.synthesis.style_layers(include_torgb=True)]
     assert idx3 == list(range(1, G3.num_ws))
 
 

@@ -10,7 +10,6 @@ from stylegan.checkpoints import load_network
 from stylegan.errors import UserInputError
 from stylegan.latent import editing as E
 from stylegan.latent.mixing import layer_groups
-from stylegan.latent.projection import noise_layers
 from stylegan.latent.seeds import z_from_seeds
 
 
@@ -78,7 +77,7 @@ def test_noise_variations_differ_only_in_detail(G):
 
 def test_render_uses_a_projections_noise_maps(G):
     w = _ws(G, [5])
-    noise = {k: torch.randn([1, 1, *m.noise_const.shape]) for k, m in noise_layers(G).items()}
+    noise = {k: torch.randn([1, 1, *m.shape]) for k, m in G.synthesis.noise_maps().items()}
     assert not np.array_equal(E.render(G, w, noise), E.render(G, w))
     two = E.render(G, w.repeat(2, 1, 1), noise)
     assert np.array_equal(two[0], two[1])

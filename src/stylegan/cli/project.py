@@ -144,8 +144,6 @@ def project(network, targets, space, num_steps, seed, class_idx, learning_rate, 
         click.echo(f"target: {note}", err=True)
 
     single = len(files) == 1
-    if optimize_noise and G.generation == "stylegan1":
-        batch_size = 1                              # StyleGAN1 layers share one noise map across a batch
     results = []
     for start in range(0, len(files), batch_size):
         idx = list(range(start, min(start + batch_size, len(files))))
@@ -300,7 +298,7 @@ def variations(network, projected_w, index, seeds, random_count, styles, psis, s
     from ..errors import UserInputError
     from ..latent.editing import noise_variations, render, style_variations, truncation_sweep
     from ..latent.io import load_npz_extra, load_ws
-    from ..latent.projection import noise_from_npz, noise_layers, w_stats
+    from ..latent.projection import noise_from_npz, w_stats
     from ..latent.sampling import seeds_to_ws
     from ..latent.seeds import parse_seeds, random_seeds
     from ..render.images import make_grid, save_image
@@ -344,7 +342,7 @@ def variations(network, projected_w, index, seeds, random_count, styles, psis, s
     save_image(make_grid(trunc, 1, len(psi_list), pad=2), outdir / "truncation.png")
     written = ["projection.png", "styles.png", "truncation.png"]
     noisy = None
-    if noise_samples and noise_layers(G):
+    if noise_samples and G.synthesis.noise_maps():
         noisy = noise_variations(G, w, noise_samples, batch_size=batch_size)
         save_image(make_grid(noisy, 1, noise_samples, pad=2), outdir / "noise.png")
         written.append("noise.png")

@@ -12,7 +12,6 @@ from ..errors import UserInputError
 from ..networks import Generator
 from ..render.images import to_uint8
 from .mixing import layer_groups, mix_ws
-from .projection import use_noise_maps
 from .sampling import synthesize
 
 _FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -74,14 +73,12 @@ def render(G: Generator, ws: torch.Tensor, noise: dict[str, torch.Tensor] | None
     device = next(G.parameters()).device
     if noise:
         noise = {k: v[:1].to(device) for k, v in noise.items()}
-        if G.generation == "stylegan1":             # its layers take one [H, W] noise map: one image at a time
-            batch_size = 1
         out = []
         for i in range(0, len(ws), batch_size):
             chunk = ws[i:i + batch_size]
             batch_noise = {k: v.expand(len(chunk), -1, -1, -1) for k, v in noise.items()}
-            with use_noise_maps(G, batch_noise), torch.no_grad():
-                out.append(to_uint8(G.synthesis(chunk.to(device), noise_mode="const").float()))
+            with torch.no_grad():
+                out.append(to_uint8(G.synthesis(chunk.to(device), noise_mode="const", noise=batch_noise).float()))
         return np.concatenate(out)
     return to_uint8(synthesize(G, ws, noise_mode=noise_mode, batch_size=batch_size))
 

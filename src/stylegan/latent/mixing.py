@@ -19,7 +19,6 @@ StyleGAN2 model of that size.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -37,12 +36,7 @@ _ITEM = re.compile(r"^(\d+)?\s*(-)?\s*(\d+)?$")
 
 def layer_resolutions(G: Generator) -> list[int]:
     """The image resolution each w index works at (see the module docstring for the rules)."""
-    syn = G.synthesis
-    if hasattr(syn, "layer_names") and hasattr(getattr(syn, "input", None), "bandwidth"):
-        cutoffs = [syn.input.bandwidth] + [float(getattr(syn, name).out_cutoff) for name in syn.layer_names]
-        res = [2 ** math.ceil(round(math.log2(2 * c), 6)) for c in cutoffs]
-        return [int(min(max(r, 4), G.img_resolution)) for r in res]
-    return [int(min(2 ** (i // 2 + 2), G.img_resolution)) for i in range(G.num_ws)]
+    return list(G.synthesis.layer_resolutions)
 
 
 def layer_groups(G: Generator) -> dict[str, list[int]]:

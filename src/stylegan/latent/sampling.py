@@ -39,7 +39,7 @@ def transform_matrix(translate: tuple[float, float] = (0.0, 0.0), rotate: float 
 
 
 def has_transform(G: Generator) -> bool:
-    return hasattr(G.synthesis, "input") and hasattr(G.synthesis.input, "transform")
+    return G.synthesis.has_input_transform
 
 
 @contextmanager

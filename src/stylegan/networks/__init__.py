@@ -4,8 +4,20 @@ from .config import (DiscriminatorConfig, GeneratorConfig, MappingConfig, StyleG
                      StyleGAN2SynthesisConfig, StyleGAN3SynthesisConfig)
 from .discriminator import Discriminator
 from .generator import Generator
+from .stylegan1 import Discriminator as StyleGAN1Discriminator
+from .synthesis import IMPLS, NOISE_MODES, StyleLayer
+
+
+def build_discriminator(config: DiscriminatorConfig, freeze_layers: int = 0):
+    """The discriminator ``config`` describes: StyleGAN1's ``D_basic`` for ``generation='stylegan1'``,
+    else the StyleGAN2 discriminator (also trained against StyleGAN3 generators)."""
+    if config.generation == "stylegan1":
+        return StyleGAN1Discriminator(config, freeze_layers)
+    return Discriminator(config, freeze_layers)
+
 
 __all__ = [
-    "Generator", "Discriminator", "GeneratorConfig", "DiscriminatorConfig", "MappingConfig",
-    "StyleGAN1SynthesisConfig", "StyleGAN2SynthesisConfig", "StyleGAN3SynthesisConfig",
+    "Generator", "Discriminator", "StyleGAN1Discriminator", "build_discriminator", "GeneratorConfig",
+    "DiscriminatorConfig", "MappingConfig", "StyleGAN1SynthesisConfig", "StyleGAN2SynthesisConfig",
+    "StyleGAN3SynthesisConfig", "NOISE_MODES", "IMPLS", "StyleLayer",
 ]
