@@ -46,22 +46,20 @@ _loaded: dict = {}
 
 def load_model(model=None, device: str | torch.device = "auto", precision: str | None = None) -> Generator:
     """A generator from a Generator (returned as is, moved only if ``device`` is not 'auto') or from
-    anything ``--network`` accepts; ``precision``: 'fp32', 'fp16', 'bf16' (CUDA) or None (keep)."""
+    anything ``--network`` accepts (loaded once by :func:`stylegan.checkpoints.load_generator` and kept
+    while the same file is asked for); ``precision``: 'fp32', 'fp16', 'bf16' (CUDA) or None (keep)."""
     from .devices import half_dtype, pick_device
     if isinstance(model, Generator):
         G = model if device == "auto" else model.to(pick_device(device))
-    else:
-        from .checkpoints import load_generator
-        dev = pick_device(device)
-        key = (str(model), _mtime(model), str(dev))
-        if _loaded.get("key") != key:
-            _loaded.clear()
-            _loaded.update(key=key, G=load_generator(model, device=dev).eval().requires_grad_(False))
-        G = _loaded["G"]
-        precision = precision or "fp32"
-    if precision is not None:
-        G.set_half_dtype(half_dtype(precision, next(G.parameters()).device))
-    return G
+        if precision is not None:
+            G.set_half_dtype(half_dtype(precision, next(G.parameters()).device))
+        return G
+    from .checkpoints import load_generator
+    key = (str(model), _mtime(model), str(pick_device(device)), precision or "fp32")
+    if _loaded.get("key") != key:
+        _loaded.clear()
+        _loaded.update(key=key, G=load_generator(model, device=device, precision=precision))
+    return _loaded["G"]
 
 
 def _mtime(model) -> float | None:

@@ -56,19 +56,16 @@ def ensure_outdir(path: Path) -> Path:
 
 
 def load_G(network, device="auto", precision="fp32", compile_synthesis=False):
-    """Load the generator of ``network`` on the chosen device and precision (compiled if asked)."""
+    """The generator of ``network`` (:func:`stylegan.checkpoints.load_generator`), compiled if asked;
+    returns ``(G, device, half dtype)``."""
     from ..checkpoints import load_generator
-    from ..devices import half_dtype, pick_device
-    dev = pick_device(device)
-    half = half_dtype(precision or "fp32", dev)
-    G = load_generator(network, device=dev)
-    G.set_half_dtype(half)
+    G = load_generator(network, device=device, precision=precision)
     if compile_synthesis:
         try:
             G.compile_synthesis()
         except RuntimeError as exc:
             raise UserInputError(f"--compile: {exc}") from None
-    return G, dev, half
+    return G, next(G.parameters()).device, G.synthesis.half_dtype
 
 
 def echo_done(message: str) -> None:

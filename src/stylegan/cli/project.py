@@ -13,14 +13,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def _load_networks(network, device, precision, need_D: bool):
-    """G (and D when the no-download loss will use it) on the chosen device and precision."""
-    from ..checkpoints import load_network
-    from ..devices import half_dtype, pick_device
-    dev = pick_device(device)
-    half = half_dtype(precision or "fp32", dev)
+    """G (and D when the no-download loss will use it) from one read of the file."""
+    from ..checkpoints import load_generator, load_network
     ckpt = load_network(network, which=("G_ema", "G", "D") if need_D else ("G_ema", "G"))
-    G = ckpt.generator().to(dev)
-    G.set_half_dtype(half)
+    G = load_generator(ckpt, device=device, precision=precision)
+    dev = next(G.parameters()).device
     D = ckpt.D.to(dev) if need_D and ckpt.D is not None else None
     return G, D, dev
 
