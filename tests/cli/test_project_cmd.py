@@ -13,7 +13,7 @@ from support.cli import png, run
 from stylegan.checkpoints import load_generator
 from stylegan.latent.io import load_npz_extra, load_ws
 from stylegan.latent.projection import noise_from_npz
-from stylegan.latent.sampling import generate_images
+from stylegan.api import generate_images
 from stylegan.render.images import to_uint8
 from stylegan.render.video import video_info
 
@@ -24,7 +24,7 @@ def photos(sg2_model, tmp_path_factory):
     G = load_generator(sg2_model)
     root = tmp_path_factory.mktemp("photos")
     for seed in (3, 9):
-        img = Image.fromarray(generate_images(G, [seed]).images[0]).resize((96, 96), Image.LANCZOS)
+        img = Image.fromarray(generate_images(G, [seed]).arrays[0]).resize((96, 96), Image.LANCZOS)
         canvas = Image.new("RGB", (140, 96), (0, 0, 0))
         canvas.paste(img, (22, 0))
         canvas.save(root / f"photo{seed}.jpg", quality=98)

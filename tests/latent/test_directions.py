@@ -11,6 +11,7 @@ from stylegan.checkpoints import load_network
 from stylegan.errors import UserInputError
 from stylegan.latent import directions as dirs
 from stylegan.latent.editing import edit_images
+from stylegan.latent.sampling import GenerationRequest
 from stylegan.latent.seeds import z_from_seeds
 
 
@@ -57,9 +58,9 @@ def test_top_sefa_direction_changes_the_image_and_a_null_direction_does_not(narr
     assert found.values[15] > 1e-3 and np.all(np.abs(found.values[16:]) < 1e-5)
     w = _w(G)
     top, null = found.vectors[0], found.vectors[-1]
-    base = edit_images(G, w, top, [0.0], layers=[0])[0].astype(int)
-    moved = edit_images(G, w, top, [5.0], layers=[0])[0].astype(int)
-    still = edit_images(G, w, null, [5.0], layers=[0])[0].astype(int)
+    base = edit_images(GenerationRequest(G), w, top, [0.0], layers=[0])[0].astype(int)
+    moved = edit_images(GenerationRequest(G), w, top, [5.0], layers=[0])[0].astype(int)
+    still = edit_images(GenerationRequest(G), w, null, [5.0], layers=[0])[0].astype(int)
     assert np.abs(moved - base).mean() > 5
     assert np.abs(still - base).max() <= 1                 # styles unchanged -> same image (uint8 rounding)
 
@@ -70,14 +71,14 @@ def test_edits_touch_only_the_chosen_layers(narrow_G):
     rng = np.random.default_rng(0)
     d = rng.standard_normal(G.w_dim).astype(np.float32)
     d /= np.linalg.norm(d)
-    base = edit_images(G, w, d, [0.0])[0].astype(int)
-    assert np.abs(edit_images(G, w, d, [4.0], layers=[0, 1, 2, 3])[0].astype(int) - base).mean() > 5
+    base = edit_images(GenerationRequest(G), w, d, [0.0])[0].astype(int)
+    assert np.abs(edit_images(GenerationRequest(G), w, d, [4.0], layers=[0, 1, 2, 3])[0].astype(int) - base).mean() > 5
     # A per-layer direction that lives only on layer 6 does nothing when layers 0-3 are edited ...
     per_layer = np.zeros([G.num_ws, G.w_dim], np.float32)
     per_layer[6] = d
-    assert np.array_equal(edit_images(G, w, per_layer, [4.0], layers=[0, 1, 2, 3])[0].astype(int), base)
+    assert np.array_equal(edit_images(GenerationRequest(G), w, per_layer, [4.0], layers=[0, 1, 2, 3])[0].astype(int), base)
     # ... and changes the image when layer 6 is included.
-    assert np.abs(edit_images(G, w, per_layer, [4.0], layers=[6])[0].astype(int) - base).mean() > 1
+    assert np.abs(edit_images(GenerationRequest(G), w, per_layer, [4.0], layers=[6])[0].astype(int) - base).mean() > 1
 
 
 def test_pca_matches_the_covariance_eigenvectors(sg2_model):
@@ -130,7 +131,7 @@ def test_boundary_from_a_classifier_moves_its_score(sg2_model, tmp_path):
     keep, labels = dirs.scores_to_labels(scores, 0.3)
     found = dirs.fit_boundary(ws[keep].numpy(), labels)
     w = _w(G, 123)
-    strip = edit_images(G, w, found.vectors[0], [-3, 0, 3])
+    strip = edit_images(GenerationRequest(G), w, found.vectors[0], [-3, 0, 3])
     brightness = strip.astype(float).mean(axis=(1, 2, 3))
     assert brightness[0] < brightness[1] < brightness[2]
 

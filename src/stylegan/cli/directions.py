@@ -60,7 +60,7 @@ def directions(network, method, out_path, layers, num, num_samples, seed, class_
     from ..latent import directions as dirs
     from ..latent.io import load_npz_extra, load_ws
     from ..latent.mixing import parse_layers
-    from ..latent.sources import latents_from_seeds
+    from ..latent.sampling import GenerationRequest
 
     G, dev, _ = load_G(network, device, "fp32")
     layer_list = parse_layers(layers, G) if layers is not None else None
@@ -92,7 +92,7 @@ def directions(network, method, out_path, layers, num, num_samples, seed, class_
                 ws = ws[rows]
             else:
                 seed_list, scores = dirs.labelled_seeds(labels_read)
-                ws = latents_from_seeds(G, seed_list, class_idx=class_idx).ws
+                ws = GenerationRequest(G, class_idx=class_idx).seed_latents(seed_list).ws
             label_name = name or labels_file.stem
         if np.isin(scores, (0, 1)).all():
             labels = scores
@@ -154,15 +154,17 @@ def edit(network, latents, seeds, direction_file, index, strength, sigma, layers
 
     from ..errors import UserInputError
     from ..latent.directions import Directions, w_sigma
-    from ..latent.editing import apply_direction, edit_images, parse_strengths, pingpong, render
+    from ..latent.editing import apply_direction, edit_images, parse_strengths, pingpong
     from ..latent.io import load_npz_extra, save_ws as write_ws
     from ..latent.mixing import parse_layers
     from ..latent.projection import noise_from_npz
-    from ..latent.sources import latents_from_file, latents_from_seeds
+    from ..latent.sampling import GenerationRequest
+    from ..latent.sources import latents_from_file
     from ..render.images import make_grid, save_image
     from ..render.video import check_video_path, write_video
 
     G, _, _ = load_G(network, device, precision)
+    request = GenerationRequest(G, truncation_psi, class_idx=class_idx)
     if latents is None and seeds is None:
         raise UserInputError("give the latents to edit: --projected-w FILE.npz and/or --seeds 0-3")
     parts, noises = [], []
@@ -175,7 +177,7 @@ def edit(network, latents, seeds, direction_file, index, strength, sigma, layers
         else:
             seeds = f"{latents},{seeds}" if seeds else latents
     if seeds is not None:
-        lat = latents_from_seeds(G, seeds, truncation_psi, None, class_idx)
+        lat = request.seed_latents(seeds)
         parts.append(lat)
         noises += [None] * len(lat)
     ws = torch.from_numpy(np.concatenate([p.ws for p in parts]))
@@ -196,7 +198,7 @@ def edit(network, latents, seeds, direction_file, index, strength, sigma, layers
         scale = w_sigma(G, d, class_idx=class_idx) if sigma else 1.0
         s = [v * scale for v in strengths]
         for i, (w, nm) in enumerate(zip(ws, names)):
-            strip = edit_images(G, w, d, s, layer_list, noises[i], batch_size=batch_size)
+            strip = edit_images(request, w, d, s, layer_list, noises[i], batch_size=batch_size)
             save_image(make_grid(strip, 1, len(strip), pad=2), outdir / f"{nm}-{dname}.png")
             count += 1
             if save_ws:
@@ -211,7 +213,7 @@ def edit(network, latents, seeds, direction_file, index, strength, sigma, layers
 
                 def stream(vws=vws, noise=noises[i]):
                     for j in range(0, len(vws), batch_size):
-                        imgs = render(G, vws[j:j + batch_size], noise, batch_size=batch_size)
+                        imgs = request.images(vws[j:j + batch_size], noise=noise, batch_size=batch_size)
                         yield from (im if im.shape[-1] == 3 else im.repeat(3, axis=-1) for im in imgs)
                 write_video(stream(), path, fps=fps, num_frames=frames)
     where = "" if layer_list is None else f" on layers {','.join(map(str, layer_list))}"

@@ -71,9 +71,9 @@ def latent():
 def from_seeds(network, seeds, truncation_psi, truncation_cutoff, class_idx, output):
     """Map seeds to latents (what `generate --save-ws` stores), all in one file."""
     from ..latent.io import save_ws
-    from ..latent.sources import latents_from_seeds
+    from ..latent.sampling import GenerationRequest
     G = _model(network, required=True)
-    lat = latents_from_seeds(G, seeds, truncation_psi, truncation_cutoff, class_idx)
+    lat = GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx).seed_latents(seeds)
     path = save_ws(output, lat.ws, seeds=lat.seeds, z=lat.z, psi=truncation_psi, labels=lat.labels)
     echo_done(f"wrote {len(lat)} latent(s) to {path}")
 
@@ -228,9 +228,9 @@ def truncate(network, file, psi, layers, output):
     """Pull latents towards the model's average w: w_avg + psi * (w - w_avg)."""
     from ..latent.arithmetic import truncate_ws
     from ..latent.io import save_ws
-    from ..latent.sampling import check_truncation
+    from ..latent.sampling import GenerationRequest
     G = _model(network, required=True)
-    check_truncation(G, psi, None)
+    GenerationRequest(G, truncation_psi=psi)                 # checks psi
     ws = _read(file, G)
     out = truncate_ws(ws, G.mapping.w_avg, psi, _layers(layers, G, G.num_ws))
     path = save_ws(output, out, psi=psi)

@@ -46,19 +46,17 @@ def mix(network, rows, cols, styles, truncation_psi, truncation_cutoff, class_id
       stylegan mix --network ffhq.pkl --rows me.npz --cols 0-5 --styles fine --outdir mix
     """
     from ..latent.io import save_ws as write_ws
-    from ..latent.mixing import layer_resolutions, parse_layers, style_mix
-    from ..latent.sampling import check_truncation
-    from ..latent.sources import parse_latents
+    from ..latent.mixing import layer_resolutions, parse_layers, render_style_mix
+    from ..latent.sampling import GenerationRequest
     from ..render.images import save_image
 
     G, _, _ = load_G(network, device, precision, compile_synthesis)
-    check_truncation(G, truncation_psi, truncation_cutoff)
+    request = GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx, noise_mode)
     layers = parse_layers(styles, G)
-    row = parse_latents(G, rows, truncation_psi, truncation_cutoff, class_idx)
-    col = parse_latents(G, cols, truncation_psi, truncation_cutoff, class_idx)
+    row, col = request.latents(rows), request.latents(cols)
     ensure_outdir(outdir)
-    res = style_mix(G, row.ws, col.ws, layers, row.labels, col.labels, noise_mode=noise_mode,
-                    batch_size=batch_size, show_progress=True)
+    res = render_style_mix(request, row.ws, col.ws, layers, row.labels, col.labels, batch_size=batch_size,
+                           show_progress=True)
     count = 0
     if not grid_only:
         for name, img in res.items():

@@ -293,15 +293,15 @@ def variations(network, projected_w, index, seeds, random_count, styles, psis, s
     import torch
 
     from ..errors import UserInputError
-    from ..latent.editing import noise_variations, render, style_variations, truncation_sweep
+    from ..latent.editing import noise_variations, style_variations, truncation_sweep
     from ..latent.io import load_npz_extra, load_ws
     from ..latent.projection import noise_from_npz, w_stats
-    from ..latent.sampling import seeds_to_ws
-    from ..latent.seeds import parse_seeds, random_seeds
+    from ..latent.sampling import GenerationRequest
+    from ..latent.seeds import class_labels, parse_seeds, random_seeds, z_from_seeds
     from ..render.images import make_grid, save_image
     from .common import load_G
 
-    G, dev, _ = load_G(network, device, precision)
+    G, _, _ = load_G(network, device, precision)
     ws = load_ws(projected_w, G.num_ws, G.w_dim)
     if not 0 <= index < len(ws):
         raise UserInputError(f"--index {index} is out of range: {projected_w.name} holds {len(ws)} latent(s)")
@@ -317,30 +317,29 @@ def variations(network, projected_w, index, seeds, random_count, styles, psis, s
     except ValueError:
         raise UserInputError(f"invalid --trunc {psis!r}; use a list like 1,0.7,0.5") from None
     c = None
-    if G.c_dim:
-        c = torch.from_numpy(extra["c"][index]) if "c" in extra and len(extra["c"]) > index else None
-        if class_idx is None and c is None:
-            raise UserInputError(f"this model is conditional: pass --class (0..{G.c_dim - 1})")
-        if class_idx is not None:
-            c = torch.zeros([G.c_dim])
-            c[class_idx] = 1
-        class_idx = int(c.argmax()) if class_idx is None else class_idx
-    seed_ws = seeds_to_ws(G, seed_list, truncation_psi=seed_psi, class_idx=class_idx, device=dev).cpu()
+    if G.c_dim and class_idx is None and "c" in extra and len(extra["c"]) > index:
+        c = torch.from_numpy(extra["c"][index])                   # the projection's own label
+        class_idx = int(c.argmax())
+    elif class_idx is not None or G.c_dim:
+        c = class_labels(G.c_dim, class_idx, 1)[0]
+    seeds_request = GenerationRequest(G, seed_psi, class_idx=class_idx)
+    seed_ws = seeds_request.map_z(z_from_seeds(seed_list, G.z_dim))  # one batch, as variations always mapped
     ensure_outdir(outdir)
 
-    base = render(G, w[None], noise)[0]
+    request = GenerationRequest(G)
+    base = request.images(w[None], noise=noise)[0]
     save_image(base, outdir / "projection.png")
-    seed_imgs = render(G, seed_ws, None, batch_size=batch_size)
-    mixed = style_variations(G, w, seed_ws, groups, noise, batch_size=batch_size)
+    seed_imgs = request.images(seed_ws, batch_size=batch_size)
+    mixed = style_variations(request, w, seed_ws, groups, noise, batch_size=batch_size)
     rows = [np.concatenate([base[None], seed_imgs])] + [np.concatenate([base[None], m]) for m in mixed.values()]
     save_image(make_grid(np.concatenate(rows), len(rows), len(seed_list) + 1, pad=2), outdir / "styles.png")
     w_avg, _ = w_stats(G, c, 10000)
-    trunc = truncation_sweep(G, w, psi_list, w_avg.cpu(), noise, batch_size=batch_size)
+    trunc = truncation_sweep(request, w, psi_list, w_avg.cpu(), noise, batch_size=batch_size)
     save_image(make_grid(trunc, 1, len(psi_list), pad=2), outdir / "truncation.png")
     written = ["projection.png", "styles.png", "truncation.png"]
     noisy = None
     if noise_samples and G.synthesis.noise_maps():
-        noisy = noise_variations(G, w, noise_samples, batch_size=batch_size)
+        noisy = noise_variations(request, w, noise_samples, batch_size=batch_size)
         save_image(make_grid(noisy, 1, noise_samples, pad=2), outdir / "noise.png")
         written.append("noise.png")
     if not grid_only:

@@ -24,6 +24,8 @@ import torch
 from ..errors import UserInputError
 from ..networks import Generator
 from .io import load_directions, save_directions
+from .sampling import GenerationRequest
+from .seeds import z_samples
 
 
 @dataclass
@@ -92,15 +94,9 @@ def sefa(G: Generator, layers: list[int] | None = None, num: int | None = None,
 def sample_ws(G: Generator, num_samples: int, seed: int = 0, class_idx: int | None = None,
               batch_size: int = 4096) -> torch.Tensor:
     """w [num_samples, w_dim] for z drawn from ``RandomState(seed)`` (one label for conditional models)."""
-    from .seeds import class_labels
-    device = next(G.parameters()).device
-    z = torch.from_numpy(np.random.RandomState(seed).randn(num_samples, G.z_dim)).to(device, torch.float32)
-    c = class_labels(G.c_dim, class_idx, num_samples, device=device)
-    out = []
-    with torch.no_grad():
-        for i in range(0, num_samples, batch_size):
-            out.append(G.mapping(z[i:i + batch_size], None if c is None else c[i:i + batch_size])[:, 0].cpu())
-    return torch.cat(out)
+    request = GenerationRequest(G, class_idx=class_idx)
+    z = z_samples(num_samples, G.z_dim, seed)
+    return torch.cat([request.map_z(z[i:i + batch_size])[:, 0] for i in range(0, num_samples, batch_size)])
 
 
 def pca(G: Generator, num: int = 20, num_samples: int = 20000, seed: int = 0,
@@ -286,17 +282,14 @@ def classifier_scores(G: Generator, classifier, num_samples: int, seed: int = 0,
     import torch.nn.functional as F
 
     from ..progress import progress
-    from .seeds import class_labels
-    device = next(G.parameters()).device
-    z = torch.from_numpy(np.random.RandomState(seed).randn(num_samples, G.z_dim)).to(device, torch.float32)
-    c = class_labels(G.c_dim, class_idx, num_samples, device=device)
+    request = GenerationRequest(G, truncation_psi, class_idx=class_idx)
+    z = z_samples(num_samples, G.z_dim, seed)
     all_ws, scores = [], []
     starts = range(0, num_samples, batch_size)
     with torch.no_grad():
         for i in progress(starts, desc="scoring", unit="batch", disable=not show_progress):
-            ws = G.mapping(z[i:i + batch_size], None if c is None else c[i:i + batch_size],
-                           truncation_psi=truncation_psi)
-            img = G.synthesis(ws, noise_mode="const").float().clamp(-1, 1)
+            ws = request.map_z(z[i:i + batch_size])
+            img = request.synthesize(ws, batch_size=len(ws)).to(request.device).clamp(-1, 1)
             if resolution is not None and resolution != img.shape[-1]:
                 img = F.interpolate(img, size=(resolution, resolution), mode="area" if resolution < img.shape[-1]
                                     else "bilinear", align_corners=None if resolution < img.shape[-1] else False)
@@ -306,5 +299,5 @@ def classifier_scores(G: Generator, classifier, num_samples: int, seed: int = 0,
             if not 0 <= output < s.shape[1]:
                 raise UserInputError(f"--output {output} is out of range: the classifier gives {s.shape[1]} score(s)")
             scores.append(s[:, output].cpu())
-            all_ws.append(ws.cpu())
+            all_ws.append(ws)
     return torch.cat(all_ws), torch.cat(scores).numpy()

@@ -27,6 +27,7 @@ from ..networks import Generator
 from ..progress import progress as progress_bar
 from ..render.images import from_uint8, to_uint8
 from ..perception.lpips import NoDownloadLoss, PerceptualLoss
+from .seeds import check_labels, z_samples
 
 SPACES = ("w", "w+")
 
@@ -88,7 +89,7 @@ def w_stats(G: Generator, c: torch.Tensor | None = None, num_samples: int = 1000
     """Mean w and its spread ``sqrt(sum ||w - w_mean||^2 / n)`` over ``num_samples`` mapped z
     drawn with ``RandomState(seed)`` (the projector's starting point). ``c``: one label row [c_dim]."""
     device = next(G.parameters()).device
-    z = torch.from_numpy(np.random.RandomState(seed).randn(num_samples, G.z_dim)).to(device, torch.float32)
+    z = z_samples(num_samples, G.z_dim, seed, device)
     cs = None if c is None or G.c_dim == 0 else c.reshape(1, -1).to(device, torch.float32).repeat(num_samples, 1)
     ws = []
     with torch.no_grad():
@@ -148,23 +149,6 @@ def _targets_tensor(G: Generator, targets, device) -> torch.Tensor:
     return x
 
 
-def _labels(G: Generator, c: torch.Tensor | None, n: int, device) -> torch.Tensor | None:
-    if G.c_dim == 0:
-        if c is not None:
-            raise UserInputError("this model is unconditional: it takes no class label")
-        return None
-    if c is None:
-        raise UserInputError(f"this model is conditional: give a class label (0..{G.c_dim - 1})")
-    c = c.to(device, torch.float32)
-    if c.ndim == 1:
-        c = c[None]
-    if c.shape[0] == 1:
-        c = c.repeat(n, 1)
-    if tuple(c.shape) != (n, G.c_dim):
-        raise UserInputError(f"labels must be [{n}, {G.c_dim}], got {tuple(c.shape)}")
-    return c
-
-
 def project(
     G: Generator,
     targets,                                 # uint8 [N, H, W, C] / [H, W, C], or float [N, C, H, W] in [-1, 1]
@@ -180,7 +164,7 @@ def project(
     device = next(G.parameters()).device
     target = _targets_tensor(G, targets, device)
     n = target.shape[0]
-    c = _labels(G, c, n, device)
+    c = check_labels(c, G.c_dim, n, device)
     loss = (loss or NoDownloadLoss()).to(device)
     G = G.eval().requires_grad_(False)
 
