@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import (device_option, echo_done, ensure_outdir, load_G, network_option, outdir_option, pass_errors,
-                     precision_options)
+from .common import (batch_option, class_option, device_option, echo_done, ensure_outdir, load_G, network_option,
+                     outdir_option, precision_options, trunc_option)
 
 
 @click.command()
@@ -24,7 +24,7 @@ from .common import (device_option, echo_done, ensure_outdir, load_G, network_op
 @click.option("--samples", "num_samples", type=click.IntRange(min=2), default=None,
               help="pca: ws to sample (20000); boundary with --classifier: images to score (2000).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the sampled z.")
-@click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional models).")
+@class_option()
 @click.option("--ws", "ws_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="boundary: latents .npz of the labelled images ('stylegan latent from-seeds', projections); "
                    "not needed when the labels are keyed by seed.")
@@ -42,7 +42,6 @@ from .common import (device_option, echo_done, ensure_outdir, load_G, network_op
               default=None, help="boundary: keep these directions fixed (project them out).")
 @click.option("--name", default=None, help="boundary: the direction's name (default: the labels file's name).")
 @device_option
-@pass_errors
 def directions(network, method, out_path, layers, num, num_samples, seed, class_idx, ws_file, labels_file,
                classifier, classifier_output, classifier_resolution, fraction, orthogonal_to, name, device):
     """Find latent directions and save them (.npz) for 'stylegan edit'.
@@ -127,18 +126,17 @@ def directions(network, method, out_path, layers, num, num_samples, seed, class_
 @click.option("--sigma", is_flag=True, help="Strengths in standard deviations of sampled ws along the direction.")
 @click.option("--layers", default=None, metavar="LAYERS",
               help="Layers to move (0-7, coarse, ...); default: the layers stored with the directions, else all.")
-@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True, help="Seeds' truncation psi.")
-@click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional models).")
+@trunc_option("Seeds' truncation psi.")
+@class_option()
 @click.option("--video", "video_path", default=None, metavar="NAME.mp4",
               help="Also write a looping video (0 -> max -> min -> 0) of each latent and direction.")
 @click.option("--frames", type=click.IntRange(min=2), default=60, show_default=True, help="Video length.")
 @click.option("--fps", type=float, default=30, show_default=True)
 @click.option("--save-ws", is_flag=True, help="Also write the edited latents (edit-*.npz).")
-@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True)
+@batch_option()
 @device_option
 @precision_options
 @outdir_option
-@pass_errors
 def edit(network, latents, seeds, direction_file, index, strength, sigma, layers, truncation_psi, class_idx,
          video_path, frames, fps, save_ws, batch_size, device, precision, outdir: Path):
     """Move latents along a direction: one strip per latent and direction (strength from left to right).

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from .common import (compile_option, device_option, echo_done, ensure_outdir, load_G, network_option,
-                     outdir_option, parse_pair, pass_errors, precision_options)
+from .common import (batch_option, class_option, compile_option, device_option, echo_done, ensure_outdir, load_G,
+                     network_option, noise_mode_option, outdir_option, parse_pair, precision_options,
+                     transform_options, truncation_options)
 
 
 @click.command()
@@ -17,25 +18,18 @@ from .common import (compile_option, device_option, echo_done, ensure_outdir, lo
 @click.option("--ws", "--projected-w", "ws_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Render the latents in this .npz file (--save-ws output, a projection, `stylegan latent` "
                    "results) instead of seeds. Repeatable.")
-@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
-              help="Truncation psi (seeds only).")
-@click.option("--trunc-cutoff", "truncation_cutoff", type=int, default=None,
-              help="Truncate only the first N layers (default: all).")
-@click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional models).")
-@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True,
-              help="'random' noise is seeded by each image's seed, so files stay reproducible.")
-@click.option("--translate", default=None, metavar="X,Y", help="StyleGAN3: translate the image.")
-@click.option("--rotate", type=float, default=0.0, help="StyleGAN3: rotate the image (degrees).")
+@truncation_options
+@class_option()
+@noise_mode_option("'random' noise is seeded by each image's seed, so files stay reproducible.")
+@transform_options("the image")
 @click.option("--grid", "grid_spec", default=None, metavar="RxC",
               help="Write all images as one grid.png of R rows and C columns instead of one file each.")
 @click.option("--save-ws", is_flag=True, help="Also write each image's latents: seed0042.npz beside seed0042.png.")
-@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Images per forward pass.")
+@batch_option()
 @device_option
 @precision_options
 @compile_option
 @outdir_option
-@pass_errors
 def generate(network, seeds, random_count, ws_files, truncation_psi, truncation_cutoff, class_idx, noise_mode,
              translate, rotate, grid_spec, save_ws, batch_size, device, precision, compile_synthesis, outdir: Path):
     """Generate one PNG per seed (OUTDIR/seed0042.png) or per saved latent (OUTDIR/<file>.png).

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import (device_option, echo_done, ensure_outdir, network_option, outdir_option, pass_errors,
-                     precision_options)
+from .common import (batch_option, class_option, device_option, echo_done, ensure_outdir, network_option,
+                     outdir_option, precision_options)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -56,7 +56,7 @@ def _unique_stems(files: list[Path]) -> list[str]:
               help="w: one latent for all layers (edits well); w+: one per layer (reconstructs better).")
 @click.option("--steps", "num_steps", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--seed", type=int, default=303, show_default=True, help="Seeds the noise added to w while optimising.")
-@click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional models).")
+@class_option()
 @click.option("--lr", "learning_rate", type=float, default=0.1, show_default=True, help="Initial learning rate.")
 @click.option("--noise/--no-noise", "optimize_noise", default=True, show_default=True,
               help="StyleGAN2: optimise the per-pixel noise maps too (saved in projected_w.npz).")
@@ -74,12 +74,10 @@ def _unique_stems(files: list[Path]) -> list[str]:
 @click.option("--save-video", is_flag=True, help="Write proj.mp4: target | projection at every step.")
 @click.option("--video-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Video: one frame every N steps.")
-@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Targets optimised together (each keeps its own latent and noise).")
+@batch_option(4, "Targets optimised together (each keeps its own latent and noise).")
 @device_option
 @precision_options
 @outdir_option
-@pass_errors
 def project(network, targets, space, num_steps, seed, class_idx, learning_rate, optimize_noise, vgg, lpips_lin,
             align, landmarks, landmark_model, save_video, video_every, batch_size, device, precision, outdir: Path):
     """Project photos into the latent space: find the latent that makes the model draw each target.
@@ -271,13 +269,12 @@ class _Aborted(Exception):
               help="Truncation psi of the seeds' latents.")
 @click.option("--noise-samples", type=click.IntRange(min=0), default=6, show_default=True,
               help="Images with freshly drawn noise (StyleGAN2); 0 = none.")
-@click.option("--class", "class_idx", type=int, default=None, help="Class label of the seeds (conditional models).")
+@class_option("Class label of the seeds (conditional models).")
 @click.option("--grid-only", is_flag=True, help="Write only the grids, not the single images.")
-@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True)
+@batch_option()
 @device_option
 @precision_options
 @outdir_option
-@pass_errors
 def variations(network, projected_w, index, seeds, random_count, styles, psis, seed_psi, noise_samples, class_idx, grid_only,
                batch_size, device, precision, outdir: Path):
     """Variations of a projection: fresh noise, other seeds' coarse/middle/fine styles, truncation.

@@ -15,7 +15,7 @@ and is called as ``S(ws, noise_mode=..., noise=..., transform=..., impl=..., for
 fused_modconv=...)``: ``noise`` gives explicit maps (name -> ``[N or 1, 1, H, W]`` or ``[H, W]``)
 in place of the mode for those layers; ``transform`` a 3x3 matrix used instead of the stored
 ``input.transform`` buffer for this call; ``impl='reference'`` computes the same function the way
-NVIDIA's pure-PyTorch reference path does (see :data:`IMPLS`).
+NVIDIA's pure-PyTorch reference path does (see :mod:`stylegan.networks.options`).
 """
 
 from __future__ import annotations
@@ -25,15 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-#: How per-pixel noise is drawn: 'const' = the stored maps, 'random' = fresh N(0, 1), 'none' = zero.
-NOISE_MODES = ("const", "random", "none")
-
-#: Implementations of the same math: 'fast' (polyphase resampling, folded passes, channels-last on CPUs)
-#: and 'reference' (zero-stuffed upsampling, full-rate filtering, grouped convolutions for every batch,
-#: NCHW, separate bias/activation/gain/clamp passes: NVIDIA's reference path, the baseline of the tests
-#: and of ``benchmarks/inference.py``).
-IMPLS = ("fast", "reference")
-
+from .options import IMPLS, NOISE_MODES
 
 @dataclass(frozen=True)
 class StyleLayer:
