@@ -92,52 +92,74 @@ def project(network, targets, space, num_steps, seed, class_idx, learning_rate, 
       stylegan project --network ffhq.pkl --target photos/ --space w+ --steps 500 --outdir out
       stylegan project --network ffhq.pkl --target me.jpg --landmarks me.json --outdir out
     """
-    import numpy as np
-    import torch
-
-    from ..errors import UserInputError
-    from ..latent.align import load_landmarks, prepare_target
-    from ..latent.io import save_ws
-    from ..perception.lpips import load_perceptual
-    from ..latent.projection import ProjectionConfig, noise_to_npz
-    from ..latent.projection import project as run_projection
+    from ..latent.projection import ProjectionConfig
     from ..latent.seeds import class_labels
-    from ..render.images import save_image
+    from ..perception.lpips import load_perceptual
 
     files = _target_files(targets)
-    stems = _unique_stems(files)
     cfg = ProjectionConfig(space=space, num_steps=num_steps, initial_learning_rate=learning_rate,
                            optimize_noise=optimize_noise, seed=seed)
-    points = load_landmarks(landmarks) if landmarks is not None else None
-    if isinstance(points, np.ndarray) and points.ndim == 3 and len(points) != len(files):
-        raise UserInputError(f"{landmarks.name} holds {len(points)} sets of landmarks for {len(files)} targets")
-    if isinstance(points, np.ndarray) and points.ndim == 2 and len(files) > 1:
-        raise UserInputError(f"{landmarks.name} holds one set of landmarks; with several targets give a JSON "
-                             f"object {{image name: points}}")
-
+    marks = _landmarks_per_target(landmarks, files)
     want_vgg = vgg is not None or bool(__import__("os").environ.get("STYLEGAN_VGG16"))
     G, D, dev = _load_networks(network, device, precision, need_D=not want_vgg)
     c = class_labels(G.c_dim, class_idx, 1, device=dev)
     loss = load_perceptual(vgg, lpips_lin, D=D, device=dev)
     ensure_outdir(outdir)
     click.echo(f"loss: {loss.name}", err=True)
+    prepared = _prepare_targets(G, files, marks, align, landmark_model)
+    results = _project_in_batches(G, files, prepared, loss, cfg, c, batch_size, outdir,
+                                  video_every if save_video else None)
+    spp = sum(r.seconds_per_step * num_steps for r in results) / (num_steps * len(results))
+    echo_done(f"projected {len(files)} image(s) in {space.upper()} ({num_steps} steps, {spp:.3f} s/step); "
+              f"wrote to {outdir}")
 
+
+def _landmarks_per_target(path: Path | None, files: list[Path]) -> list:
+    """Each target's face landmarks from ``--landmarks`` (None each without it)."""
+    import numpy as np
+
+    from ..errors import UserInputError
+    from ..latent.align import load_landmarks
+    if path is None:
+        return [None] * len(files)
+    points = load_landmarks(path)
+    if isinstance(points, dict):
+        missing = [f.name for f in files if points.get(f.name, points.get(f.stem)) is None]
+        if missing:
+            raise UserInputError(f"{path.name} has no landmarks for {missing[0]}")
+        return [points.get(f.name, points.get(f.stem)) for f in files]
+    if isinstance(points, np.ndarray) and points.ndim == 3 and len(points) != len(files):
+        raise UserInputError(f"{path.name} holds {len(points)} sets of landmarks for {len(files)} targets")
+    if isinstance(points, np.ndarray) and points.ndim == 2 and len(files) > 1:
+        raise UserInputError(f"{path.name} holds one set of landmarks; with several targets give a JSON "
+                             f"object {{image name: points}}")
+    return [points] if points.ndim == 2 else list(points)
+
+
+def _prepare_targets(G, files: list[Path], marks: list, align: bool, landmark_model) -> list:
+    """The targets as the model's uint8 images (cropped, aligned when asked), reporting what was done."""
+    from ..latent.align import prepare_target
     prepared, notes = [], []
-    for i, f in enumerate(files):
-        lm = None
-        if isinstance(points, dict):
-            lm = points.get(f.name, points.get(f.stem))
-            if lm is None:
-                raise UserInputError(f"{landmarks.name} has no landmarks for {f.name}")
-        elif isinstance(points, np.ndarray):
-            lm = points if points.ndim == 2 else points[i]
+    for f, lm in zip(files, marks):
         img, note = prepare_target(f, G.img_resolution, G.img_channels, align=align or lm is not None,
                                    landmarks=lm, landmark_model=landmark_model)
         prepared.append(img)
         notes.append(note)
     for note in sorted(set(notes)):
         click.echo(f"target: {note}", err=True)
+    return prepared
 
+
+def _project_in_batches(G, files, prepared, loss, cfg, c, batch_size: int, outdir: Path, video_every: int | None):
+    """Project ``batch_size`` targets at a time, writing each target's files as its batch finishes
+    (and with several targets, OUTDIR/projected_w.npz holding all of them)."""
+    import numpy as np
+    import torch
+
+    from ..latent.io import save_ws
+    from ..latent.projection import noise_to_npz
+    from ..render.images import save_image
+    stems = _unique_stems(files)
     single = len(files) == 1
     results = []
     for start in range(0, len(files), batch_size):
@@ -146,22 +168,13 @@ def project(network, targets, space, num_steps, seed, class_idx, learning_rate, 
         batch_targets = np.stack([prepared[i] for i in idx])
         for d, tgt in zip(dirs, batch_targets):
             save_image(tgt, d / "target.png")
-        writer = _VideoSink([d / "proj.mp4" for d in dirs], batch_targets, video_every) if save_video else None
         desc = f"projecting {stems[idx[0]]}" + (f" (+{len(idx) - 1})" if len(idx) > 1 else "")
-        try:
-            res = run_projection(G, batch_targets, loss, cfg, c=c, on_step=writer.add if writer else None,
-                                 show_progress=True, desc=desc)
-        except BaseException:
-            if writer:
-                writer.abort()
-            raise
-        if writer:
-            writer.close()
+        res = _project_batch(G, batch_targets, loss, cfg, c, desc, [d / "proj.mp4" for d in dirs], video_every)
         for j, (i, d) in enumerate(zip(idx, dirs)):
             save_image(res.images[j], d / "proj.png")
             save_ws(d / "projected_w.npz", res.ws[j:j + 1], labels=[files[i].name],
                     c=None if res.c is None else res.c[j:j + 1], psnr=np.float32(res.psnr[j]),
-                    loss=np.float32(res.final_loss[j]), space=np.array(space),
+                    loss=np.float32(res.final_loss[j]), space=np.array(cfg.space),
                     **noise_to_npz({k: v[j:j + 1] for k, v in res.noise.items()}))
             click.echo(f"{files[i].name}: PSNR {res.psnr[j]:.2f} dB (start {res.initial_psnr[j]:.2f} dB), "
                        f"final loss {res.final_loss[j]:.4f}", err=True)
@@ -170,86 +183,36 @@ def project(network, targets, space, num_steps, seed, class_idx, learning_rate, 
         save_ws(outdir / "projected_w.npz", torch.cat([r.ws for r in results]), labels=[f.name for f in files],
                 c=None if results[0].c is None else torch.cat([r.c for r in results]),
                 psnr=np.concatenate([r.psnr for r in results]).astype(np.float32),
-                space=np.array(space),
+                space=np.array(cfg.space),
                 **noise_to_npz({k: torch.cat([r.noise[k] for r in results]) for k in results[0].noise}))
-    spp = sum(r.seconds_per_step * num_steps for r in results) / (num_steps * len(results))
-    echo_done(f"projected {len(files)} image(s) in {space.upper()} ({num_steps} steps, {spp:.3f} s/step); "
-              f"wrote to {outdir}")
+    return results
 
 
-class _VideoSink:
-    """Streams 'target | projection' frames of each target to its own video while the projection runs
-    (a writer thread per video, so no frames pile up in memory)."""
+def _project_batch(G, targets, loss, cfg, c, desc: str, video_paths: list[Path], video_every: int | None):
+    """One batch of targets; with ``video_every``, each target's 'target | projection' video is streamed
+    (every N-th step) while the optimisation runs."""
+    import numpy as np
 
-    def __init__(self, paths: list[Path], targets, every: int):
-        import queue
-        import threading
+    from ..latent.projection import project as run_projection
+    from ..render.images import to_uint8
+    from ..render.video import BackgroundVideos
+    if video_every is None:
+        return run_projection(G, targets, loss, cfg, c=c, show_progress=True, desc=desc)
+    rgb = targets if targets.shape[-1] == 3 else targets.repeat(3, axis=-1)
+    videos = BackgroundVideos(video_paths, fps=10)
 
-        from ..render.video import check_video_path
-        self.paths = [check_video_path(p) for p in paths]
-        self.targets = targets if targets.shape[-1] == 3 else targets.repeat(3, axis=-1)
-        self.every = every
-        self.queues = [queue.Queue(maxsize=4) for _ in paths]
-        self.errors: list[BaseException] = []
-        self.threads = [threading.Thread(target=self._run, args=(q, p), daemon=True)
-                        for q, p in zip(self.queues, self.paths)]
-        for t in self.threads:
-            t.start()
-
-    def _run(self, q, path):
-        from ..render.video import write_video
-        done = False
-
-        def frames():
-            nonlocal done
-            while (item := q.get()) is not None:
-                if item is _ABORT:
-                    raise _Aborted
-                yield item
-            done = True
-        try:
-            write_video(frames(), path, fps=10)
-        except _Aborted:
-            pass
-        except BaseException as exc:  # noqa: BLE001 - reported from the main thread
-            self.errors.append(exc)
-        while not done and q.get() is not None:   # let the projection go on; the error is raised at close()
-            pass
-
-    def add(self, step: int, images, _dist) -> None:
-        import numpy as np
-
-        from ..render.images import to_uint8
-        if step % self.every:
-            return
-        synth = to_uint8(images)
-        if synth.shape[-1] == 1:
-            synth = synth.repeat(3, axis=-1)
-        for q, tgt, img in zip(self.queues, self.targets, synth):
-            q.put(np.concatenate([tgt, img], axis=1))
-
-    def close(self) -> None:
-        for q in self.queues:
-            q.put(None)
-        for t in self.threads:
-            t.join()
-        if self.errors:
-            raise self.errors[0]
-
-    def abort(self) -> None:
-        """Stop the writers without keeping their files (write_video leaves nothing on error)."""
-        for q in self.queues:
-            q.put(_ABORT)
-            q.put(None)
-        for t in self.threads:
-            t.join(timeout=30)
-
-
-_ABORT = object()
-
-
-class _Aborted(Exception):
-    """Raised inside the frame stream so that write_video removes its partial file."""
+    def add_frames(step: int, images, _dist) -> None:
+        if step % video_every == 0:
+            synth = to_uint8(images)
+            synth = synth if synth.shape[-1] == 3 else synth.repeat(3, axis=-1)
+            videos.put([np.concatenate([t, s], axis=1) for t, s in zip(rgb, synth)])
+    try:
+        res = run_projection(G, targets, loss, cfg, c=c, on_step=add_frames, show_progress=True, desc=desc)
+    except BaseException:
+        videos.abort()
+        raise
+    videos.close()
+    return res
 
 
 @click.command()

@@ -149,6 +149,24 @@ def _targets_tensor(G: Generator, targets, device) -> torch.Tensor:
     return x
 
 
+def _starting_point(G: Generator, c: torch.Tensor | None, n: int, cfg: ProjectionConfig) -> tuple[torch.Tensor, float]:
+    """The latents to optimise, [n, 1 or num_ws, w_dim], starting at the mean w of each target's label, and
+    the largest w spread (which scales the w noise)."""
+    device = next(G.parameters()).device
+    w_start = torch.empty([n, G.w_dim], device=device)
+    w_std = 0.0
+    rows = c if c is not None else [None] * n
+    cache: dict[tuple, tuple[torch.Tensor, float]] = {}
+    for i, row in enumerate(rows):
+        key = () if row is None else tuple(row.tolist())
+        if key not in cache:
+            cache[key] = w_stats(G, row, cfg.w_avg_samples)
+        w_start[i], std = cache[key]
+        w_std = max(w_std, std)
+    num_opt_ws = G.num_ws if cfg.space == "w+" else 1
+    return w_start[:, None, :].repeat(1, num_opt_ws, 1).clone().requires_grad_(True), w_std
+
+
 def project(
     G: Generator,
     targets,                                 # uint8 [N, H, W, C] / [H, W, C], or float [N, C, H, W] in [-1, 1]
@@ -167,20 +185,7 @@ def project(
     c = check_labels(c, G.c_dim, n, device)
     loss = (loss or NoDownloadLoss()).to(device)
     G = G.eval().requires_grad_(False)
-
-    # Starting point: mean w (per distinct label) and the w spread that scales the w noise.
-    w_start = torch.empty([n, G.w_dim], device=device)
-    w_std = 0.0
-    rows = c if c is not None else [None] * n
-    cache: dict[tuple, tuple[torch.Tensor, float]] = {}
-    for i, row in enumerate(rows):
-        key = () if row is None else tuple(row.tolist())
-        if key not in cache:
-            cache[key] = w_stats(G, row, cfg.w_avg_samples)
-        w_start[i], std = cache[key]
-        w_std = max(w_std, std)
-    num_opt_ws = G.num_ws if cfg.space == "w+" else 1
-    w_opt = w_start[:, None, :].repeat(1, num_opt_ws, 1).clone().requires_grad_(True)
+    w_opt, w_std = _starting_point(G, c, n, cfg)
 
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     maps = G.synthesis.noise_maps() if cfg.optimize_noise else {}

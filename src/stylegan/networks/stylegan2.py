@@ -99,12 +99,11 @@ def styled_conv2d(
     (the activations used are positively homogeneous); the bias goes into the convolution itself
     where possible; the remaining element-wise steps run in place when no gradient is needed.
     Same function as :func:`modulated_conv2d` + :func:`ops.bias_act`, fewer memory round trips;
-    ``impl='reference'`` computes exactly that (a grouped convolution for every batch, then bias_act).
+    ``impl='reference'`` computes exactly that (:func:`styled_conv2d_reference`).
     """
     if impl == "reference":
-        y = modulated_conv2d(x, weight, styles, noise=noise, up=up, padding=padding, resample_filter=resample_filter,
-                             demodulate=demodulate, flip_weight=flip_weight, fused_modconv=True, impl=impl)
-        return ops.bias_act(y, bias, act=activation, gain=gain, clamp=clamp)
+        return styled_conv2d_reference(x, weight, styles, bias, noise, up, padding, resample_filter, demodulate,
+                                       flip_weight, activation, gain, clamp)
     n = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
     if styles.shape != (n, in_ch):
@@ -156,6 +155,15 @@ def styled_conv2d(
     if clamp is not None:
         y = y.clamp_(-clamp, clamp) if inplace else y.clamp(-clamp, clamp)
     return y
+
+
+def styled_conv2d_reference(x, weight, styles, bias, noise=None, up=1, padding=0, resample_filter=None,
+                            demodulate=True, flip_weight=True, activation="lrelu", gain=1.0, clamp=None):
+    """:func:`styled_conv2d` the way NVIDIA's reference path computes it: one grouped convolution with
+    per-sample weights for every batch, FIR filters by zero-stuffing, then bias, activation, gain, clamp."""
+    y = modulated_conv2d(x, weight, styles, noise=noise, up=up, padding=padding, resample_filter=resample_filter,
+                         demodulate=demodulate, flip_weight=flip_weight, fused_modconv=True, impl="reference")
+    return ops.bias_act(y, bias, act=activation, gain=gain, clamp=clamp)
 
 
 class SynthesisLayer(nn.Module):
