@@ -155,8 +155,8 @@ def mixing_grid(row_images: np.ndarray, col_images: np.ndarray, mixed: np.ndarra
     return make_grid(cells.reshape(-1, h, w, ch), n_rows + 1, n_cols + 1)
 
 
-def render_style_mix(request: GenerationRequest, row_ws, col_ws, layers, row_labels=None, col_labels=None, batch_size: int = 8,
-                     show_progress: bool = False) -> StyleMix:
+def render_style_mix(request: GenerationRequest, row_ws, col_ws, layers, row_labels=None, col_labels=None,
+                     batch_size: int = 8, show_progress: bool = False) -> StyleMix:
     """Every row latent with the ``layers`` of every column latent (NVIDIA's style_mixing.py:
     row = source A gives the other layers, column = source B gives ``layers``), drawn by ``request``
     (a :class:`~stylegan.latent.sampling.GenerationRequest`)."""

@@ -89,7 +89,8 @@ def class_labels(c_dim: int, class_idx: int | None, count: int, device: torch.de
     return c
 
 
-def check_labels(c: torch.Tensor | None, c_dim: int, count: int, device: torch.device | str = "cpu") -> torch.Tensor | None:
+def check_labels(c: torch.Tensor | None, c_dim: int, count: int,
+                 device: torch.device | str = "cpu") -> torch.Tensor | None:
     """Labels a caller passed as a tensor ([c_dim] for all, or [count, c_dim]) as float32 [count, c_dim]."""
     _check_label_given(c_dim, c is not None)
     if c_dim == 0:

@@ -47,7 +47,8 @@ from . import ops
 from .config import DiscriminatorConfig, StyleGAN1SynthesisConfig
 from .discriminator import MinibatchStdLayer
 from .layers import FullyConnectedLayer, check_half_dtype
-from .synthesis import StyleLayer, check_call, check_noise, check_ws, split_noise
+from .synthesis import (StyleLayer, block_layer_resolutions, block_noise_maps, check_call, check_noise, check_ws,
+                        split_noise)
 
 LRELU_SLOPE = 0.2
 SQRT2 = math.sqrt(2)
@@ -227,12 +228,11 @@ class SynthesisNetwork(nn.Module):
     @property
     def layer_resolutions(self) -> list[int]:
         """Resolution ``2**k`` owns ws ``2k-4`` and ``2k-3``."""
-        return [int(min(2 ** (i // 2 + 2), self.img_resolution)) for i in range(self.num_ws)]
+        return block_layer_resolutions(self.num_ws, self.img_resolution)
 
     def noise_maps(self) -> dict[str, torch.Tensor]:
         """The constant noise map [H, W] of every layer with a noise input, by layer name."""
-        return {f"b{res}.{name}": layer.noise_const for res in self.block_resolutions for name in ("conv0", "conv1")
-                if (layer := getattr(getattr(self, f"b{res}"), name)).use_noise}
+        return block_noise_maps(self)
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False,
                 noise: dict | None = None, transform=None, impl: str = "fast", **_unused) -> torch.Tensor:

@@ -15,8 +15,8 @@ from torch import nn
 from . import ops
 from .config import StyleGAN2SynthesisConfig
 from .layers import Conv2dLayer, FullyConnectedLayer, block_dtype
-from .synthesis import (StyleLayer, check_call, check_noise, check_ws, memory_format_for, one_at_a_time,
-                        split_noise)
+from .synthesis import (StyleLayer, block_layer_resolutions, block_noise_maps, check_call, check_noise, check_ws,
+                        memory_format_for, one_at_a_time, split_noise)
 
 POSITIVELY_HOMOGENEOUS = ("linear", "lrelu", "relu")  # act(g * x) == g * act(x) for g > 0
 
@@ -374,13 +374,12 @@ class SynthesisNetwork(nn.Module):
 
     @property
     def layer_resolutions(self) -> list[int]:
-        """Resolution ``2**k`` owns ws ``2k-4`` and ``2k-3`` (the last w, of the final ToRGB, the top one)."""
-        return [int(min(2 ** (i // 2 + 2), self.img_resolution)) for i in range(self.num_ws)]
+        """Resolution ``2**k`` owns ws ``2k-4`` and ``2k-3``."""
+        return block_layer_resolutions(self.num_ws, self.img_resolution)
 
     def noise_maps(self) -> dict[str, torch.Tensor]:
         """The constant noise map [H, W] of every layer with a noise input, by layer name."""
-        return {f"b{res}.{name}": layer.noise_const for res in self.block_resolutions for name in ("conv0", "conv1")
-                if (layer := getattr(getattr(self, f"b{res}"), name, None)) is not None and layer.use_noise}
+        return block_noise_maps(self)
 
     def block_ws(self, ws: torch.Tensor) -> list[torch.Tensor]:
         """Split ws per block: a block's ToRGB shares its w with the next block's first conv."""

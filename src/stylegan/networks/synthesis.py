@@ -87,3 +87,19 @@ def memory_format_for(channels_last: bool | None, device: torch.device, dtype: t
 def split_noise(noise: dict, prefix: str) -> dict:
     """The maps of one block: ``{'b8.conv0': t}`` -> ``{'conv0': t}`` for prefix ``'b8.'``."""
     return {k[len(prefix):]: v for k, v in noise.items() if k.startswith(prefix)}
+
+
+def block_layer_resolutions(num_ws: int, img_resolution: int) -> list[int]:
+    """StyleGAN1/2 (one block per resolution): resolution ``2**k`` owns ws ``2k-4`` and ``2k-3``."""
+    return [int(min(2 ** (i // 2 + 2), img_resolution)) for i in range(num_ws)]
+
+
+def block_noise_maps(synthesis: nn.Module) -> dict[str, torch.Tensor]:
+    """StyleGAN1/2: the constant noise map [H, W] of every ``b{res}.conv0``/``conv1`` with a noise input."""
+    out = {}
+    for res in synthesis.block_resolutions:
+        for name in ("conv0", "conv1"):
+            layer = getattr(getattr(synthesis, f"b{res}"), name, None)
+            if layer is not None and layer.use_noise:
+                out[f"b{res}.{name}"] = layer.noise_const
+    return out
