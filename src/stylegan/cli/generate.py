@@ -43,7 +43,7 @@ def generate(network, seeds, random_count, ws_files, truncation_psi, truncation_
     from ..errors import UserInputError
     from ..latent.io import save_ws as write_ws
     from ..latent.sampling import GenerationRequest
-    from ..latent.seeds import parse_seeds, random_seeds, z_from_seed
+    from ..latent.seeds import parse_seeds, random_seeds, saved_label
     from ..render.images import make_grid, parse_grid, save_image
 
     given = [x is not None for x in (seeds, random_count)] + [bool(ws_files)]
@@ -78,9 +78,9 @@ def generate(network, seeds, random_count, ws_files, truncation_psi, truncation_
             save_image(image, outdir / f"{name}.png")
     if save_ws:
         for i, (name, seed) in enumerate(zip(lat.names, lat.seeds)):
-            extra = {"seeds": [seed], "psi": truncation_psi, "z": z_from_seed(seed, G.z_dim)[None].astype("float32")}
+            extra = {"seeds": [seed], "psi": truncation_psi, "z": lat.z[i:i + 1]}
             if class_idx is not None:
-                extra["c"] = [[float(k == class_idx) for k in range(G.c_dim)]]
+                extra["c"] = saved_label(G.c_dim, class_idx)
             write_ws(outdir / f"{name}.npz", lat.ws[i:i + 1], **extra)
     what = "grid.png" if grid else f"{len(images)} image(s)"
     echo_done(f"wrote {what}{' and latents' if save_ws else ''} to {outdir}")

@@ -89,6 +89,11 @@ def class_labels(c_dim: int, class_idx: int | None, count: int, device: torch.de
     return c
 
 
+def saved_label(c_dim: int, class_idx: int) -> list[list[float]]:
+    """The one-hot label a latents file stores as ``c`` ([1, c_dim], as ``generate --save-ws`` writes it)."""
+    return [[float(k == class_idx) for k in range(c_dim)]]
+
+
 def check_labels(c: torch.Tensor | None, c_dim: int, count: int,
                  device: torch.device | str = "cpu") -> torch.Tensor | None:
     """Labels a caller passed as a tensor ([c_dim] for all, or [count, c_dim]) as float32 [count, c_dim]."""

@@ -21,7 +21,7 @@ from ..latent.directions import Directions
 from ..latent.editing import direction_offsets
 from ..latent.mixing import mix_ws
 from ..latent.sampling import GenerationRequest
-from ..latent.seeds import MAX_SEED, z_from_seed
+from ..latent.seeds import MAX_SEED, saved_label, z_from_seed
 from .models import LoadedModel, ModelLibrary
 from .schemas import (MAX_DIRECTIONS, MAX_UNPACKED_BYTES, MAX_UPLOAD_BYTES, MAX_UPLOAD_ROWS, RenderRequest,
                       SefaRequest, UploadLatent)
@@ -229,7 +229,7 @@ class Explorer:
         if plain:
             extra.update(z=z_from_seed(lat.seed, G.z_dim)[None].astype(np.float32), psi=req.psi)
         if req.class_idx is not None:
-            extra["c"] = [[float(k == req.class_idx) for k in range(G.c_dim)]]     # as generate --save-ws
+            extra["c"] = saved_label(G.c_dim, req.class_idx)                      # as generate --save-ws
         return ws, name, lat.seed, extra, plain
 
     @staticmethod
