@@ -242,7 +242,7 @@ class SynthesisNetwork(nn.Module):
         check_call(noise_mode, impl)
         if transform is not None:
             raise ValueError("a StyleGAN1 synthesis network has no input transform")
-        noise = check_noise(noise, self.noise_maps(), ws.shape[0])
+        noise = check_noise(noise, self.noise_maps(), ws.shape[0]) if noise else {}
         ws = ws.to(torch.float32)
         x = img = None
         for i, res in enumerate(self.block_resolutions):

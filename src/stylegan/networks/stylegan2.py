@@ -399,7 +399,7 @@ class SynthesisNetwork(nn.Module):
         check_call(noise_mode, impl)
         if transform is not None:
             raise ValueError("a StyleGAN2 synthesis network has no input transform")
-        noise = check_noise(noise, self.noise_maps(), ws.shape[0])
+        noise = check_noise(noise, self.noise_maps(), ws.shape[0]) if noise else {}
         if one_at_a_time(ws, fused_modconv, impl) and not noise:
             return torch.cat([self.forward(w, noise_mode=noise_mode, force_fp32=force_fp32, fused_modconv=True)
                               for w in ws.split(1)])

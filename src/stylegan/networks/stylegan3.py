@@ -323,7 +323,8 @@ class SynthesisNetwork(nn.Module):
         inverse image transform for this call instead of the stored ``input.transform``."""
         check_ws(ws, self.num_ws, self.w_dim)
         check_call(noise_mode, impl)
-        check_noise(noise, {}, ws.shape[0])
+        if noise:
+            check_noise(noise, {}, ws.shape[0])
         if one_at_a_time(ws, fused_modconv, impl):
             return torch.cat([self.forward(w, noise_mode=noise_mode, force_fp32=force_fp32, update_emas=update_emas,
                                            fused_modconv=True, transform=transform) for w in ws.split(1)])
