@@ -15,7 +15,6 @@ Weights are random (speed does not depend on their values); architectures are th
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import platform
 import resource
@@ -27,7 +26,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from stylegan.networks import (Generator, GeneratorConfig, MappingConfig, StyleGAN2SynthesisConfig,
                                StyleGAN3SynthesisConfig)
-from stylegan.networks.reference import reference_mode
 
 
 def published_config(model: str, res: int) -> GeneratorConfig:
@@ -112,16 +110,14 @@ def count_gflop(G, ws) -> float:
 
 def time_synthesis(G, ws, mode: str, reps: int, device) -> tuple[list[float], int]:
     """Seconds per call (after a warm-up call) and the peak memory they used."""
-    fused = True if mode == "reference" else None
-    ctx = reference_mode(G) if mode == "reference" else contextlib.nullcontext()
     times = []
     reset_peak_memory(device)
-    with ctx, torch.inference_mode():
-        G.synthesis(ws, noise_mode="const", fused_modconv=fused)  # warm-up
+    with torch.inference_mode():
+        G.synthesis(ws, noise_mode="const", impl=mode)  # warm-up
         for _ in range(reps):
             sync(device)
             t = time.perf_counter()
-            G.synthesis(ws, noise_mode="const", fused_modconv=fused)
+            G.synthesis(ws, noise_mode="const", impl=mode)
             sync(device)
             times.append(time.perf_counter() - t)
     return times, peak_memory(device)
@@ -163,8 +159,7 @@ def main():
                 if batch == 1 and "reference" in args.modes and not args.compile:
                     with torch.inference_mode():
                         a = G.synthesis(ws, noise_mode="const")
-                        with reference_mode(G):
-                            b = G.synthesis(ws, noise_mode="const", fused_modconv=True)
+                        b = G.synthesis(ws, noise_mode="const", impl="reference")
                     print(f"{model:<6} {res:>5}  fast vs reference max |diff| = {(a - b).abs().max().item():.2e}")
                 per_mode = {m: [] for m in args.modes.split(",")}
                 mems = dict.fromkeys(per_mode, 0)

@@ -53,10 +53,8 @@ def real_images(path: str) -> np.ndarray:
 
 
 def generated_images(network: str, count: int, psi: float) -> np.ndarray:
-    from stylegan.checkpoints import load_generator
-    from stylegan.latent.sampling import generate_images
-    G = load_generator(network)
-    return generate_images(G, list(range(count)), truncation_psi=psi, batch_size=64).images
+    from stylegan.api import generate_images
+    return generate_images(network, seeds=range(count), truncation_psi=psi, batch_size=64, device="cpu").arrays
 
 
 def main():

@@ -10,7 +10,7 @@ import torch
 
 from stylegan.checkpoints import builtin_model_path, load_network
 from stylegan.latent.projection import ProjectionConfig, project
-from stylegan.latent.sampling import generate_images
+from stylegan.api import generate_images
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_generate_without_network_uses_the_builtin_model(tmp_path):
 def test_samples_look_like_the_training_data(builtin):
     """Emoji portraits on white: bright borders, a darker, colourful subject in the middle, and
     different seeds give different images. A randomly initialised generator fails all three."""
-    images = generate_images(builtin.G_ema, list(range(64)), truncation_psi=0.7, batch_size=64).images
+    images = generate_images(builtin.G_ema, list(range(64)), truncation_psi=0.7, batch_size=64).arrays
     x = images.astype(np.float32)
     border = np.concatenate([x[:, :2].reshape(64, -1, 3), x[:, -2:].reshape(64, -1, 3),
                              x[:, :, :2].reshape(64, -1, 3), x[:, :, -2:].reshape(64, -1, 3)], axis=1)
@@ -55,6 +55,6 @@ def test_projection_recovers_an_image_of_the_trained_model(builtin):
     steps (measured 36-38 dB for seeds 3, 7, 11; the start, w_avg, is 11-14 dB) on the CPU in seconds."""
     G = builtin.G_ema
     torch.manual_seed(0)
-    target = generate_images(G, [7], truncation_psi=0.7).images
+    target = generate_images(G, [7], truncation_psi=0.7).arrays
     result = project(G, target, config=ProjectionConfig(space="w+", num_steps=150, w_avg_samples=2000))
     assert result.psnr[0] >= 30 and result.psnr[0] > result.initial_psnr[0] + 8

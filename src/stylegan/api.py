@@ -28,11 +28,11 @@ from .latent.arithmetic import add_direction, average_ws, difference, interpolat
 from .latent.interpolation import (EASINGS, KINDS, LatentWalk, Motion, frame_positions,
                                    grid_keyframes, walk_frames)
 from .latent.io import load_directions, load_ws, save_directions, save_ws
-from .latent.mixing import layer_groups, layer_resolutions, mix_ws, parse_layers
-from .latent.mixing import style_mix as _style_mix
-from .latent.sources import Latents, as_ws_tensor, parse_latents
+from .latent.mixing import layer_groups, layer_resolutions, mix_ws, parse_layers, render_style_mix
+from .latent.sampling import GenerationRequest
+from .latent.sources import Latents, as_ws_tensor
 from .networks import Generator
-from .render.images import make_grid, save_image, to_pil, to_uint8
+from .render.images import make_grid, save_image, to_pil
 
 __all__ = [
     "load_model", "generate_images", "seeds_to_ws", "style_mix", "video_frames", "render_video",
@@ -46,22 +46,20 @@ _loaded: dict = {}
 
 def load_model(model=None, device: str | torch.device = "auto", precision: str | None = None) -> Generator:
     """A generator from a Generator (returned as is, moved only if ``device`` is not 'auto') or from
-    anything ``--network`` accepts; ``precision``: 'fp32', 'fp16', 'bf16' (CUDA) or None (keep)."""
+    anything ``--network`` accepts (loaded once by :func:`stylegan.checkpoints.load_generator` and kept
+    while the same file is asked for); ``precision``: 'fp32', 'fp16', 'bf16' (CUDA) or None (keep)."""
     from .devices import half_dtype, pick_device
     if isinstance(model, Generator):
         G = model if device == "auto" else model.to(pick_device(device))
-    else:
-        from .checkpoints import load_generator
-        dev = pick_device(device)
-        key = (str(model), _mtime(model), str(dev))
-        if _loaded.get("key") != key:
-            _loaded.clear()
-            _loaded.update(key=key, G=load_generator(model, device=dev).eval().requires_grad_(False))
-        G = _loaded["G"]
-        precision = precision or "fp32"
-    if precision is not None:
-        G.set_half_dtype(half_dtype(precision, next(G.parameters()).device))
-    return G
+        if precision is not None:
+            G.set_half_dtype(half_dtype(precision, next(G.parameters()).device))
+        return G
+    from .checkpoints import load_generator
+    key = (str(model), _mtime(model), str(pick_device(device)), precision or "fp32")
+    if _loaded.get("key") != key:
+        _loaded.clear()
+        _loaded.update(key=key, G=load_generator(model, device=device, precision=precision))
+    return _loaded["G"]
 
 
 def _mtime(model) -> float | None:
@@ -99,7 +97,7 @@ def seeds_to_ws(model, seeds, truncation_psi: float = 1.0, truncation_cutoff: in
                 class_idx: int | None = None, device="auto") -> np.ndarray:
     """ws [N, num_ws, w_dim] of ``seeds`` (``'0-3,7'``, a list or a range), as ``generate`` makes them."""
     G = load_model(model, device)
-    return parse_latents(G, _seed_items(seeds), truncation_psi, truncation_cutoff, class_idx).ws
+    return GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx).latents(_seed_items(seeds)).ws
 
 
 def _seed_items(seeds):
@@ -108,6 +106,15 @@ def _seed_items(seeds):
     if isinstance(seeds, (int, np.integer)):
         return [str(int(seeds))]
     return seeds
+
+
+def _latent_files(ws) -> list[Path] | None:
+    """``ws`` as a list of .npz paths when it names files (a path or a list of paths), else None."""
+    if isinstance(ws, (str, os.PathLike)):
+        return [Path(ws)]
+    if isinstance(ws, (list, tuple)) and ws and isinstance(ws[0], (str, os.PathLike)):
+        return [Path(p) for p in ws]
+    return None
 
 
 def generate_images(model=None, seeds=None, *, ws=None, truncation_psi: float = 1.0,
@@ -120,36 +127,19 @@ def generate_images(model=None, seeds=None, *, ws=None, truncation_psi: float = 
     The same call always gives the same pixels; with ``noise_mode='random'`` the noise is drawn
     from a generator seeded with the image's seed. Another ``batch_size`` batches the convolutions
     differently, which can move a rare value by one level (float rounding)."""
-    from .latent.sampling import check_truncation, image_transform, seeded_synthesis, synthesize
-    from .latent.seeds import class_labels
     G = load_model(model, device, precision)
     if (seeds is None) == (ws is None):
         raise UserInputError("give either seeds or ws")
-    if noise_mode not in ("const", "random", "none"):
-        raise UserInputError(f"noise_mode must be const, random or none, got {noise_mode!r}")
-    if batch_size < 1:
-        raise UserInputError("batch size must be at least 1")
-    check_truncation(G, truncation_psi, truncation_cutoff)
+    request = GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx, noise_mode, tuple(translate), rotate)
     if seeds is not None:
-        lat = parse_latents(G, _seed_items(seeds), truncation_psi, truncation_cutoff, class_idx)
-        names = [f"seed{s:04d}" if s is not None else label for s, label in zip(lat.seeds, lat.labels)]
+        lat = request.latents(_seed_items(seeds))
+    elif _latent_files(ws) is not None:
+        lat = request.latents(_latent_files(ws))
     else:
-        class_labels(G.c_dim, class_idx, 1, required=False)
-        if isinstance(ws, (str, os.PathLike)) or (isinstance(ws, (list, tuple)) and ws
-                                                  and isinstance(ws[0], (str, os.PathLike))):
-            lat = parse_latents(G, [Path(p) for p in ([ws] if isinstance(ws, (str, os.PathLike)) else ws)])
-        else:
-            arr = as_ws_tensor(G, ws).numpy()
-            lat = Latents(ws=arr, labels=[f"w{i:02d}" for i in range(len(arr))], seeds=[None] * len(arr))
-        names = list(lat.labels)
-    ws_t = torch.from_numpy(lat.ws)
-    with image_transform(G, tuple(translate), rotate):
-        if noise_mode == "random":
-            imgs = torch.cat([seeded_synthesis(G, ws_t[i:i + 1], s if s is not None else i)
-                              for i, s in enumerate(lat.seeds)])
-        else:
-            imgs = synthesize(G, ws_t, noise_mode=noise_mode, batch_size=batch_size, show_progress=show_progress)
-    return ImageBatch(to_uint8(imgs), lat.ws, names, lat.seeds)
+        arr = as_ws_tensor(G, ws).numpy()
+        lat = Latents(ws=arr, labels=[f"w{i:02d}" for i in range(len(arr))], seeds=[None] * len(arr))
+    images = request.images(lat.ws, noise_seeds=lat.noise_seeds, batch_size=batch_size, show_progress=show_progress)
+    return ImageBatch(images, lat.ws, lat.names, lat.seeds)
 
 
 @dataclass
@@ -174,15 +164,13 @@ def style_mix(model=None, rows=None, cols=None, layers="coarse", *, truncation_p
     """Style mixing as in the StyleGAN paper (Fig. 3): image (r, c) takes every layer from row
     latent r except ``layers`` (``'coarse'``, ``'middle'``, ``'fine'``, ``'0-3'``, ...), which come
     from column latent c. ``rows``/``cols``: seeds (``'85,100'``, a list) or ``.npz`` files."""
-    from .latent.sampling import check_truncation
     G = load_model(model, device, precision)
     if rows is None or cols is None:
         raise UserInputError("style mixing needs row latents and column latents")
-    check_truncation(G, truncation_psi, truncation_cutoff)
-    row = parse_latents(G, _seed_items(rows), truncation_psi, truncation_cutoff, class_idx)
-    col = parse_latents(G, _seed_items(cols), truncation_psi, truncation_cutoff, class_idx)
-    res = _style_mix(G, row.ws, col.ws, layers, row.labels, col.labels, noise_mode=noise_mode,
-                     batch_size=batch_size, show_progress=show_progress)
+    request = GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx, noise_mode)
+    row, col = request.latents(_seed_items(rows)), request.latents(_seed_items(cols))
+    res = render_style_mix(request, row.ws, col.ws, layers, row.labels, col.labels, batch_size=batch_size,
+                           show_progress=show_progress)
     return StyleMixResult(grid=to_pil(res.grid), images={name: to_pil(img) for name, img in res.items()},
                           mixed=[[to_pil(img) for img in r] for r in res.mixed],
                           row_images=[to_pil(i) for i in res.row_images],
@@ -195,10 +183,10 @@ class VideoFrames:
     at a time (nothing is kept), ``len()`` is the frame count, ``frames[i]``-style access is not offered
     on purpose. ``keyframe_labels[cell]`` lists the latents each grid cell walks through."""
 
-    def __init__(self, G: Generator, walk: LatentWalk, positions: np.ndarray, grid: tuple[int, int],
-                 noise_mode: str, motion: Motion, batch_size: int, keyframe_labels: list[list[str]]):
-        self.G, self.walk, self.positions, self.grid = G, walk, positions, grid
-        self.noise_mode, self.motion, self.batch_size = noise_mode, motion, batch_size
+    def __init__(self, request: GenerationRequest, walk: LatentWalk, positions: np.ndarray, grid: tuple[int, int],
+                 motion: Motion, batch_size: int, keyframe_labels: list[list[str]]):
+        self.request, self.walk, self.positions, self.grid = request, walk, positions, grid
+        self.motion, self.batch_size = motion, batch_size
         self.keyframe_labels = keyframe_labels
 
     def __len__(self) -> int:
@@ -208,11 +196,10 @@ class VideoFrames:
     def frame_size(self) -> tuple[int, int]:
         """(width, height) of the frames (before any padding to even sizes for H.264)."""
         rows, cols = self.grid
-        return cols * self.G.img_resolution, rows * self.G.img_resolution
+        return cols * self.request.G.img_resolution, rows * self.request.G.img_resolution
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        return walk_frames(self.G, self.walk, self.positions, self.grid, self.noise_mode, self.motion,
-                           self.batch_size)
+        return walk_frames(self.request, self.walk, self.positions, self.grid, self.motion, self.batch_size)
 
     def save(self, output: str | os.PathLike, fps: float | None = None, crf: int = 18, lossless: bool = False,
              show_progress: bool = False) -> Path:
@@ -244,8 +231,6 @@ def video_frames(model=None, keyframes=None, *, interpolation: str = "cubic", lo
     total. ``grid=(rows, cols)`` runs one walk per cell, keyframes dealt as NVIDIA's gen_video.py
     (``num_keyframes`` per walk, default len(keyframes) // cells). StyleGAN3 models can also
     ``translate``/``rotate`` and animate both (``translate_anim``, ``rotate_anim`` in degrees)."""
-    from .latent.sampling import check_truncation, has_transform
-    from .latent.seeds import class_labels
     G = load_model(model, device, precision)
     if keyframes is None:
         raise UserInputError("a video needs keyframes: seeds like 0-5 or .npz latent files")
@@ -253,19 +238,17 @@ def video_frames(model=None, keyframes=None, *, interpolation: str = "cubic", lo
         raise UserInputError(f"unknown interpolation {interpolation!r}; use one of {', '.join(KINDS)}")
     if easing not in EASINGS:
         raise UserInputError(f"unknown easing {easing!r}; use one of {', '.join(EASINGS)}")
-    if noise_mode not in ("const", "random", "none"):
-        raise UserInputError(f"noise_mode must be const, random or none, got {noise_mode!r}")
     if batch_size < 1:
         raise UserInputError("batch size must be at least 1")
-    check_truncation(G, truncation_psi, truncation_cutoff)
+    request = GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx, noise_mode, tuple(translate), rotate)
     rows, cols = grid
     if rows < 1 or cols < 1:
         raise UserInputError(f"invalid grid {rows}x{cols}")
     motion = Motion(tuple(translate), rotate, tuple(translate_anim), rotate_anim)
-    if not has_transform(G) and (motion.animated or tuple(translate) != (0, 0) or rotate != 0):
-        raise UserInputError("translate/rotate need a StyleGAN3 model (this one has no input transform)")
+    if motion.animated:
+        request.with_transform(translate_anim, rotate_anim)       # refused for a model without input transform
     items = keyframes if isinstance(keyframes, (list, tuple)) else _seed_items(keyframes)
-    lat = parse_latents(G, items, truncation_psi, truncation_cutoff, class_idx)
+    lat = request.latents(items)
     idx = grid_keyframes(len(lat), rows * cols, num_keyframes, shuffle_seed)
     if frames_per_transition is None and num_frames is None:
         frames_per_transition = 120
@@ -274,13 +257,11 @@ def video_frames(model=None, keyframes=None, *, interpolation: str = "cubic", lo
         if lat.z is None:
             raise UserInputError("slerp interpolates z and needs seeds as keyframes (latent files hold w, "
                                  "not z): use lerp or cubic")
-        c = class_labels(G.c_dim, class_idx, 1, device=next(G.parameters()).device)
-        walk = LatentWalk(G, z=lat.z[idx], kind="slerp", loop=loop, truncation_psi=truncation_psi,
-                          truncation_cutoff=truncation_cutoff, c=c)
+        walk = LatentWalk(request, z=lat.z[idx], kind="slerp", loop=loop)
     else:
-        walk = LatentWalk(G, ws=lat.ws[idx], kind=interpolation, loop=loop)
+        walk = LatentWalk(request, ws=lat.ws[idx], kind=interpolation, loop=loop)
     labels = [[lat.labels[i] for i in cell] for cell in idx]
-    return VideoFrames(G, walk, positions, (rows, cols), noise_mode, motion, batch_size, labels)
+    return VideoFrames(request, walk, positions, (rows, cols), motion, batch_size, labels)
 
 
 def render_video(model=None, keyframes=None, output="video.mp4", *, fps: float | None = None, crf: int = 18,

@@ -10,7 +10,7 @@ from support.cli import png, run
 from stylegan.checkpoints import load_generator
 from stylegan.latent.directions import Directions, sample_ws
 from stylegan.latent.io import load_ws, save_ws
-from stylegan.latent.sampling import seeds_to_ws
+from stylegan.latent.sampling import GenerationRequest
 from stylegan.render.video import video_info
 
 
@@ -34,7 +34,7 @@ def test_boundary_from_user_labels(sg2_model, tmp_path, capsys):
     """Label generated images 'bright' or not, fit a boundary, and check that it brightens images."""
     G = load_generator(sg2_model)
     seeds = list(range(60))
-    ws = seeds_to_ws(G, seeds)
+    ws = torch.from_numpy(GenerationRequest(G).seed_latents(seeds).ws)
     with torch.no_grad():
         brightness = G.synthesis(ws, noise_mode="const").clamp(-1, 1).mean(dim=[1, 2, 3]).numpy()
     save_ws(tmp_path / "ws.npz", ws, seeds=np.array(seeds))
@@ -62,7 +62,7 @@ def test_boundary_from_user_labels(sg2_model, tmp_path, capsys):
 
 def test_edit_a_projection_writes_strips_videos_and_latents(sg2_model, tmp_path, capsys):
     G = load_generator(sg2_model)
-    save_ws(tmp_path / "projected_w.npz", seeds_to_ws(G, [5]))
+    save_ws(tmp_path / "projected_w.npz", GenerationRequest(G).seed_latents([5]).ws)
     code, err = run(capsys, "directions", "--network", sg2_model, "--method", "sefa", "--num", 3,
                     "--out", tmp_path / "sefa.npz")
     assert code == 0, err
@@ -75,9 +75,8 @@ def test_edit_a_projection_writes_strips_videos_and_latents(sg2_model, tmp_path,
     assert strip.shape == (32, 7 * 32 + 6 * 2, 3)
     middle = strip[:, 3 * 34:3 * 34 + 32]
     ends = strip[:, :32], strip[:, 6 * 34:]
-    from stylegan.latent.editing import render
     ws0 = torch.from_numpy(load_ws(tmp_path / "projected_w.npz", G.num_ws, G.w_dim))
-    assert np.array_equal(middle, render(G, ws0)[0])                 # strength 0 = the latent itself
+    assert np.array_equal(middle, GenerationRequest(G).images(ws0)[0])                 # strength 0 = the latent itself
     assert all(np.abs(e.astype(int) - middle.astype(int)).mean() > 2 for e in ends)
     edited = load_ws(out / "projected_w-sefa-0.npz", G.num_ws, G.w_dim)
     assert edited.shape == (7, G.num_ws, G.w_dim)
@@ -97,7 +96,7 @@ def test_edit_in_sigma_units(sg2_model, tmp_path, capsys):
                     "--strength", "1", "--sigma", "--save-ws", "--outdir", tmp_path / "e")
     assert code == 0, err
     d = Directions.load(tmp_path / "pca.npz").vectors[0]
-    moved = load_ws(tmp_path / "e" / "seed0001-pca-0.npz")[0, 0] - seeds_to_ws(G, [1])[0, 0].numpy()
+    moved = load_ws(tmp_path / "e" / "seed0001-pca-0.npz")[0, 0] - GenerationRequest(G).seed_latents([1]).ws[0, 0]
     sigma = float((sample_ws(G, 5000) @ torch.from_numpy(d)).std())
     assert np.allclose(moved, sigma * d, atol=1e-4)
 

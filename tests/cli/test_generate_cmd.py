@@ -8,7 +8,7 @@ from support.cli import png, run
 
 from stylegan.checkpoints import load_generator
 from stylegan.latent.io import load_npz_extra
-from stylegan.latent.sampling import generate_images
+from stylegan.api import generate_images
 from stylegan.latent.seeds import z_from_seed
 
 
@@ -23,7 +23,7 @@ def test_one_png_per_seed_reproducibly(sg2_model, tmp_path, capsys):
     assert run(capsys, *args, "--outdir", tmp_path / "a")[0] == 0
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [f"seed{s:04d}.png" for s in (0, 1, 2, 5)]
     ref = generate_images(load_generator(sg2_model), [5], truncation_psi=0.7)      # NVIDIA: one seed at a time
-    assert same_pixels(png(tmp_path / "a" / "seed0005.png"), ref.images[0])
+    assert same_pixels(png(tmp_path / "a" / "seed0005.png"), ref.arrays[0])
     run(capsys, *args, "--outdir", tmp_path / "b")
     for s in (0, 1, 2, 5):
         assert (tmp_path / "a" / f"seed{s:04d}.png").read_bytes() == (tmp_path / "b" / f"seed{s:04d}.png").read_bytes()
@@ -44,8 +44,8 @@ def test_grid_is_one_image_of_rows_by_columns(sg2_model, tmp_path, capsys):
     grid = png(tmp_path / "grid.png")
     assert grid.shape == (2 * 32, 3 * 32, 3)
     G = load_generator(sg2_model)
-    assert same_pixels(grid[32:, 32:64], generate_images(G, [4]).images[0])    # row 1, column 1
-    assert same_pixels(grid[:32, 64:], generate_images(G, [2]).images[0])      # row 0, column 2
+    assert same_pixels(grid[32:, 32:64], generate_images(G, [4]).arrays[0])    # row 1, column 1
+    assert same_pixels(grid[:32, 64:], generate_images(G, [2]).arrays[0])      # row 0, column 2
     assert (grid[32:, 64:] == 0).all()                        # the sixth cell is blank
 
 
@@ -69,7 +69,7 @@ def test_nvidia_projected_w_file(sg2_model, tmp_path, capsys):
     run(capsys, "generate", "--network", sg2_model, "--projected-w", tmp_path / "projected_w.npz",
         "--outdir", tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["projected_w-00.png", "projected_w-01.png"]
-    assert same_pixels(png(tmp_path / "out" / "projected_w-01.png"), generate_images(G, [8]).images[0])
+    assert same_pixels(png(tmp_path / "out" / "projected_w-01.png"), generate_images(G, [8]).arrays[0])
 
 
 def test_random_noise_is_seeded_per_image(sg2_model, tmp_path, capsys):
@@ -77,7 +77,7 @@ def test_random_noise_is_seeded_per_image(sg2_model, tmp_path, capsys):
         run(capsys, "generate", "--network", sg2_model, "--seeds", "1-2", "--noise-mode", "random",
             "--batch", batch, "--outdir", tmp_path / out)
     assert (tmp_path / "a" / "seed0002.png").read_bytes() == (tmp_path / "b" / "seed0002.png").read_bytes()
-    const = generate_images(load_generator(sg2_model), [2]).images[0]
+    const = generate_images(load_generator(sg2_model), [2]).arrays[0]
     assert not np.array_equal(png(tmp_path / "a" / "seed0002.png"), const)
 
 
@@ -98,9 +98,9 @@ def test_stylegan3_translate_and_rotate(sg3_model, tmp_path, capsys):
     run(capsys, "generate", "--network", sg3_model, "--seeds", "2", "--translate", "0.2,-0.1", "--rotate", "30",
         "--outdir", tmp_path)
     G = load_generator(sg3_model)
-    moved = generate_images(G, [2], translate=(0.2, -0.1), rotate=30).images[0]
+    moved = generate_images(G, [2], translate=(0.2, -0.1), rotate=30).arrays[0]
     assert np.array_equal(png(tmp_path / "seed0002.png"), moved)
-    assert not np.array_equal(moved, generate_images(G, [2]).images[0])
+    assert not np.array_equal(moved, generate_images(G, [2]).arrays[0])
 
 
 @pytest.mark.parametrize("args, message", [

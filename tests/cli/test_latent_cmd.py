@@ -6,7 +6,7 @@ import pytest
 from stylegan.checkpoints import load_generator
 from stylegan.cli.main import main
 from stylegan.latent.io import load_directions, load_npz_extra, load_ws, save_ws
-from stylegan.latent.sampling import seeds_to_ws
+from stylegan.latent.sampling import GenerationRequest
 
 
 def run(capsys, *args):
@@ -23,8 +23,8 @@ def G(sg2_model):
 
 @pytest.fixture
 def files(G, tmp_path):
-    a = save_ws(tmp_path / "a.npz", seeds_to_ws(G, [1]).numpy())
-    b = save_ws(tmp_path / "b.npz", seeds_to_ws(G, [2]).numpy())
+    a = save_ws(tmp_path / "a.npz", GenerationRequest(G).seed_latents([1]).ws)
+    b = save_ws(tmp_path / "b.npz", GenerationRequest(G).seed_latents([2]).ws)
     return a, b, tmp_path
 
 
@@ -33,7 +33,7 @@ def test_from_seeds_and_info(sg2_model, G, tmp_path, capsys):
                      "-o", tmp_path / "s.npz")
     assert code == 0
     data = load_npz_extra(tmp_path / "s.npz")
-    assert np.array_equal(data["ws"][2], seeds_to_ws(G, [2], truncation_psi=0.7)[0].numpy())
+    assert np.array_equal(data["ws"][2], GenerationRequest(G, 0.7).seed_latents([2]).ws[0])
     assert np.array_equal(data["w"], data["ws"]) and data["seeds"].tolist() == [0, 1, 2]
     code, out, _ = run(capsys, "latent", "info", tmp_path / "s.npz")
     assert code == 0 and "ws          float32 [3, 8, 32]" in out and "seeds       int64 [3] = [0, 1, 2]" in out

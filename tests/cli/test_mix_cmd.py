@@ -6,8 +6,8 @@ import torch
 from support.cli import png, run
 
 from stylegan.checkpoints import load_generator
-from stylegan.latent.sampling import generate_images, seeds_to_ws, synthesize
-from stylegan.render.images import to_uint8
+from stylegan.api import generate_images
+from stylegan.latent.sampling import GenerationRequest
 
 
 def same_pixels(a, b):
@@ -24,10 +24,10 @@ def test_mixing_grid_and_files(sg2_model, tmp_path, capsys):
     assert names == sorted(["grid.png", "10-10.png", "11-11.png", "20-20.png", "21-21.png", "22-22.png",
                             "10-20.png", "10-21.png", "10-22.png", "11-20.png", "11-21.png", "11-22.png"])
     G = load_generator(sg2_model)
-    a, b = seeds_to_ws(G, [11, 22], truncation_psi=0.8)
+    a, b = torch.from_numpy(GenerationRequest(G, 0.8).seed_latents([11, 22]).ws)
     mixed = torch.cat([b[:4], a[4:]])[None]                    # B's coarse layers, A's middle layers
-    assert same_pixels(png(tmp_path / "11-22.png"), to_uint8(synthesize(G, mixed))[0])
-    assert same_pixels(png(tmp_path / "11-11.png"), generate_images(G, [11], truncation_psi=0.8).images[0])
+    assert same_pixels(png(tmp_path / "11-22.png"), GenerationRequest(G).images(mixed)[0])
+    assert same_pixels(png(tmp_path / "11-11.png"), generate_images(G, [11], truncation_psi=0.8).arrays[0])
 
     grid = png(tmp_path / "grid.png")
     assert grid.shape == (3 * 32, 4 * 32, 3)

@@ -12,8 +12,8 @@ from support.cli import png, run
 
 from stylegan.checkpoints import load_generator
 from stylegan.latent.io import load_npz_extra, load_ws
-from stylegan.latent.projection import noise_from_npz, use_noise_maps
-from stylegan.latent.sampling import generate_images
+from stylegan.latent.projection import noise_from_npz
+from stylegan.api import generate_images
 from stylegan.render.images import to_uint8
 from stylegan.render.video import video_info
 
@@ -24,7 +24,7 @@ def photos(sg2_model, tmp_path_factory):
     G = load_generator(sg2_model)
     root = tmp_path_factory.mktemp("photos")
     for seed in (3, 9):
-        img = Image.fromarray(generate_images(G, [seed]).images[0]).resize((96, 96), Image.LANCZOS)
+        img = Image.fromarray(generate_images(G, [seed]).arrays[0]).resize((96, 96), Image.LANCZOS)
         canvas = Image.new("RGB", (140, 96), (0, 0, 0))
         canvas.paste(img, (22, 0))
         canvas.save(root / f"photo{seed}.jpg", quality=98)
@@ -47,8 +47,8 @@ def test_project_writes_nvidia_compatible_results(sg2_model, photos, tmp_path, c
         assert np.array_equal(data["w"], data["ws"])
     ws = torch.from_numpy(load_ws(tmp_path / "projected_w.npz", G.num_ws, G.w_dim))
     noise = noise_from_npz(load_npz_extra(tmp_path / "projected_w.npz"), G)
-    with use_noise_maps(G, noise), torch.no_grad():
-        redrawn = to_uint8(G.synthesis(ws, noise_mode="const"))[0]
+    with torch.no_grad():
+        redrawn = to_uint8(G.synthesis(ws, noise_mode="const", noise=noise))[0]
     assert np.array_equal(redrawn, png(tmp_path / "proj.png"))
     psnr = float(load_npz_extra(tmp_path / "projected_w.npz")["psnr"])
     mse = ((redrawn.astype(float) - target.astype(float)) ** 2).mean()

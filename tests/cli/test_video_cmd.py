@@ -6,7 +6,7 @@ from PIL import Image
 from support.cli import run
 
 from stylegan.checkpoints import load_generator
-from stylegan.latent.sampling import generate_images
+from stylegan.api import generate_images
 from stylegan.render.video import read_video, video_info
 
 
@@ -35,7 +35,7 @@ def test_walk_ends_exactly_on_its_keyframes(sg2_model, tmp_path, capsys):
     assert code == 0 and "(9 frames, 32x32, walk through 3 keyframe(s)" in err
     assert video_info(out) == {"num_frames": 9, "fps": 60.0, "size": (32, 32)}   # (3 - 1) * 4 + 1
     frames = read_video(out)
-    ends = generate_images(load_generator(sg2_model), [0, 1, 2], truncation_psi=0.7).images
+    ends = generate_images(load_generator(sg2_model), [0, 1, 2], truncation_psi=0.7).arrays
     assert same_pixels(frames[0], ends[0]) and same_pixels(frames[4], ends[1]) and same_pixels(frames[-1], ends[2])
     assert not any(same_pixels(frames[i], e) for i in (1, 2, 3, 5, 6, 7) for e in ends)
     assert [p.name for p in tmp_path.iterdir()] == ["walk.mp4"]
@@ -47,7 +47,7 @@ def test_default_h264_walk(sg2_model, tmp_path, capsys):
                   "--easing", "smoothstep", "--output", out)
     assert code == 0 and video_info(out) == {"num_frames": 4, "fps": 60.0, "size": (32, 32)}
     frames = read_video(out)
-    a, b = generate_images(load_generator(sg2_model), [0, 1]).images
+    a, b = generate_images(load_generator(sg2_model), [0, 1]).arrays
     assert_is_image(frames[0], a, [b])
     assert_is_image(frames[-1], b, [a])
 
@@ -60,7 +60,7 @@ def test_looping_gif_grid(sg2_model, tmp_path, capsys):
     with Image.open(out) as im:
         assert im.size == (64, 32) and im.n_frames == 3 * 2 and im.info["duration"] == 40 and im.info["loop"] == 0
     frames = read_video(out)
-    seeds = generate_images(load_generator(sg2_model), [0, 1, 2, 3, 4, 5]).images
+    seeds = generate_images(load_generator(sg2_model), [0, 1, 2, 3, 4, 5]).arrays
     # cell 0 walks through seeds 0, 1, 2 and cell 1 through 3, 4, 5; keyframe k is at frame 2k
     for k in range(3):
         assert_is_image(frames[2 * k][:, :32], seeds[k], [s for i, s in enumerate(seeds) if i != k])
@@ -87,7 +87,7 @@ def test_stylegan3_spin(sg3_model, tmp_path, capsys):
     assert len(frames) == 4                                   # a loop: 0, 90, 180, 270 degrees
     G = load_generator(sg3_model)
     for i, angle in enumerate((0, 90, 180, 270)):
-        assert same_pixels(frames[i], generate_images(G, [3], rotate=angle).images[0])
+        assert same_pixels(frames[i], generate_images(G, [3], rotate=angle).arrays[0])
     assert mean_error(frames[1], frames[0]) > 10
 
 

@@ -7,7 +7,7 @@ from PIL import Image
 import stylegan.api as sg
 from stylegan.checkpoints import load_generator
 from stylegan.errors import UserInputError
-from stylegan.latent.sampling import generate_images as reference_images
+from stylegan.latent.sampling import GenerationRequest
 from stylegan.render.video import read_video
 
 
@@ -21,9 +21,10 @@ def test_generate_images_returns_pil_images_and_their_latents(sg2_model, tmp_pat
     imgs = sg.generate_images(sg2_model, seeds="0-3", truncation_psi=0.7)
     assert len(imgs) == 4 and all(isinstance(im, Image.Image) and im.size == (32, 32) for im in imgs)
     assert imgs.names == ["seed0000", "seed0001", "seed0002", "seed0003"] and imgs.seeds == [0, 1, 2, 3]
-    ref = reference_images(load_generator(sg2_model), [3], truncation_psi=0.7)   # one seed, as NVIDIA
-    assert np.array_equal(imgs.ws[3], ref.ws[0])
-    assert same_pixels(imgs.arrays[3], ref.images[0])
+    request = GenerationRequest(load_generator(sg2_model), truncation_psi=0.7)
+    ref = request.seed_latents([3]).ws                                       # one seed, as NVIDIA
+    assert np.array_equal(imgs.ws[3], ref[0])
+    assert same_pixels(imgs.arrays[3], request.images(ref)[0])
     grid = imgs.grid(cols=2)
     assert grid.size == (64, 64) and np.array_equal(np.asarray(grid)[32:, 32:], imgs.arrays[3])
     again = sg.generate_images(sg2_model, ws=imgs.ws)            # latents in, same pixels out

@@ -19,7 +19,7 @@ from stylegan.cli.main import main
 from stylegan.latent.directions import sefa
 from stylegan.latent.editing import direction_offsets
 from stylegan.latent.io import load_npz_extra
-from stylegan.latent.sources import latents_from_seeds
+from stylegan.latent.sampling import GenerationRequest
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = REPO / "test-artifacts" / "web"
@@ -177,7 +177,7 @@ def test_dragging_the_image_moves_between_seeds(page, models, tmp_path):
     npz = download(page, "#download-ws", tmp_path)
     assert npz.name == "seed0000-x0.50-y0.00.npz"
     G = load_generator(models / "sg2.safetensors")
-    ws = latents_from_seeds(G, [0, 1]).ws
+    ws = GenerationRequest(G).seed_latents([0, 1]).ws
     np.testing.assert_allclose(load_npz_extra(npz)["ws"][0], 0.5 * ws[0] + 0.5 * ws[1], atol=1e-6)
     stylegan("generate", "--network", models / "sg2.safetensors", "--ws", npz, "--outdir", tmp_path)
     assert np.array_equal(shown(page, tmp_path / "page"), png(npz.with_suffix(".png")))
@@ -208,8 +208,8 @@ def test_style_mixing_and_a_direction_slider(page, models, tmp_path):
     npz = download(page, "#download-ws", tmp_path)
     G = load_generator(sg2)
     found = sefa(G, None, 8)
-    base = latents_from_seeds(G, [0]).ws
-    base[:, :4] = latents_from_seeds(G, [5]).ws[:, :4]
+    base = GenerationRequest(G).seed_latents([0]).ws
+    base[:, :4] = GenerationRequest(G).seed_latents([5]).ws[:, :4]
     expected = base + 10 * direction_offsets(found.vectors[0], G.num_ws, G.w_dim, found.layers).numpy()
     np.testing.assert_allclose(load_npz_extra(npz)["ws"], expected, atol=1e-5)
     stylegan("generate", "--network", sg2, "--ws", npz, "--outdir", tmp_path / "again")

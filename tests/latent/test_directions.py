@@ -11,6 +11,7 @@ from stylegan.checkpoints import load_network
 from stylegan.errors import UserInputError
 from stylegan.latent import directions as dirs
 from stylegan.latent.editing import edit_images
+from stylegan.latent.sampling import GenerationRequest
 from stylegan.latent.seeds import z_from_seeds
 
 
@@ -33,7 +34,7 @@ def test_sefa_directions_are_orthonormal_eigenvectors(sg2_model):
     assert np.allclose(V @ V.T, np.eye(G.w_dim), atol=1e-5)
     assert np.all(np.diff(found.values) <= 1e-6)                      # largest first
     # Eigenvectors of A^T A for A = the row-normalised style weights of the layers that ws 0-3 drive.
-    rows = [a.weight.detach().double().numpy() for i, _, a in dirs.style_affines(G) if i in (0, 1, 2, 3)]
+    rows = [s.affine.weight.detach().double().numpy() for s in G.synthesis.style_layers() if s.w_index in (0, 1, 2, 3)]
     A = np.concatenate(rows)
     A /= np.linalg.norm(A, axis=1, keepdims=True)
     for v, lam in zip(V[:5], found.values[:5]):
@@ -41,13 +42,13 @@ def test_sefa_directions_are_orthonormal_eigenvectors(sg2_model):
     assert found.layers == [0, 1, 2, 3]
 
 
-def test_style_affines_follow_the_ws_wiring(sg2_model, sg3_model):
+def test_style_layers_follow_the_ws_wiring(sg2_model, sg3_model):
     G = load_network(sg2_model, which=("G_ema",)).G_ema
-    idx = {name: i for i, name, _ in dirs.style_affines(G, include_torgb=True)}
+    idx = {s.name: s.w_index for s in G.synthesis.style_layers(include_torgb=True)}
     assert idx["b4.conv1"] == 0 and idx["b4.torgb"] == 1 and idx["b8.conv0"] == 1 and idx["b8.conv1"] == 2
     assert idx[f"b{G.img_resolution}.torgb"] == G.num_ws - 1
     G3 = load_network(sg3_model, which=("G_ema",)).G_ema
-    idx3 = [i for i, _, _ in dirs.style_affines(G3, include_torgb=True)]
+    idx3 = [s.w_index for s in G3.synthesis.style_layers(include_torgb=True)]
     assert idx3 == list(range(1, G3.num_ws))
 
 
@@ -57,9 +58,9 @@ def test_top_sefa_direction_changes_the_image_and_a_null_direction_does_not(narr
     assert found.values[15] > 1e-3 and np.all(np.abs(found.values[16:]) < 1e-5)
     w = _w(G)
     top, null = found.vectors[0], found.vectors[-1]
-    base = edit_images(G, w, top, [0.0], layers=[0])[0].astype(int)
-    moved = edit_images(G, w, top, [5.0], layers=[0])[0].astype(int)
-    still = edit_images(G, w, null, [5.0], layers=[0])[0].astype(int)
+    base = edit_images(GenerationRequest(G), w, top, [0.0], layers=[0])[0].astype(int)
+    moved = edit_images(GenerationRequest(G), w, top, [5.0], layers=[0])[0].astype(int)
+    still = edit_images(GenerationRequest(G), w, null, [5.0], layers=[0])[0].astype(int)
     assert np.abs(moved - base).mean() > 5
     assert np.abs(still - base).max() <= 1                 # styles unchanged -> same image (uint8 rounding)
 
@@ -70,14 +71,14 @@ def test_edits_touch_only_the_chosen_layers(narrow_G):
     rng = np.random.default_rng(0)
     d = rng.standard_normal(G.w_dim).astype(np.float32)
     d /= np.linalg.norm(d)
-    base = edit_images(G, w, d, [0.0])[0].astype(int)
-    assert np.abs(edit_images(G, w, d, [4.0], layers=[0, 1, 2, 3])[0].astype(int) - base).mean() > 5
+    base = edit_images(GenerationRequest(G), w, d, [0.0])[0].astype(int)
+    assert np.abs(edit_images(GenerationRequest(G), w, d, [4.0], layers=[0, 1, 2, 3])[0].astype(int) - base).mean() > 5
     # A per-layer direction that lives only on layer 6 does nothing when layers 0-3 are edited ...
     per_layer = np.zeros([G.num_ws, G.w_dim], np.float32)
     per_layer[6] = d
-    assert np.array_equal(edit_images(G, w, per_layer, [4.0], layers=[0, 1, 2, 3])[0].astype(int), base)
+    assert np.array_equal(edit_images(GenerationRequest(G), w, per_layer, [4.0], layers=[0, 1, 2, 3])[0].astype(int), base)
     # ... and changes the image when layer 6 is included.
-    assert np.abs(edit_images(G, w, per_layer, [4.0], layers=[6])[0].astype(int) - base).mean() > 1
+    assert np.abs(edit_images(GenerationRequest(G), w, per_layer, [4.0], layers=[6])[0].astype(int) - base).mean() > 1
 
 
 def test_pca_matches_the_covariance_eigenvectors(sg2_model):
@@ -130,7 +131,7 @@ def test_boundary_from_a_classifier_moves_its_score(sg2_model, tmp_path):
     keep, labels = dirs.scores_to_labels(scores, 0.3)
     found = dirs.fit_boundary(ws[keep].numpy(), labels)
     w = _w(G, 123)
-    strip = edit_images(G, w, found.vectors[0], [-3, 0, 3])
+    strip = edit_images(GenerationRequest(G), w, found.vectors[0], [-3, 0, 3])
     brightness = strip.astype(float).mean(axis=(1, 2, 3))
     assert brightness[0] < brightness[1] < brightness[2]
 

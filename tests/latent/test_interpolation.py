@@ -19,7 +19,8 @@ from stylegan.latent.interpolation import (
     slerp,
     walk_frames,
 )
-from stylegan.latent.sampling import generate_images, seeds_to_ws
+from stylegan.api import generate_images
+from stylegan.latent.sampling import GenerationRequest
 
 
 @pytest.fixture(scope="module")
@@ -111,19 +112,20 @@ def test_motion_loops_back_and_walks_forward():
 
 
 def test_walk_endpoints_are_the_keyframe_images(G):
-    ws = seeds_to_ws(G, [3, 9]).numpy()
-    walk = LatentWalk(G, ws=ws[None], kind="lerp", loop=False)
+    request = GenerationRequest(G)
+    ws = request.seed_latents([3, 9]).ws
+    walk = LatentWalk(request, ws=ws[None], kind="lerp", loop=False)
     pos = frame_positions(2, frames_per_transition=6)
-    frames = list(walk_frames(G, walk, pos, batch_size=4))
+    frames = list(walk_frames(request, walk, pos, batch_size=4))
     assert len(frames) == 7
-    ref = np.concatenate([generate_images(G, [3]).images, generate_images(G, [9]).images])
+    ref = np.concatenate([generate_images(G, [3]).arrays, generate_images(G, [9]).arrays])
     assert same_pixels(frames[0], ref[0]) and same_pixels(frames[-1], ref[1])
     assert not same_pixels(frames[3], ref[0]) and not same_pixels(frames[3], ref[1])
 
 
 def test_slerp_walk_maps_z_each_frame(G):
     z = np.random.RandomState(0).randn(1, 2, G.z_dim)
-    walk = LatentWalk(G, z=z, kind="slerp", loop=False, truncation_psi=0.5)
+    walk = LatentWalk(GenerationRequest(G, truncation_psi=0.5), z=z, kind="slerp", loop=False)
     ws = walk.ws([0.0, 0.5, 1.0])
     assert ws.shape == (3, 1, G.num_ws, G.w_dim)
     direct = G.mapping(torch.from_numpy(z[0]).float(), None, truncation_psi=0.5)
@@ -136,10 +138,11 @@ def test_frames_are_made_lazily_and_not_kept(G):
     calls = []
     hook = G.synthesis.register_forward_hook(lambda *a: calls.append(1))
     try:
-        ws = seeds_to_ws(G, [1, 2, 3]).numpy()
-        walk = LatentWalk(G, ws=ws[None], kind="cubic", loop=True)
+        request = GenerationRequest(G)
+        ws = request.seed_latents([1, 2, 3]).ws
+        walk = LatentWalk(request, ws=ws[None], kind="cubic", loop=True)
         pos = frame_positions(3, frames_per_transition=10, loop=True)
-        frames = walk_frames(G, walk, pos, batch_size=2)
+        frames = walk_frames(request, walk, pos, batch_size=2)
         refs = []
         for i, frame in enumerate(frames):
             if i == 0:

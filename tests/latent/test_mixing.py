@@ -14,11 +14,10 @@ from stylegan.latent.mixing import (
     layer_resolutions,
     mix_ws,
     parse_layers,
-    style_mix,
+    render_style_mix,
 )
-from stylegan.latent.sampling import seeds_to_ws, synthesize
+from stylegan.latent.sampling import GenerationRequest
 from stylegan.networks import Generator
-from stylegan.render.images import to_uint8
 
 
 def _sg3(resolution):
@@ -91,13 +90,14 @@ def test_mix_ws_takes_the_column_layers():
 
 
 def test_style_mix_images_are_synthesized_from_the_mixed_ws(G):
-    rows = seeds_to_ws(G, [1, 2], truncation_psi=0.8)
-    cols = seeds_to_ws(G, [3, 4, 5], truncation_psi=0.8)
-    res = style_mix(G, rows, cols, "middle", row_labels=[1, 2], col_labels=[3, 4, 5])
+    request = GenerationRequest(G, truncation_psi=0.8)
+    rows = torch.from_numpy(request.seed_latents([1, 2]).ws)
+    cols = torch.from_numpy(request.seed_latents([3, 4, 5]).ws)
+    res = render_style_mix(request, rows, cols, "middle", row_labels=[1, 2], col_labels=[3, 4, 5])
     assert res.layers == [4, 5, 6, 7]
     expected_ws = torch.cat([rows[1, :4], cols[2, 4:]])          # row 2 coarse, column 5 middle
     assert np.array_equal(res.mixed_ws[1, 2], expected_ws.numpy())
-    direct = to_uint8(synthesize(G, expected_ws[None]))[0]
+    direct = request.images(expected_ws[None])[0]
     assert np.abs(res.mixed[1, 2].astype(int) - direct).max() <= 1
     assert not np.array_equal(res.mixed[1, 2], res.row_images[1])  # the middle layers changed the image
 

@@ -16,12 +16,10 @@ from stylegan.latent.projection import (
     clip_like_target,
     learning_rate,
     noise_from_npz,
-    noise_layers,
     noise_regularizer,
     noise_to_npz,
     project,
     psnr,
-    use_noise_maps,
     w_stats,
 )
 from stylegan.latent.seeds import z_from_seeds
@@ -69,8 +67,8 @@ def test_projection_recovers_an_image_the_model_generated(reference):
     assert (err_end < err_start).all()
     assert res.loss_history[-1].mean() < 0.5 * res.loss_history[0].mean()
     # The saved image is what the latent draws with its optimised noise maps.
-    with use_noise_maps(G, res.noise), torch.no_grad():
-        assert np.array_equal(to_uint8(G.synthesis(res.ws, noise_mode="const")), res.images)
+    with torch.no_grad():
+        assert np.array_equal(to_uint8(G.synthesis(res.ws, noise_mode="const", noise=res.noise)), res.images)
 
 
 def test_w_plus_batch_keeps_targets_apart_and_noise_maps_per_target(sg2_model):
@@ -80,7 +78,7 @@ def test_w_plus_batch_keeps_targets_apart_and_noise_maps_per_target(sg2_model):
     assert res.ws.shape == (2, G.num_ws, G.w_dim)
     assert not torch.allclose(res.ws[:, 0], res.ws[:, -1])          # W+: layers differ
     assert not torch.allclose(res.ws[0], res.ws[1])
-    assert set(res.noise) == set(noise_layers(G))
+    assert set(res.noise) == set(G.synthesis.noise_maps())
     for v in res.noise.values():                                     # re-normalised after every step
         assert v.shape[0] == 2
         assert torch.allclose(v.mean(dim=[1, 2, 3]), torch.zeros(2), atol=1e-5)
@@ -88,8 +86,8 @@ def test_w_plus_batch_keeps_targets_apart_and_noise_maps_per_target(sg2_model):
         assert not torch.allclose(v[0], v[1])
     assert (res.psnr > res.initial_psnr).all()
     # Re-drawing each latent with its own noise maps gives the saved images.
-    with use_noise_maps(G, res.noise), torch.no_grad():
-        assert np.array_equal(to_uint8(G.synthesis(res.ws, noise_mode="const")), res.images)
+    with torch.no_grad():
+        assert np.array_equal(to_uint8(G.synthesis(res.ws, noise_mode="const", noise=res.noise)), res.images)
 
 
 def test_w_space_gives_one_w_for_all_layers(sg2_model):
@@ -163,16 +161,16 @@ def test_clip_like_target_ignores_overshoot_where_the_target_is_saturated():
 
 def test_noise_maps_round_trip_through_npz_and_are_checked(sg2_model, sg3_model):
     G = load_network(sg2_model, which=("G_ema",)).G_ema
-    noise = {k: torch.randn([1, 1, *m.noise_const.shape]) for k, m in noise_layers(G).items()}
+    noise = {k: torch.randn([1, 1, *m.shape]) for k, m in G.synthesis.noise_maps().items()}
     back = noise_from_npz(noise_to_npz(noise), G)
     assert all(torch.equal(back[k], noise[k]) for k in noise)
     G3 = load_network(sg3_model, which=("G_ema",)).G_ema
     with pytest.raises(UserInputError, match="another network"):
         noise_from_npz(noise_to_npz(noise), G3)
-    before = {k: m.noise_const.clone() for k, m in noise_layers(G).items()}
-    with use_noise_maps(G, noise):
-        pass
-    assert all(torch.equal(before[k], m.noise_const) for k, m in noise_layers(G).items())
+    before = {k: m.clone() for k, m in G.synthesis.noise_maps().items()}
+    with torch.no_grad():                                            # explicit maps leave the model's alone
+        G.synthesis(G.mapping(torch.randn([1, G.z_dim]), None), noise_mode="const", noise=noise)
+    assert all(torch.equal(before[k], m) for k, m in G.synthesis.noise_maps().items())
 
 
 def test_psnr():
@@ -183,22 +181,22 @@ def test_psnr():
     assert psnr(a, b)[0] == pytest.approx(10 * np.log10(48), rel=1e-6)
 
 
-def test_stylegan1_batches_project_one_target_at_a_time():
-    """StyleGAN1 layers take one noise map for the whole batch, so each target is optimised on its own."""
+def test_stylegan1_projects_a_batch_with_noise_maps_per_target():
+    """StyleGAN1 layers take a noise map per sample, like StyleGAN2's: a batch of targets is optimised together."""
     from stylegan.networks import (
-        Discriminator,
         DiscriminatorConfig,
         Generator,
         GeneratorConfig,
         MappingConfig,
         StyleGAN1SynthesisConfig,
+        build_discriminator,
     )
     torch.manual_seed(0)
     G = Generator(GeneratorConfig("stylegan1", z_dim=32, w_dim=32, img_resolution=32,
                                   mapping=MappingConfig(num_layers=2),
                                   synthesis=StyleGAN1SynthesisConfig(channel_base=512, channel_max=32))).eval()
-    D = Discriminator(DiscriminatorConfig(generation="stylegan1", img_resolution=32, channel_base=512,
-                                          channel_max=32)).eval()
+    D = build_discriminator(DiscriminatorConfig(generation="stylegan1", img_resolution=32, channel_base=512,
+                                                channel_max=32)).eval()
     with torch.no_grad():
         for name, p in G.named_parameters():
             if name.endswith("noise_strength"):
@@ -209,5 +207,7 @@ def test_stylegan1_batches_project_one_target_at_a_time():
     assert all(v.shape[0] == 2 for v in res.noise.values())
     assert (res.psnr > res.initial_psnr).all()
     for i in range(2):
-        with use_noise_maps(G, {k: v[i:i + 1] for k, v in res.noise.items()}), torch.no_grad():
-            assert np.array_equal(to_uint8(G.synthesis(res.ws[i:i + 1], noise_mode="const"))[0], res.images[i])
+        with torch.no_grad():
+            own = {k: v[i:i + 1] for k, v in res.noise.items()}
+            assert np.array_equal(to_uint8(G.synthesis(res.ws[i:i + 1], noise_mode="const", noise=own))[0],
+                                  res.images[i])

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from stylegan.checkpoints import Checkpoint, load_network, save_network
 from stylegan.networks import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig,
-                               StyleGAN1SynthesisConfig)
+                               StyleGAN1SynthesisConfig, build_discriminator)
 from stylegan.networks import stylegan1
 
 
@@ -32,7 +32,7 @@ def tiny_sg1(resolution=16, **syn) -> Generator:
 
 def tiny_d(c_dim=0) -> Discriminator:
     torch.manual_seed(1)
-    return Discriminator(DiscriminatorConfig(generation="stylegan1", c_dim=c_dim, img_resolution=16,
+    return build_discriminator(DiscriminatorConfig(generation="stylegan1", c_dim=c_dim, img_resolution=16,
                                              channel_base=64, channel_max=16, resample_filter=(1, 2, 1))).eval()
 
 
@@ -108,7 +108,9 @@ def test_up_layer_is_nearest_conv_blur_then_adain():
 
 def test_discriminator_is_built_from_its_config():
     D = tiny_d()
-    assert isinstance(D, Discriminator) and isinstance(D, stylegan1.Discriminator)
+    assert isinstance(D, stylegan1.Discriminator)
+    with pytest.raises(ValueError, match="build_discriminator"):       # the StyleGAN2 class refuses the config
+        Discriminator(D.config)
     assert dict(D.named_parameters())["b4.fc.weight"].shape == (16, 16 * 16)
     assert D(torch.randn(4, 3, 16, 16)).shape == (4, 1)
     with pytest.raises(ValueError, match="divisible"):

@@ -17,7 +17,7 @@ from stylegan.checkpoints import load_generator
 from stylegan.cli.main import main
 from stylegan.latent.directions import sefa
 from stylegan.latent.io import load_npz_extra, save_directions
-from stylegan.latent.sources import latents_from_seeds
+from stylegan.latent.sampling import GenerationRequest
 from stylegan.web.app import create_app
 from support.web import serve_in_thread
 
@@ -101,7 +101,7 @@ def test_ws_download_is_what_generate_saves(client, model_dir, tmp_path):
 
 def test_dragging_blends_the_four_neighbouring_seeds(client, model_dir, tmp_path):
     G = load_generator(model_dir / "sg2.safetensors")
-    ws = latents_from_seeds(G, [40, 41, 140, 141], truncation_psi=0.8).ws
+    ws = GenerationRequest(G, 0.8).seed_latents([40, 41, 140, 141]).ws
     weights = np.array([0.75 * 0.5, 0.25 * 0.5, 0.75 * 0.5, 0.25 * 0.5])
     got = ws_npz(client, latent={"seed": 40, "dx": 0.25, "dy": 0.5}, psi=0.8)
     np.testing.assert_allclose(got["ws"][0], np.tensordot(weights, ws, axes=1), rtol=1e-6, atol=1e-6)

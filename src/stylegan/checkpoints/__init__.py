@@ -71,12 +71,21 @@ def load_network(source: str | os.PathLike | None = None,
     return ckpt
 
 
-def load_generator(source: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-                   which: str = "G_ema") -> Generator:
-    """``G = stylegan.load_generator('model.pkl')``: the EMA generator, on ``device``, in eval mode."""
-    ckpt = load_network(source, which=(which, "G") if which == "G_ema" else (which,))
+def load_generator(source: str | os.PathLike | Checkpoint | None = None, device: str | torch.device = "cpu",
+                   precision: str | None = None, which: str = "G_ema") -> Generator:
+    """``G = stylegan.load_generator('model.pkl')``: the one way to get a generator ready to draw.
+
+    ``source``: anything ``--network`` takes (None: the built-in model) or a :class:`Checkpoint` already
+    read; ``device``: 'cpu', 'cuda', 'mps', 'auto'...; ``precision``: 'fp32' (None), 'fp16' or 'bf16' for
+    the layers built for half precision. The EMA generator (``which``) in eval mode, without gradients.
+    """
+    from ..devices import half_dtype, pick_device
+    dev = pick_device(device)
+    half = half_dtype(precision or "fp32", dev)
+    ckpt = source if isinstance(source, Checkpoint) else load_network(
+        source, which=(which, "G") if which == "G_ema" else (which,))
     G = getattr(ckpt, which, None) or ckpt.generator()
-    return G.to(device)
+    return G.to(dev).eval().requires_grad_(False).set_half_dtype(half)
 
 
 def load_discriminator(source: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Discriminator:

@@ -22,7 +22,7 @@ try:
     from safetensors import SafetensorError
 except ImportError:  # older safetensors releases do not export it
     SafetensorError = Exception
-from ..networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from ..networks import DiscriminatorConfig, Generator, GeneratorConfig, build_discriminator
 from .types import Checkpoint, load_tensors
 
 FORMAT_NAME = "stylegan-native"
@@ -139,7 +139,7 @@ def load_native(path: str | Path, which: tuple[str, ...] = NETWORK_KEYS) -> Chec
             if spec["kind"] == "generator":
                 net = Generator(GeneratorConfig.from_dict(spec["config"]))
             else:
-                net = Discriminator(DiscriminatorConfig.from_dict(spec["config"]))
+                net = build_discriminator(DiscriminatorConfig.from_dict(spec["config"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path.name}: invalid config for {key}: {exc}") from exc
         prefix = key + "."

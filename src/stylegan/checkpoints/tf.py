@@ -30,7 +30,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..networks import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig,
-                        StyleGAN1SynthesisConfig, StyleGAN2SynthesisConfig)
+                        StyleGAN1Discriminator, StyleGAN1SynthesisConfig, StyleGAN2SynthesisConfig)
 from ..networks.ops import ACTIVATIONS
 from .official import _channel_base_max
 from .safe_pickle import TFNetworkRecord
@@ -582,7 +582,7 @@ def _sg1_generator(net: TFNetworkRecord, what: str) -> Generator:
     return G.eval().requires_grad_(False)
 
 
-def _sg1_discriminator(net: TFNetworkRecord, what: str) -> Discriminator:
+def _sg1_discriminator(net: TFNetworkRecord, what: str) -> StyleGAN1Discriminator:
     v = _Vars(net, what)
     kw = _Kwargs(net.static_kwargs, what)
     v.ignore_lod()
@@ -632,6 +632,6 @@ def _sg1_discriminator(net: TFNetworkRecord, what: str) -> Discriminator:
     dense("b4.fc", "4x4/Dense0")
     dense("b4.out", "4x4/Dense1")
     v.finish()
-    D = Discriminator(cfg)
+    D = StyleGAN1Discriminator(cfg)
     load_tensors(D, t, what)
     return D.eval().requires_grad_(False)

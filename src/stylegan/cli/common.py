@@ -1,13 +1,14 @@
-"""Options and helpers shared by the commands (one definition each)."""
+"""Options and helpers shared by the commands: each option is defined here once (the commands
+differ at most in its help text and default), so every command spells and checks it the same way."""
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import click
 
 from ..errors import UserInputError
+from ..networks.options import NOISE_MODES
 
 network_option = click.option(
     "--network", "network", metavar="PATH|URL|NAME", default=None,
@@ -26,8 +27,45 @@ outdir_option = click.option("--outdir", type=click.Path(file_okay=False, path_t
 
 
 def precision_options(f):
+    """``--fp32`` (default), ``--fp16``, ``--bf16`` into ``precision``."""
     return precision_option(bf16_option(click.option("--fp32", "precision", flag_value="fp32", default=True,
                                                      help="Full precision (default).")(f)))
+
+
+def trunc_option(help: str = "Truncation psi (seeds only).", default: float | None = 1.0):
+    return click.option("--trunc", "truncation_psi", type=float, default=default,
+                        show_default=default is not None, help=help)
+
+
+def trunc_cutoff_option(help: str = "Truncate only the first N layers (default: all)."):
+    return click.option("--trunc-cutoff", "truncation_cutoff", type=int, default=None, help=help)
+
+
+def truncation_options(f):
+    """``--trunc`` and ``--trunc-cutoff``."""
+    return trunc_option()(trunc_cutoff_option()(f))
+
+
+def class_option(help: str = "Class label (conditional models)."):
+    return click.option("--class", "class_idx", type=int, default=None, help=help)
+
+
+def noise_mode_option(help: str | None = None):
+    return click.option("--noise-mode", type=click.Choice(NOISE_MODES), default="const", show_default=True,
+                        help=help)
+
+
+def batch_option(default: int = 8, help: str = "Images per forward pass."):
+    return click.option("--batch", "batch_size", type=click.IntRange(min=1), default=default, show_default=True,
+                        help=help)
+
+
+def transform_options(what: str = "the image"):
+    """StyleGAN3's ``--translate X,Y`` and ``--rotate DEG`` (parse ``translate`` with :func:`parse_pair`)."""
+    def decorate(f):
+        f = click.option("--rotate", type=float, default=0.0, help=f"StyleGAN3: rotate {what} (degrees).")(f)
+        return click.option("--translate", default=None, metavar="X,Y", help=f"StyleGAN3: translate {what}.")(f)
+    return decorate
 
 
 def parse_pair(value: str | None, name: str) -> tuple[float, float]:
@@ -56,31 +94,17 @@ def ensure_outdir(path: Path) -> Path:
 
 
 def load_G(network, device="auto", precision="fp32", compile_synthesis=False):
-    """Load the generator of ``network`` on the chosen device and precision (compiled if asked)."""
+    """The generator of ``network`` (:func:`stylegan.checkpoints.load_generator`), compiled if asked;
+    returns ``(G, device, half dtype)``."""
     from ..checkpoints import load_generator
-    from ..devices import half_dtype, pick_device
-    dev = pick_device(device)
-    half = half_dtype(precision or "fp32", dev)
-    G = load_generator(network, device=dev)
-    G.set_half_dtype(half)
+    G = load_generator(network, device=device, precision=precision)
     if compile_synthesis:
         try:
             G.compile_synthesis()
         except RuntimeError as exc:
             raise UserInputError(f"--compile: {exc}") from None
-    return G, dev, half
+    return G, next(G.parameters()).device, G.synthesis.half_dtype
 
 
 def echo_done(message: str) -> None:
     click.echo(message, err=True)
-
-
-def pass_errors(f):
-    """Turn ValueErrors raised by the networks on user data into one-line user errors."""
-    @functools.wraps(f)
-    def wrapper(*args, **kwargs):
-        try:
-            return f(*args, **kwargs)
-        except ValueError as exc:
-            raise UserInputError(str(exc)) from None
-    return wrapper

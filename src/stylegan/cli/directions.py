@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import (device_option, echo_done, ensure_outdir, load_G, network_option, outdir_option, pass_errors,
-                     precision_options)
+from .common import (batch_option, class_option, device_option, echo_done, ensure_outdir, load_G, network_option,
+                     outdir_option, precision_options, trunc_option)
 
 
 @click.command()
@@ -24,7 +24,7 @@ from .common import (device_option, echo_done, ensure_outdir, load_G, network_op
 @click.option("--samples", "num_samples", type=click.IntRange(min=2), default=None,
               help="pca: ws to sample (20000); boundary with --classifier: images to score (2000).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the sampled z.")
-@click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional models).")
+@class_option()
 @click.option("--ws", "ws_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="boundary: latents .npz of the labelled images ('stylegan latent from-seeds', projections); "
                    "not needed when the labels are keyed by seed.")
@@ -42,7 +42,6 @@ from .common import (device_option, echo_done, ensure_outdir, load_G, network_op
               default=None, help="boundary: keep these directions fixed (project them out).")
 @click.option("--name", default=None, help="boundary: the direction's name (default: the labels file's name).")
 @device_option
-@pass_errors
 def directions(network, method, out_path, layers, num, num_samples, seed, class_idx, ws_file, labels_file,
                classifier, classifier_output, classifier_resolution, fraction, orthogonal_to, name, device):
     """Find latent directions and save them (.npz) for 'stylegan edit'.
@@ -60,7 +59,7 @@ def directions(network, method, out_path, layers, num, num_samples, seed, class_
     from ..latent import directions as dirs
     from ..latent.io import load_npz_extra, load_ws
     from ..latent.mixing import parse_layers
-    from ..latent.sources import latents_from_seeds
+    from ..latent.sampling import GenerationRequest
 
     G, dev, _ = load_G(network, device, "fp32")
     layer_list = parse_layers(layers, G) if layers is not None else None
@@ -92,7 +91,7 @@ def directions(network, method, out_path, layers, num, num_samples, seed, class_
                 ws = ws[rows]
             else:
                 seed_list, scores = dirs.labelled_seeds(labels_read)
-                ws = latents_from_seeds(G, seed_list, class_idx=class_idx).ws
+                ws = GenerationRequest(G, class_idx=class_idx).seed_latents(seed_list).ws
             label_name = name or labels_file.stem
         if np.isin(scores, (0, 1)).all():
             labels = scores
@@ -127,18 +126,17 @@ def directions(network, method, out_path, layers, num, num_samples, seed, class_
 @click.option("--sigma", is_flag=True, help="Strengths in standard deviations of sampled ws along the direction.")
 @click.option("--layers", default=None, metavar="LAYERS",
               help="Layers to move (0-7, coarse, ...); default: the layers stored with the directions, else all.")
-@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True, help="Seeds' truncation psi.")
-@click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional models).")
+@trunc_option("Seeds' truncation psi.")
+@class_option()
 @click.option("--video", "video_path", default=None, metavar="NAME.mp4",
               help="Also write a looping video (0 -> max -> min -> 0) of each latent and direction.")
 @click.option("--frames", type=click.IntRange(min=2), default=60, show_default=True, help="Video length.")
 @click.option("--fps", type=float, default=30, show_default=True)
 @click.option("--save-ws", is_flag=True, help="Also write the edited latents (edit-*.npz).")
-@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True)
+@batch_option()
 @device_option
 @precision_options
 @outdir_option
-@pass_errors
 def edit(network, latents, seeds, direction_file, index, strength, sigma, layers, truncation_psi, class_idx,
          video_path, frames, fps, save_ws, batch_size, device, precision, outdir: Path):
     """Move latents along a direction: one strip per latent and direction (strength from left to right).
@@ -154,15 +152,17 @@ def edit(network, latents, seeds, direction_file, index, strength, sigma, layers
 
     from ..errors import UserInputError
     from ..latent.directions import Directions, w_sigma
-    from ..latent.editing import apply_direction, edit_images, parse_strengths, pingpong, render
+    from ..latent.editing import apply_direction, edit_images, parse_strengths, pingpong
     from ..latent.io import load_npz_extra, save_ws as write_ws
     from ..latent.mixing import parse_layers
     from ..latent.projection import noise_from_npz
-    from ..latent.sources import latents_from_file, latents_from_seeds
+    from ..latent.sampling import GenerationRequest
+    from ..latent.sources import latents_from_file
     from ..render.images import make_grid, save_image
     from ..render.video import check_video_path, write_video
 
     G, _, _ = load_G(network, device, precision)
+    request = GenerationRequest(G, truncation_psi, class_idx=class_idx)
     if latents is None and seeds is None:
         raise UserInputError("give the latents to edit: --projected-w FILE.npz and/or --seeds 0-3")
     parts, noises = [], []
@@ -175,7 +175,7 @@ def edit(network, latents, seeds, direction_file, index, strength, sigma, layers
         else:
             seeds = f"{latents},{seeds}" if seeds else latents
     if seeds is not None:
-        lat = latents_from_seeds(G, seeds, truncation_psi, None, class_idx)
+        lat = request.seed_latents(seeds)
         parts.append(lat)
         noises += [None] * len(lat)
     ws = torch.from_numpy(np.concatenate([p.ws for p in parts]))
@@ -196,7 +196,7 @@ def edit(network, latents, seeds, direction_file, index, strength, sigma, layers
         scale = w_sigma(G, d, class_idx=class_idx) if sigma else 1.0
         s = [v * scale for v in strengths]
         for i, (w, nm) in enumerate(zip(ws, names)):
-            strip = edit_images(G, w, d, s, layer_list, noises[i], batch_size=batch_size)
+            strip = edit_images(request, w, d, s, layer_list, noises[i], batch_size=batch_size)
             save_image(make_grid(strip, 1, len(strip), pad=2), outdir / f"{nm}-{dname}.png")
             count += 1
             if save_ws:
@@ -211,7 +211,7 @@ def edit(network, latents, seeds, direction_file, index, strength, sigma, layers
 
                 def stream(vws=vws, noise=noises[i]):
                     for j in range(0, len(vws), batch_size):
-                        imgs = render(G, vws[j:j + batch_size], noise, batch_size=batch_size)
+                        imgs = request.images(vws[j:j + batch_size], noise=noise, batch_size=batch_size)
                         yield from (im if im.shape[-1] == 3 else im.repeat(3, axis=-1) for im in imgs)
                 write_video(stream(), path, fps=fps, num_frames=frames)
     where = "" if layer_list is None else f" on layers {','.join(map(str, layer_list))}"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import network_option, pass_errors
+from .common import network_option, trunc_cutoff_option, trunc_option
 
 
 @click.command()
@@ -17,15 +17,12 @@ from .common import network_option, pass_errors
               help="File to write (e.g. generator.onnx, generator.pt).")
 @click.option("--what", type=click.Choice(["generator", "synthesis", "mapping"]), default="generator",
               show_default=True, help="generator: z[,c],psi -> img; mapping: z[,c],psi -> ws; synthesis: ws -> img.")
-@click.option("--trunc", "truncation_psi", type=float, default=None,
-              help="Bake this truncation psi into the file (default: psi is an input of the model).")
-@click.option("--trunc-cutoff", "truncation_cutoff", type=int, default=None,
-              help="Truncate only the first N layers (default: all).")
+@trunc_option("Bake this truncation psi into the file (default: psi is an input of the model).", default=None)
+@trunc_cutoff_option()
 @click.option("--opset", type=click.IntRange(min=13), default=None, help="ONNX opset (default 18).")
 @click.option("--batch", type=click.Choice(["dynamic", "fixed"]), default="dynamic", show_default=True,
               help="dynamic: any batch size; fixed: batch 2 only (some runtimes prefer static shapes).")
 @click.option("--no-verify", is_flag=True, help="Skip running the exported file against our network.")
-@pass_errors
 def export(network, fmt, dest: Path, what, truncation_psi, truncation_cutoff, opset, batch, no_verify):
     """Export a model's generator to ONNX (checked with onnxruntime) or TorchScript.
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from .common import (compile_option, device_option, echo_done, ensure_outdir, load_G, network_option,
-                     outdir_option, parse_pair, pass_errors, precision_options)
+from .common import (batch_option, class_option, compile_option, device_option, echo_done, ensure_outdir, load_G,
+                     network_option, noise_mode_option, outdir_option, parse_pair, precision_options,
+                     transform_options, truncation_options)
 
 
 @click.command()
@@ -17,25 +18,18 @@ from .common import (compile_option, device_option, echo_done, ensure_outdir, lo
 @click.option("--ws", "--projected-w", "ws_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Render the latents in this .npz file (--save-ws output, a projection, `stylegan latent` "
                    "results) instead of seeds. Repeatable.")
-@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
-              help="Truncation psi (seeds only).")
-@click.option("--trunc-cutoff", "truncation_cutoff", type=int, default=None,
-              help="Truncate only the first N layers (default: all).")
-@click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional models).")
-@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True,
-              help="'random' noise is seeded by each image's seed, so files stay reproducible.")
-@click.option("--translate", default=None, metavar="X,Y", help="StyleGAN3: translate the image.")
-@click.option("--rotate", type=float, default=0.0, help="StyleGAN3: rotate the image (degrees).")
+@truncation_options
+@class_option()
+@noise_mode_option("'random' noise is seeded by each image's seed, so files stay reproducible.")
+@transform_options("the image")
 @click.option("--grid", "grid_spec", default=None, metavar="RxC",
               help="Write all images as one grid.png of R rows and C columns instead of one file each.")
 @click.option("--save-ws", is_flag=True, help="Also write each image's latents: seed0042.npz beside seed0042.png.")
-@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Images per forward pass.")
+@batch_option()
 @device_option
 @precision_options
 @compile_option
 @outdir_option
-@pass_errors
 def generate(network, seeds, random_count, ws_files, truncation_psi, truncation_cutoff, class_idx, noise_mode,
              translate, rotate, grid_spec, save_ws, batch_size, device, precision, compile_synthesis, outdir: Path):
     """Generate one PNG per seed (OUTDIR/seed0042.png) or per saved latent (OUTDIR/<file>.png).
@@ -46,12 +40,10 @@ def generate(network, seeds, random_count, ws_files, truncation_psi, truncation_
       stylegan generate --network ffhq.pkl --random 16 --grid 4x4 --outdir out
       stylegan generate --network ffhq.pkl --ws out/projected_w.npz --outdir out
     """
-    from ..api import generate_images
     from ..errors import UserInputError
-    from ..latent.io import load_ws
     from ..latent.io import save_ws as write_ws
-    from ..latent.sampling import check_truncation, has_transform
-    from ..latent.seeds import class_labels, parse_seeds, random_seeds, z_from_seed
+    from ..latent.sampling import GenerationRequest
+    from ..latent.seeds import parse_seeds, random_seeds, saved_label
     from ..render.images import make_grid, parse_grid, save_image
 
     given = [x is not None for x in (seeds, random_count)] + [bool(ws_files)]
@@ -69,36 +61,26 @@ def generate(network, seeds, random_count, ws_files, truncation_psi, truncation_
     if grid and seed_list is not None and len(seed_list) > grid[0] * grid[1]:
         raise UserInputError(f"a {grid[0]}x{grid[1]} grid holds {grid[0] * grid[1]} images, "
                              f"got {len(seed_list)} seeds")
-    tx_ty = parse_pair(translate, "translate")
     G, _, _ = load_G(network, device, precision, compile_synthesis)
-    check_truncation(G, truncation_psi, truncation_cutoff)
-    class_labels(G.c_dim, class_idx, 1, required=seed_list is not None)
-    if (tx_ty != (0, 0) or rotate != 0) and not has_transform(G):
-        raise UserInputError("--translate/--rotate need a StyleGAN3 model (this one has no input transform)")
-    count = len(seed_list) if seed_list is not None else 0
-    for path in ws_files:
-        count += len(load_ws(path, G.num_ws, G.w_dim))   # fail on a bad file before any output exists
-    if grid and count > grid[0] * grid[1]:
-        raise UserInputError(f"a {grid[0]}x{grid[1]} grid holds {grid[0] * grid[1]} images, got {count}")
+    request = GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx, noise_mode,
+                                parse_pair(translate, "translate"), rotate)
+    lat = request.seed_latents(seed_list) if seed_list is not None else request.latents(list(ws_files))
+    if grid and len(lat) > grid[0] * grid[1]:
+        raise UserInputError(f"a {grid[0]}x{grid[1]} grid holds {grid[0] * grid[1]} images, got {len(lat)}")
     ensure_outdir(outdir)
     if random_count is not None:
         echo_done("random seeds: " + ",".join(str(s) for s in seed_list))
-    result = generate_images(G, seed_list, ws=[str(p) for p in ws_files] if ws_files else None,
-                             truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                             class_idx=class_idx, noise_mode=noise_mode, translate=tx_ty, rotate=rotate,
-                             batch_size=batch_size, show_progress=True)
+    images = request.images(lat.ws, noise_seeds=lat.noise_seeds, batch_size=batch_size, show_progress=True)
     if grid:
-        save_image(make_grid(result.arrays, *grid), outdir / "grid.png")
+        save_image(make_grid(images, *grid), outdir / "grid.png")
     else:
-        result.save(outdir)
+        for image, name in zip(images, lat.names):
+            save_image(image, outdir / f"{name}.png")
     if save_ws:
-        for i, name in enumerate(result.names):
-            seed = result.seeds[i]
-            extra = {"seeds": [seed], "psi": truncation_psi} if seed is not None else {}
-            if seed is not None:
-                extra["z"] = z_from_seed(seed, G.z_dim)[None].astype("float32")
+        for i, (name, seed) in enumerate(zip(lat.names, lat.seeds)):
+            extra = {"seeds": [seed], "psi": truncation_psi, "z": lat.z[i:i + 1]}
             if class_idx is not None:
-                extra["c"] = [[float(k == class_idx) for k in range(G.c_dim)]]
-            write_ws(outdir / f"{name}.npz", result.ws[i:i + 1], **extra)
-    what = "grid.png" if grid else f"{len(result)} image(s)"
+                extra["c"] = saved_label(G.c_dim, class_idx)
+            write_ws(outdir / f"{name}.npz", lat.ws[i:i + 1], **extra)
+    what = "grid.png" if grid else f"{len(images)} image(s)"
     echo_done(f"wrote {what}{' and latents' if save_ws else ''} to {outdir}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import echo_done, network_option, pass_errors
+from .common import class_option, echo_done, network_option, truncation_options
 
 _in = click.Path(dir_okay=False, path_type=Path)
 output_option = click.option("--output", "-o", required=True, type=_in, help="The .npz file to write.")
@@ -63,17 +63,15 @@ def latent():
 @latent.command("from-seeds")
 @network_option
 @click.option("--seeds", required=True, help="Seeds: '0-9,12'.")
-@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True)
-@click.option("--trunc-cutoff", "truncation_cutoff", type=int, default=None)
-@click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional models).")
+@truncation_options
+@class_option()
 @output_option
-@pass_errors
 def from_seeds(network, seeds, truncation_psi, truncation_cutoff, class_idx, output):
     """Map seeds to latents (what `generate --save-ws` stores), all in one file."""
     from ..latent.io import save_ws
-    from ..latent.sources import latents_from_seeds
+    from ..latent.sampling import GenerationRequest
     G = _model(network, required=True)
-    lat = latents_from_seeds(G, seeds, truncation_psi, truncation_cutoff, class_idx)
+    lat = GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx).seed_latents(seeds)
     path = save_ws(output, lat.ws, seeds=lat.seeds, z=lat.z, psi=truncation_psi, labels=lat.labels)
     echo_done(f"wrote {len(lat)} latent(s) to {path}")
 
@@ -105,7 +103,6 @@ def info(files):
               help="Strength; a comma list (-3,0,3) writes one latent per value for every input latent.")
 @click.option("--layers", default=None, help="Apply only on these layers (default: all).")
 @output_option
-@pass_errors
 def add(network, file, direction_file, direction_index, alpha, layers, output):
     """w + alpha * direction, on all or some layers."""
     from ..errors import UserInputError
@@ -138,7 +135,6 @@ def add(network, file, direction_file, direction_index, alpha, layers, output):
 @click.argument("files", nargs=-1, required=True, type=_in)
 @click.option("--weights", default=None, help="One weight per latent (comma list), default equal.")
 @output_option
-@pass_errors
 def average(network, files, weights, output):
     """The mean of every latent in FILES (e.g. several projections of one face)."""
     import numpy as np
@@ -161,7 +157,6 @@ def average(network, files, weights, output):
 @click.option("--normalize", is_flag=True, help="Scale to unit length per layer (alpha = distance in W).")
 @click.option("--name", default=None, help="Name stored with the direction.")
 @output_option
-@pass_errors
 def diff(network, source, target, normalize, name, output):
     """The direction from SOURCE to TARGET (their means), saved as a directions file for `latent add`."""
     from ..latent.arithmetic import difference
@@ -182,7 +177,6 @@ def diff(network, source, target, normalize, name, output):
 @click.option("--layers", required=True, help="Layers taken from COL_FILE: coarse, middle, fine (need --network) "
                                               "or ws indices/ranges.")
 @output_option
-@pass_errors
 def mix(network, row_file, col_file, layers, output):
     """ROW_FILE's latents with COL_FILE's on --layers (every row with every column, row-major)."""
     from ..latent.io import save_ws
@@ -203,7 +197,6 @@ def mix(network, row_file, col_file, layers, output):
 @click.option("--t", "t_values", default="0.5", show_default=True, help="Position(s) between A (0) and B (1); "
                                                                       "a comma list writes one latent per value.")
 @output_option
-@pass_errors
 def lerp(network, file_a, file_b, t_values, output):
     """Points on the straight line from A to B in W (beyond it for t < 0 or t > 1)."""
     from ..latent.arithmetic import interpolate_ws
@@ -223,14 +216,13 @@ def lerp(network, file_a, file_b, t_values, output):
 @click.option("--psi", type=float, required=True, help="Truncation psi (1 = unchanged, 0 = the average w).")
 @click.option("--layers", default=None, help="Truncate only these layers (default: all).")
 @output_option
-@pass_errors
 def truncate(network, file, psi, layers, output):
     """Pull latents towards the model's average w: w_avg + psi * (w - w_avg)."""
     from ..latent.arithmetic import truncate_ws
     from ..latent.io import save_ws
-    from ..latent.sampling import check_truncation
+    from ..latent.sampling import GenerationRequest
     G = _model(network, required=True)
-    check_truncation(G, psi, None)
+    GenerationRequest(G, truncation_psi=psi)                 # checks psi
     ws = _read(file, G)
     out = truncate_ws(ws, G.mapping.w_avg, psi, _layers(layers, G, G.num_ws))
     path = save_ws(output, out, psi=psi)

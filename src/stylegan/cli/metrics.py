@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import device_option, network_option, pass_errors, precision_options
+from .common import device_option, network_option, precision_options
 
 
 def _list_metrics() -> None:
@@ -41,7 +41,6 @@ def _list_metrics() -> None:
 @click.option("--list", "list_only", is_flag=True, help="List the metrics and what each needs, then exit.")
 @device_option
 @precision_options
-@pass_errors
 def metrics(network, metric_names, data, detectors, num_gen, batch_size, seed, no_cache, list_only, device,
             precision):
     """Measure a model; prints one JSON line per metric and, for a snapshot inside a training run

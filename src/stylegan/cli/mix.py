@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import (compile_option, device_option, echo_done, ensure_outdir, load_G, network_option,
-                     outdir_option, pass_errors, precision_options)
+from .common import (batch_option, class_option, compile_option, device_option, echo_done, ensure_outdir, load_G,
+                     network_option, noise_mode_option, outdir_option, precision_options, truncation_options)
 
 
 @click.command()
@@ -19,20 +19,16 @@ from .common import (compile_option, device_option, echo_done, ensure_outdir, lo
 @click.option("--styles", default="coarse", show_default=True, metavar="LAYERS",
               help="Layers taken from the column latent: coarse (4²-8²), middle (16²-32²), fine (64²-full), "
                    "combinations (coarse,fine), all, or ws indices/ranges (0-6, 8-).")
-@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
-              help="Truncation psi (seeds only).")
-@click.option("--trunc-cutoff", "truncation_cutoff", type=int, default=None,
-              help="Truncate only the first N layers (default: all).")
-@click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional models).")
-@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
+@truncation_options
+@class_option()
+@noise_mode_option()
 @click.option("--grid-only", is_flag=True, help="Write only grid.png, not the single images.")
 @click.option("--save-ws", is_flag=True, help="Also write the mixed latents: ROW-COL.npz beside ROW-COL.png.")
-@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True)
+@batch_option()
 @device_option
 @precision_options
 @compile_option
 @outdir_option
-@pass_errors
 def mix(network, rows, cols, styles, truncation_psi, truncation_cutoff, class_idx, noise_mode, grid_only, save_ws,
         batch_size, device, precision, compile_synthesis, outdir: Path):
     """Mix styles: image ROW-COL takes the --styles layers from COL and every other layer from ROW.
@@ -46,19 +42,17 @@ def mix(network, rows, cols, styles, truncation_psi, truncation_cutoff, class_id
       stylegan mix --network ffhq.pkl --rows me.npz --cols 0-5 --styles fine --outdir mix
     """
     from ..latent.io import save_ws as write_ws
-    from ..latent.mixing import layer_resolutions, parse_layers, style_mix
-    from ..latent.sampling import check_truncation
-    from ..latent.sources import parse_latents
+    from ..latent.mixing import layer_resolutions, parse_layers, render_style_mix
+    from ..latent.sampling import GenerationRequest
     from ..render.images import save_image
 
     G, _, _ = load_G(network, device, precision, compile_synthesis)
-    check_truncation(G, truncation_psi, truncation_cutoff)
+    request = GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx, noise_mode)
     layers = parse_layers(styles, G)
-    row = parse_latents(G, rows, truncation_psi, truncation_cutoff, class_idx)
-    col = parse_latents(G, cols, truncation_psi, truncation_cutoff, class_idx)
+    row, col = request.latents(rows), request.latents(cols)
     ensure_outdir(outdir)
-    res = style_mix(G, row.ws, col.ws, layers, row.labels, col.labels, noise_mode=noise_mode,
-                    batch_size=batch_size, show_progress=True)
+    res = render_style_mix(request, row.ws, col.ws, layers, row.labels, col.labels, batch_size=batch_size,
+                           show_progress=True)
     count = 0
     if not grid_only:
         for name, img in res.items():

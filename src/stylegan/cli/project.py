@@ -6,21 +6,18 @@ from pathlib import Path
 
 import click
 
-from .common import (device_option, echo_done, ensure_outdir, network_option, outdir_option, pass_errors,
-                     precision_options)
+from .common import (batch_option, class_option, device_option, echo_done, ensure_outdir, network_option,
+                     outdir_option, precision_options)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def _load_networks(network, device, precision, need_D: bool):
-    """G (and D when the no-download loss will use it) on the chosen device and precision."""
-    from ..checkpoints import load_network
-    from ..devices import half_dtype, pick_device
-    dev = pick_device(device)
-    half = half_dtype(precision or "fp32", dev)
+    """G (and D when the no-download loss will use it) from one read of the file."""
+    from ..checkpoints import load_generator, load_network
     ckpt = load_network(network, which=("G_ema", "G", "D") if need_D else ("G_ema", "G"))
-    G = ckpt.generator().to(dev)
-    G.set_half_dtype(half)
+    G = load_generator(ckpt, device=device, precision=precision)
+    dev = next(G.parameters()).device
     D = ckpt.D.to(dev) if need_D and ckpt.D is not None else None
     return G, D, dev
 
@@ -59,7 +56,7 @@ def _unique_stems(files: list[Path]) -> list[str]:
               help="w: one latent for all layers (edits well); w+: one per layer (reconstructs better).")
 @click.option("--steps", "num_steps", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--seed", type=int, default=303, show_default=True, help="Seeds the noise added to w while optimising.")
-@click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional models).")
+@class_option()
 @click.option("--lr", "learning_rate", type=float, default=0.1, show_default=True, help="Initial learning rate.")
 @click.option("--noise/--no-noise", "optimize_noise", default=True, show_default=True,
               help="StyleGAN2: optimise the per-pixel noise maps too (saved in projected_w.npz).")
@@ -77,12 +74,10 @@ def _unique_stems(files: list[Path]) -> list[str]:
 @click.option("--save-video", is_flag=True, help="Write proj.mp4: target | projection at every step.")
 @click.option("--video-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Video: one frame every N steps.")
-@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Targets optimised together (each keeps its own latent and noise).")
+@batch_option(4, "Targets optimised together (each keeps its own latent and noise).")
 @device_option
 @precision_options
 @outdir_option
-@pass_errors
 def project(network, targets, space, num_steps, seed, class_idx, learning_rate, optimize_noise, vgg, lpips_lin,
             align, landmarks, landmark_model, save_video, video_every, batch_size, device, precision, outdir: Path):
     """Project photos into the latent space: find the latent that makes the model draw each target.
@@ -97,55 +92,75 @@ def project(network, targets, space, num_steps, seed, class_idx, learning_rate, 
       stylegan project --network ffhq.pkl --target photos/ --space w+ --steps 500 --outdir out
       stylegan project --network ffhq.pkl --target me.jpg --landmarks me.json --outdir out
     """
-    import numpy as np
-    import torch
-
-    from ..errors import UserInputError
-    from ..latent.align import load_landmarks, prepare_target
-    from ..latent.io import save_ws
-    from ..perception.lpips import load_perceptual
-    from ..latent.projection import ProjectionConfig, noise_to_npz
-    from ..latent.projection import project as run_projection
+    from ..latent.projection import ProjectionConfig
     from ..latent.seeds import class_labels
-    from ..render.images import save_image
+    from ..perception.lpips import load_perceptual
 
     files = _target_files(targets)
-    stems = _unique_stems(files)
     cfg = ProjectionConfig(space=space, num_steps=num_steps, initial_learning_rate=learning_rate,
                            optimize_noise=optimize_noise, seed=seed)
-    points = load_landmarks(landmarks) if landmarks is not None else None
-    if isinstance(points, np.ndarray) and points.ndim == 3 and len(points) != len(files):
-        raise UserInputError(f"{landmarks.name} holds {len(points)} sets of landmarks for {len(files)} targets")
-    if isinstance(points, np.ndarray) and points.ndim == 2 and len(files) > 1:
-        raise UserInputError(f"{landmarks.name} holds one set of landmarks; with several targets give a JSON "
-                             f"object {{image name: points}}")
-
+    marks = _landmarks_per_target(landmarks, files)
     want_vgg = vgg is not None or bool(__import__("os").environ.get("STYLEGAN_VGG16"))
     G, D, dev = _load_networks(network, device, precision, need_D=not want_vgg)
     c = class_labels(G.c_dim, class_idx, 1, device=dev)
     loss = load_perceptual(vgg, lpips_lin, D=D, device=dev)
     ensure_outdir(outdir)
     click.echo(f"loss: {loss.name}", err=True)
+    prepared = _prepare_targets(G, files, marks, align, landmark_model)
+    results = _project_in_batches(G, files, prepared, loss, cfg, c, batch_size, outdir,
+                                  video_every if save_video else None)
+    spp = sum(r.seconds_per_step * num_steps for r in results) / (num_steps * len(results))
+    echo_done(f"projected {len(files)} image(s) in {space.upper()} ({num_steps} steps, {spp:.3f} s/step); "
+              f"wrote to {outdir}")
 
+
+def _landmarks_per_target(path: Path | None, files: list[Path]) -> list:
+    """Each target's face landmarks from ``--landmarks`` (None each without it)."""
+    import numpy as np
+
+    from ..errors import UserInputError
+    from ..latent.align import load_landmarks
+    if path is None:
+        return [None] * len(files)
+    points = load_landmarks(path)
+    if isinstance(points, dict):
+        missing = [f.name for f in files if points.get(f.name, points.get(f.stem)) is None]
+        if missing:
+            raise UserInputError(f"{path.name} has no landmarks for {missing[0]}")
+        return [points.get(f.name, points.get(f.stem)) for f in files]
+    if isinstance(points, np.ndarray) and points.ndim == 3 and len(points) != len(files):
+        raise UserInputError(f"{path.name} holds {len(points)} sets of landmarks for {len(files)} targets")
+    if isinstance(points, np.ndarray) and points.ndim == 2 and len(files) > 1:
+        raise UserInputError(f"{path.name} holds one set of landmarks; with several targets give a JSON "
+                             f"object {{image name: points}}")
+    return [points] if points.ndim == 2 else list(points)
+
+
+def _prepare_targets(G, files: list[Path], marks: list, align: bool, landmark_model) -> list:
+    """The targets as the model's uint8 images (cropped, aligned when asked), reporting what was done."""
+    from ..latent.align import prepare_target
     prepared, notes = [], []
-    for i, f in enumerate(files):
-        lm = None
-        if isinstance(points, dict):
-            lm = points.get(f.name, points.get(f.stem))
-            if lm is None:
-                raise UserInputError(f"{landmarks.name} has no landmarks for {f.name}")
-        elif isinstance(points, np.ndarray):
-            lm = points if points.ndim == 2 else points[i]
+    for f, lm in zip(files, marks):
         img, note = prepare_target(f, G.img_resolution, G.img_channels, align=align or lm is not None,
                                    landmarks=lm, landmark_model=landmark_model)
         prepared.append(img)
         notes.append(note)
     for note in sorted(set(notes)):
         click.echo(f"target: {note}", err=True)
+    return prepared
 
+
+def _project_in_batches(G, files, prepared, loss, cfg, c, batch_size: int, outdir: Path, video_every: int | None):
+    """Project ``batch_size`` targets at a time, writing each target's files as its batch finishes
+    (and with several targets, OUTDIR/projected_w.npz holding all of them)."""
+    import numpy as np
+    import torch
+
+    from ..latent.io import save_ws
+    from ..latent.projection import noise_to_npz
+    from ..render.images import save_image
+    stems = _unique_stems(files)
     single = len(files) == 1
-    if optimize_noise and G.generation == "stylegan1":
-        batch_size = 1                              # StyleGAN1 layers share one noise map across a batch
     results = []
     for start in range(0, len(files), batch_size):
         idx = list(range(start, min(start + batch_size, len(files))))
@@ -153,22 +168,13 @@ def project(network, targets, space, num_steps, seed, class_idx, learning_rate, 
         batch_targets = np.stack([prepared[i] for i in idx])
         for d, tgt in zip(dirs, batch_targets):
             save_image(tgt, d / "target.png")
-        writer = _VideoSink([d / "proj.mp4" for d in dirs], batch_targets, video_every) if save_video else None
         desc = f"projecting {stems[idx[0]]}" + (f" (+{len(idx) - 1})" if len(idx) > 1 else "")
-        try:
-            res = run_projection(G, batch_targets, loss, cfg, c=c, on_step=writer.add if writer else None,
-                                 show_progress=True, desc=desc)
-        except BaseException:
-            if writer:
-                writer.abort()
-            raise
-        if writer:
-            writer.close()
+        res = _project_batch(G, batch_targets, loss, cfg, c, desc, [d / "proj.mp4" for d in dirs], video_every)
         for j, (i, d) in enumerate(zip(idx, dirs)):
             save_image(res.images[j], d / "proj.png")
             save_ws(d / "projected_w.npz", res.ws[j:j + 1], labels=[files[i].name],
                     c=None if res.c is None else res.c[j:j + 1], psnr=np.float32(res.psnr[j]),
-                    loss=np.float32(res.final_loss[j]), space=np.array(space),
+                    loss=np.float32(res.final_loss[j]), space=np.array(cfg.space),
                     **noise_to_npz({k: v[j:j + 1] for k, v in res.noise.items()}))
             click.echo(f"{files[i].name}: PSNR {res.psnr[j]:.2f} dB (start {res.initial_psnr[j]:.2f} dB), "
                        f"final loss {res.final_loss[j]:.4f}", err=True)
@@ -177,86 +183,36 @@ def project(network, targets, space, num_steps, seed, class_idx, learning_rate, 
         save_ws(outdir / "projected_w.npz", torch.cat([r.ws for r in results]), labels=[f.name for f in files],
                 c=None if results[0].c is None else torch.cat([r.c for r in results]),
                 psnr=np.concatenate([r.psnr for r in results]).astype(np.float32),
-                space=np.array(space),
+                space=np.array(cfg.space),
                 **noise_to_npz({k: torch.cat([r.noise[k] for r in results]) for k in results[0].noise}))
-    spp = sum(r.seconds_per_step * num_steps for r in results) / (num_steps * len(results))
-    echo_done(f"projected {len(files)} image(s) in {space.upper()} ({num_steps} steps, {spp:.3f} s/step); "
-              f"wrote to {outdir}")
+    return results
 
 
-class _VideoSink:
-    """Streams 'target | projection' frames of each target to its own video while the projection runs
-    (a writer thread per video, so no frames pile up in memory)."""
+def _project_batch(G, targets, loss, cfg, c, desc: str, video_paths: list[Path], video_every: int | None):
+    """One batch of targets; with ``video_every``, each target's 'target | projection' video is streamed
+    (every N-th step) while the optimisation runs."""
+    import numpy as np
 
-    def __init__(self, paths: list[Path], targets, every: int):
-        import queue
-        import threading
+    from ..latent.projection import project as run_projection
+    from ..render.images import to_uint8
+    from ..render.video import BackgroundVideos
+    if video_every is None:
+        return run_projection(G, targets, loss, cfg, c=c, show_progress=True, desc=desc)
+    rgb = targets if targets.shape[-1] == 3 else targets.repeat(3, axis=-1)
+    videos = BackgroundVideos(video_paths, fps=10)
 
-        from ..render.video import check_video_path
-        self.paths = [check_video_path(p) for p in paths]
-        self.targets = targets if targets.shape[-1] == 3 else targets.repeat(3, axis=-1)
-        self.every = every
-        self.queues = [queue.Queue(maxsize=4) for _ in paths]
-        self.errors: list[BaseException] = []
-        self.threads = [threading.Thread(target=self._run, args=(q, p), daemon=True)
-                        for q, p in zip(self.queues, self.paths)]
-        for t in self.threads:
-            t.start()
-
-    def _run(self, q, path):
-        from ..render.video import write_video
-        done = False
-
-        def frames():
-            nonlocal done
-            while (item := q.get()) is not None:
-                if item is _ABORT:
-                    raise _Aborted
-                yield item
-            done = True
-        try:
-            write_video(frames(), path, fps=10)
-        except _Aborted:
-            pass
-        except BaseException as exc:  # noqa: BLE001 - reported from the main thread
-            self.errors.append(exc)
-        while not done and q.get() is not None:   # let the projection go on; the error is raised at close()
-            pass
-
-    def add(self, step: int, images, _dist) -> None:
-        import numpy as np
-
-        from ..render.images import to_uint8
-        if step % self.every:
-            return
-        synth = to_uint8(images)
-        if synth.shape[-1] == 1:
-            synth = synth.repeat(3, axis=-1)
-        for q, tgt, img in zip(self.queues, self.targets, synth):
-            q.put(np.concatenate([tgt, img], axis=1))
-
-    def close(self) -> None:
-        for q in self.queues:
-            q.put(None)
-        for t in self.threads:
-            t.join()
-        if self.errors:
-            raise self.errors[0]
-
-    def abort(self) -> None:
-        """Stop the writers without keeping their files (write_video leaves nothing on error)."""
-        for q in self.queues:
-            q.put(_ABORT)
-            q.put(None)
-        for t in self.threads:
-            t.join(timeout=30)
-
-
-_ABORT = object()
-
-
-class _Aborted(Exception):
-    """Raised inside the frame stream so that write_video removes its partial file."""
+    def add_frames(step: int, images, _dist) -> None:
+        if step % video_every == 0:
+            synth = to_uint8(images)
+            synth = synth if synth.shape[-1] == 3 else synth.repeat(3, axis=-1)
+            videos.put([np.concatenate([t, s], axis=1) for t, s in zip(rgb, synth)])
+    try:
+        res = run_projection(G, targets, loss, cfg, c=c, on_step=add_frames, show_progress=True, desc=desc)
+    except BaseException:
+        videos.abort()
+        raise
+    videos.close()
+    return res
 
 
 @click.command()
@@ -276,13 +232,12 @@ class _Aborted(Exception):
               help="Truncation psi of the seeds' latents.")
 @click.option("--noise-samples", type=click.IntRange(min=0), default=6, show_default=True,
               help="Images with freshly drawn noise (StyleGAN2); 0 = none.")
-@click.option("--class", "class_idx", type=int, default=None, help="Class label of the seeds (conditional models).")
+@class_option("Class label of the seeds (conditional models).")
 @click.option("--grid-only", is_flag=True, help="Write only the grids, not the single images.")
-@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True)
+@batch_option()
 @device_option
 @precision_options
 @outdir_option
-@pass_errors
 def variations(network, projected_w, index, seeds, random_count, styles, psis, seed_psi, noise_samples, class_idx, grid_only,
                batch_size, device, precision, outdir: Path):
     """Variations of a projection: fresh noise, other seeds' coarse/middle/fine styles, truncation.
@@ -298,15 +253,15 @@ def variations(network, projected_w, index, seeds, random_count, styles, psis, s
     import torch
 
     from ..errors import UserInputError
-    from ..latent.editing import noise_variations, render, style_variations, truncation_sweep
+    from ..latent.editing import noise_variations, style_variations, truncation_sweep
     from ..latent.io import load_npz_extra, load_ws
-    from ..latent.projection import noise_from_npz, noise_layers, w_stats
-    from ..latent.sampling import seeds_to_ws
-    from ..latent.seeds import parse_seeds, random_seeds
+    from ..latent.projection import noise_from_npz, w_stats
+    from ..latent.sampling import GenerationRequest
+    from ..latent.seeds import class_labels, parse_seeds, random_seeds, z_from_seeds
     from ..render.images import make_grid, save_image
     from .common import load_G
 
-    G, dev, _ = load_G(network, device, precision)
+    G, _, _ = load_G(network, device, precision)
     ws = load_ws(projected_w, G.num_ws, G.w_dim)
     if not 0 <= index < len(ws):
         raise UserInputError(f"--index {index} is out of range: {projected_w.name} holds {len(ws)} latent(s)")
@@ -322,30 +277,29 @@ def variations(network, projected_w, index, seeds, random_count, styles, psis, s
     except ValueError:
         raise UserInputError(f"invalid --trunc {psis!r}; use a list like 1,0.7,0.5") from None
     c = None
-    if G.c_dim:
-        c = torch.from_numpy(extra["c"][index]) if "c" in extra and len(extra["c"]) > index else None
-        if class_idx is None and c is None:
-            raise UserInputError(f"this model is conditional: pass --class (0..{G.c_dim - 1})")
-        if class_idx is not None:
-            c = torch.zeros([G.c_dim])
-            c[class_idx] = 1
-        class_idx = int(c.argmax()) if class_idx is None else class_idx
-    seed_ws = seeds_to_ws(G, seed_list, truncation_psi=seed_psi, class_idx=class_idx, device=dev).cpu()
+    if G.c_dim and class_idx is None and "c" in extra and len(extra["c"]) > index:
+        c = torch.from_numpy(extra["c"][index])                   # the projection's own label
+        class_idx = int(c.argmax())
+    elif class_idx is not None or G.c_dim:
+        c = class_labels(G.c_dim, class_idx, 1)[0]
+    seeds_request = GenerationRequest(G, seed_psi, class_idx=class_idx)
+    seed_ws = seeds_request.map_z(z_from_seeds(seed_list, G.z_dim))  # one batch, as variations always mapped
     ensure_outdir(outdir)
 
-    base = render(G, w[None], noise)[0]
+    request = GenerationRequest(G)
+    base = request.images(w[None], noise=noise)[0]
     save_image(base, outdir / "projection.png")
-    seed_imgs = render(G, seed_ws, None, batch_size=batch_size)
-    mixed = style_variations(G, w, seed_ws, groups, noise, batch_size=batch_size)
+    seed_imgs = request.images(seed_ws, batch_size=batch_size)
+    mixed = style_variations(request, w, seed_ws, groups, noise, batch_size=batch_size)
     rows = [np.concatenate([base[None], seed_imgs])] + [np.concatenate([base[None], m]) for m in mixed.values()]
     save_image(make_grid(np.concatenate(rows), len(rows), len(seed_list) + 1, pad=2), outdir / "styles.png")
     w_avg, _ = w_stats(G, c, 10000)
-    trunc = truncation_sweep(G, w, psi_list, w_avg.cpu(), noise, batch_size=batch_size)
+    trunc = truncation_sweep(request, w, psi_list, w_avg.cpu(), noise, batch_size=batch_size)
     save_image(make_grid(trunc, 1, len(psi_list), pad=2), outdir / "truncation.png")
     written = ["projection.png", "styles.png", "truncation.png"]
     noisy = None
-    if noise_samples and noise_layers(G):
-        noisy = noise_variations(G, w, noise_samples, batch_size=batch_size)
+    if noise_samples and G.synthesis.noise_maps():
+        noisy = noise_variations(request, w, noise_samples, batch_size=batch_size)
         save_image(make_grid(noisy, 1, noise_samples, pad=2), outdir / "noise.png")
         written.append("noise.png")
     if not grid_only:

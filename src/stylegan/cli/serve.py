@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import device_option, network_option, pass_errors, precision_options
+from .common import device_option, network_option, precision_options
 
 
 def is_loopback(host: str) -> bool:
@@ -36,7 +36,6 @@ def is_loopback(host: str) -> bool:
               help="Largest .npz upload (projected w, directions).")
 @device_option
 @precision_options
-@pass_errors
 def serve(network, model_dir, host, port, allowed_hosts, max_loaded, render_threads, upload_mb, device, precision):
     """Explore a model in the browser: seeds, truncation, style mixing, directions, StyleGAN3 transforms.
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import (compile_option, device_option, echo_done, load_G, network_option, parse_pair, pass_errors,
-                     precision_options)
+from .common import (batch_option, class_option, compile_option, device_option, echo_done, load_G, network_option,
+                     noise_mode_option, parse_pair, precision_options, transform_options, truncation_options)
 
 
 @click.command()
@@ -32,13 +32,10 @@ from .common import (compile_option, device_option, echo_done, load_G, network_o
 @click.option("--keyframes", "num_keyframes", type=click.IntRange(min=1), default=None,
               help="Keyframes per walk (default: number of latents // grid cells; latents are reused cyclically).")
 @click.option("--shuffle-seed", type=int, default=None, help="Shuffle the keyframes dealt to the grid cells.")
-@click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
-              help="Truncation psi (seeds only).")
-@click.option("--trunc-cutoff", "truncation_cutoff", type=int, default=None)
-@click.option("--class", "class_idx", type=int, default=None, help="Class label (conditional models).")
-@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
-@click.option("--translate", default=None, metavar="X,Y", help="StyleGAN3: translate every frame.")
-@click.option("--rotate", type=float, default=0.0, help="StyleGAN3: rotate every frame (degrees).")
+@truncation_options
+@class_option()
+@noise_mode_option()
+@transform_options("every frame")
 @click.option("--translate-anim", default=None, metavar="X,Y",
               help="StyleGAN3: pan by X,Y over the video (out and back in a loop).")
 @click.option("--rotate-anim", type=float, default=0.0, metavar="DEG",
@@ -48,13 +45,12 @@ from .common import (compile_option, device_option, echo_done, load_G, network_o
 @click.option("--lossless", is_flag=True,
               help="Bit-exact RGB H.264 (libx264rgb, qp 0): large files for further processing; "
                    "plays in ffmpeg/VLC/mpv, not in browsers.")
-@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=8, show_default=True)
+@batch_option()
 @device_option
 @precision_options
 @compile_option
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Video file: .mp4 (.mov, .mkv) for H.264 or .gif.")
-@pass_errors
 def video(network, seeds, ws_files, interpolation, loop, easing, frames_per_transition, num_frames, fps, grid_spec,
           num_keyframes, shuffle_seed, truncation_psi, truncation_cutoff, class_idx, noise_mode, translate, rotate,
           translate_anim, rotate_anim, crf, lossless, batch_size, device, precision, compile_synthesis, output: Path):

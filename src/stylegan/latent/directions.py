@@ -24,6 +24,8 @@ import torch
 from ..errors import UserInputError
 from ..networks import Generator
 from .io import load_directions, save_directions
+from .sampling import GenerationRequest
+from .seeds import z_samples
 
 
 @dataclass
@@ -66,44 +68,16 @@ class Directions:
         return self.vectors[i]
 
 
-def style_affines(G: Generator, include_torgb: bool = False) -> list[tuple[int, str, torch.nn.Module]]:
-    """``(ws index, layer name, affine)`` of every style-modulated synthesis layer, in order."""
-    syn = G.synthesis
-    out = []
-    if hasattr(syn, "block_resolutions"):                    # StyleGAN2 (and StyleGAN1-style blocks)
-        idx = 0
-        for res in syn.block_resolutions:
-            block = getattr(syn, f"b{res}")
-            k = idx
-            for name in ("conv0", "conv1"):
-                layer = getattr(block, name, None)
-                if layer is not None and hasattr(layer, "affine"):
-                    out.append((k, f"b{res}.{name}", layer.affine))
-                    k += 1
-            if include_torgb and getattr(block, "torgb", None) is not None and hasattr(block.torgb, "affine"):
-                out.append((idx + block.num_conv, f"b{res}.torgb", block.torgb.affine))
-            idx += block.num_conv
-    elif hasattr(syn, "layer_names"):                        # StyleGAN3: ws[i + 1] drives layer L{i}
-        for i, name in enumerate(syn.layer_names):
-            layer = getattr(syn, name)
-            if layer.is_torgb and not include_torgb:
-                continue
-            out.append((i + 1, name, layer.affine))
-    else:
-        raise UserInputError(f"SeFa needs a StyleGAN2 or StyleGAN3 generator, not {G.generation}")
-    return out
-
-
 def sefa(G: Generator, layers: list[int] | None = None, num: int | None = None,
          include_torgb: bool = False) -> Directions:
     """Closed-form factorisation: eigenvectors of ``A^T A`` (largest first), ``A`` = the row-normalised
     style-affine weights of the layers driven by ``layers`` (default: all)."""
-    affines = style_affines(G, include_torgb)
-    chosen = [(i, n, a) for i, n, a in affines if layers is None or i in layers]
+    style_layers = G.synthesis.style_layers(include_torgb)
+    chosen = [s for s in style_layers if layers is None or s.w_index in layers]
     if not chosen:
         raise UserInputError(f"no style layers among layers {layers}: layers with styles are "
-                             f"{sorted({i for i, _, _ in affines})}")
-    A = torch.cat([a.weight.detach().to(torch.float64).cpu() for _, _, a in chosen]).numpy()
+                             f"{sorted({s.w_index for s in style_layers})}")
+    A = torch.cat([s.affine.weight.detach().to(torch.float64).cpu() for s in chosen]).numpy()
     A = A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
     eigvals, eigvecs = np.linalg.eigh(A.T @ A)               # symmetric: real values, orthonormal vectors
     order = np.argsort(eigvals)[::-1]
@@ -111,7 +85,7 @@ def sefa(G: Generator, layers: list[int] | None = None, num: int | None = None,
     if not 1 <= num <= G.w_dim:
         raise UserInputError(f"--num must be 1..{G.w_dim} (w_dim), got {num}")
     order = order[:num]
-    used = sorted({i for i, _, _ in chosen})
+    used = sorted({s.w_index for s in chosen})
     return Directions(vectors=eigvecs[:, order].T.astype(np.float32), method="sefa",
                       values=eigvals[order].astype(np.float32),
                       names=[f"sefa {k}" for k in range(num)], layers=used)
@@ -120,15 +94,9 @@ def sefa(G: Generator, layers: list[int] | None = None, num: int | None = None,
 def sample_ws(G: Generator, num_samples: int, seed: int = 0, class_idx: int | None = None,
               batch_size: int = 4096) -> torch.Tensor:
     """w [num_samples, w_dim] for z drawn from ``RandomState(seed)`` (one label for conditional models)."""
-    from .seeds import class_labels
-    device = next(G.parameters()).device
-    z = torch.from_numpy(np.random.RandomState(seed).randn(num_samples, G.z_dim)).to(device, torch.float32)
-    c = class_labels(G.c_dim, class_idx, num_samples, device=device)
-    out = []
-    with torch.no_grad():
-        for i in range(0, num_samples, batch_size):
-            out.append(G.mapping(z[i:i + batch_size], None if c is None else c[i:i + batch_size])[:, 0].cpu())
-    return torch.cat(out)
+    request = GenerationRequest(G, class_idx=class_idx)
+    z = z_samples(num_samples, G.z_dim, seed)
+    return torch.cat([request.map_z(z[i:i + batch_size])[:, 0] for i in range(0, num_samples, batch_size)])
 
 
 def pca(G: Generator, num: int = 20, num_samples: int = 20000, seed: int = 0,
@@ -314,17 +282,14 @@ def classifier_scores(G: Generator, classifier, num_samples: int, seed: int = 0,
     import torch.nn.functional as F
 
     from ..progress import progress
-    from .seeds import class_labels
-    device = next(G.parameters()).device
-    z = torch.from_numpy(np.random.RandomState(seed).randn(num_samples, G.z_dim)).to(device, torch.float32)
-    c = class_labels(G.c_dim, class_idx, num_samples, device=device)
+    request = GenerationRequest(G, truncation_psi, class_idx=class_idx)
+    z = z_samples(num_samples, G.z_dim, seed)
     all_ws, scores = [], []
     starts = range(0, num_samples, batch_size)
     with torch.no_grad():
         for i in progress(starts, desc="scoring", unit="batch", disable=not show_progress):
-            ws = G.mapping(z[i:i + batch_size], None if c is None else c[i:i + batch_size],
-                           truncation_psi=truncation_psi)
-            img = G.synthesis(ws, noise_mode="const").float().clamp(-1, 1)
+            ws = request.map_z(z[i:i + batch_size])
+            img = request.synthesize(ws, batch_size=len(ws)).to(request.device).clamp(-1, 1)
             if resolution is not None and resolution != img.shape[-1]:
                 img = F.interpolate(img, size=(resolution, resolution), mode="area" if resolution < img.shape[-1]
                                     else "bilinear", align_corners=None if resolution < img.shape[-1] else False)
@@ -334,5 +299,5 @@ def classifier_scores(G: Generator, classifier, num_samples: int, seed: int = 0,
             if not 0 <= output < s.shape[1]:
                 raise UserInputError(f"--output {output} is out of range: the classifier gives {s.shape[1]} score(s)")
             scores.append(s[:, output].cpu())
-            all_ws.append(ws.cpu())
+            all_ws.append(ws)
     return torch.cat(all_ws), torch.cat(scores).numpy()

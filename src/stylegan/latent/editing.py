@@ -3,17 +3,15 @@ resample noise, mix in other seeds' coarse/middle/fine styles, sweep truncation 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
 import torch
 
 from ..errors import UserInputError
-from ..networks import Generator
-from ..render.images import to_uint8
 from .mixing import layer_groups, mix_ws
-from .projection import use_noise_maps
-from .sampling import synthesize
+from .sampling import GenerationRequest
 
 _FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
@@ -67,47 +65,32 @@ def apply_direction(ws: torch.Tensor, direction, strengths, layers: list[int] | 
     return ws[:, None] + s[None, :, None, None] * offset
 
 
-def render(G: Generator, ws: torch.Tensor, noise: dict[str, torch.Tensor] | None = None,
-           noise_mode: str = "const", batch_size: int = 8) -> np.ndarray:
-    """uint8 [N, H, W, C] images of ws [N, num_ws, w_dim]; ``noise`` (name -> [1, 1, H, W]) replaces the
-    model's constant noise maps (a projection's own noise)."""
-    device = next(G.parameters()).device
-    if noise:
-        noise = {k: v[:1].to(device) for k, v in noise.items()}
-        if G.generation == "stylegan1":             # its layers take one [H, W] noise map: one image at a time
-            batch_size = 1
-        out = []
-        for i in range(0, len(ws), batch_size):
-            chunk = ws[i:i + batch_size]
-            batch_noise = {k: v.expand(len(chunk), -1, -1, -1) for k, v in noise.items()}
-            with use_noise_maps(G, batch_noise), torch.no_grad():
-                out.append(to_uint8(G.synthesis(chunk.to(device), noise_mode="const").float()))
-        return np.concatenate(out)
-    return to_uint8(synthesize(G, ws, noise_mode=noise_mode, batch_size=batch_size))
-
-
-def edit_images(G: Generator, w: torch.Tensor, direction, strengths, layers: list[int] | None = None,
+def edit_images(request: GenerationRequest, w: torch.Tensor, direction, strengths, layers: list[int] | None = None,
                 noise: dict[str, torch.Tensor] | None = None, batch_size: int = 8) -> np.ndarray:
     """The strip of one latent ``w`` [num_ws, w_dim] edited at every strength: uint8 [S, H, W, C]."""
     ws = apply_direction(torch.as_tensor(w)[None], direction, strengths, layers)[0]
-    return render(G, ws, noise, batch_size=batch_size)
+    return request.images(ws, noise=noise, batch_size=batch_size)
 
 
-def noise_variations(G: Generator, w: torch.Tensor, count: int, seed: int = 0, batch_size: int = 8) -> np.ndarray:
-    """``count`` images of one latent with freshly drawn per-pixel noise (StyleGAN2 stochastic detail)."""
+def noise_variations(request: GenerationRequest, w: torch.Tensor, count: int, seed: int = 0,
+                     batch_size: int = 8) -> np.ndarray:
+    """``count`` images of one latent with freshly drawn per-pixel noise (StyleGAN2 stochastic detail),
+    drawn from ``torch.manual_seed(seed)`` (the caller's RNG state is left alone)."""
     if count < 1:
         raise UserInputError("the number of noise variations must be positive")
-    device = next(G.parameters()).device
+    device = request.device
     ws = torch.as_tensor(w)[None].repeat(count, 1, 1)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):   # leave the caller's RNG alone
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        return render(G, ws, noise=None, noise_mode="random", batch_size=batch_size)
+        return dataclasses.replace(request, noise_mode="random").images(ws, batch_size=batch_size)
 
 
-def style_variations(G: Generator, w: torch.Tensor, seed_ws: torch.Tensor, groups: list[str] | None = None,
-                     noise: dict[str, torch.Tensor] | None = None, batch_size: int = 8) -> dict[str, np.ndarray]:
+def style_variations(request: GenerationRequest, w: torch.Tensor, seed_ws: torch.Tensor,
+                     groups: list[str] | None = None, noise: dict[str, torch.Tensor] | None = None,
+                     batch_size: int = 8) -> dict[str, np.ndarray]:
     """For each style group (coarse/middle/fine), the projection with that group's ws taken from each
     seed latent: {group: uint8 [S, H, W, C]}."""
+    G = request.G
     groups_all = layer_groups(G)
     groups = groups or [g for g in ("coarse", "middle", "fine") if groups_all[g]]
     w = torch.as_tensor(w, dtype=torch.float32)
@@ -118,18 +101,18 @@ def style_variations(G: Generator, w: torch.Tensor, seed_ws: torch.Tensor, group
         if not groups_all[g]:
             raise UserInputError(f"this {G.img_resolution}x{G.img_resolution} model has no {g} layers")
         mixed = mix_ws(w[None].expand(len(seed_ws), -1, -1), torch.as_tensor(seed_ws), groups_all[g])
-        out[g] = render(G, mixed, noise, batch_size=batch_size)
+        out[g] = request.images(mixed, noise=noise, batch_size=batch_size)
     return out
 
 
-def truncation_sweep(G: Generator, w: torch.Tensor, psis, w_avg: torch.Tensor | None = None,
+def truncation_sweep(request: GenerationRequest, w: torch.Tensor, psis, w_avg: torch.Tensor | None = None,
                      noise: dict[str, torch.Tensor] | None = None, batch_size: int = 8) -> np.ndarray:
     """The latent pulled toward the average w: ``w_avg + psi (w - w_avg)`` for each psi: uint8 [P, H, W, C]."""
     w = torch.as_tensor(w, dtype=torch.float32)
-    w_avg = (G.mapping.w_avg if w_avg is None else w_avg).detach().float().cpu()
+    w_avg = (request.G.mapping.w_avg if w_avg is None else w_avg).detach().float().cpu()
     psis = torch.as_tensor(np.asarray(psis, np.float32))
     ws = w_avg[None, None] + psis[:, None, None] * (w[None] - w_avg[None, None])
-    return render(G, ws, noise, batch_size=batch_size)
+    return request.images(ws, noise=noise, batch_size=batch_size)
 
 
 def pingpong(strengths: list[float], frames: int) -> np.ndarray:

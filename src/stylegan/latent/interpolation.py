@@ -19,8 +19,8 @@ import torch
 from scipy.interpolate import CubicSpline
 
 from ..errors import UserInputError
-from ..networks import Generator
-from ..render.images import make_grid, to_uint8
+from ..render.images import make_grid
+from .sampling import GenerationRequest
 
 KINDS = ("lerp", "slerp", "cubic")
 
@@ -173,27 +173,27 @@ class LatentWalk:
     """One interpolation per grid cell through keyframe latents.
 
     ``ws``: keyframes [cells, K, num_ws, w_dim] (lerp/cubic interpolate in W); for ``slerp`` give
-    ``z`` [cells, K, z_dim] instead: frames are mapped from slerped z with the given truncation and class."""
+    ``z`` [cells, K, z_dim] instead: frames are mapped from slerped z by ``request`` (its truncation
+    and class). Keyframes that do not fit the model raise :class:`UserInputError`."""
 
-    def __init__(self, G: Generator, ws=None, z=None, kind: str = "cubic", loop: bool = False,
-                 truncation_psi: float = 1.0, truncation_cutoff: int | None = None, c: torch.Tensor | None = None):
+    def __init__(self, request: GenerationRequest, ws=None, z=None, kind: str = "cubic", loop: bool = False):
         if kind not in KINDS:
             raise UserInputError(f"unknown interpolation {kind!r}; use one of {', '.join(KINDS)}")
-        self.G, self.kind, self.loop = G, kind, loop
-        self.psi, self.cutoff, self.c = truncation_psi, truncation_cutoff, c
+        G = request.G
+        self.request, self.kind, self.loop = request, kind, loop
         if kind == "slerp":
             if z is None:
                 raise UserInputError("slerp interpolates z and needs seeds as keyframes; latents from files "
                                      "are w: use lerp or cubic for them")
             keys = np.asarray(z, dtype=np.float64)
             if keys.ndim != 3 or keys.shape[2] != G.z_dim:
-                raise ValueError(f"z keyframes must be [cells, K, {G.z_dim}], got {keys.shape}")
+                raise UserInputError(f"z keyframes must be [cells, K, {G.z_dim}], got {keys.shape}")
         else:
             if ws is None:
-                raise ValueError("ws keyframes are needed for lerp/cubic walks")
+                raise UserInputError("lerp/cubic walks interpolate w: give ws keyframes")
             keys = np.asarray(ws, dtype=np.float32)
             if keys.ndim != 4 or keys.shape[2:] != (G.num_ws, G.w_dim):
-                raise ValueError(f"ws keyframes must be [cells, K, {G.num_ws}, {G.w_dim}], got {keys.shape}")
+                raise UserInputError(f"ws keyframes must be [cells, K, {G.num_ws}, {G.w_dim}], got {keys.shape}")
         self.num_cells, self.num_keyframes = keys.shape[:2]
         self._interp = Interpolator(np.swapaxes(keys, 0, 1), kind, loop)
 
@@ -202,34 +202,30 @@ class LatentWalk:
         vals = torch.from_numpy(self._interp(positions))
         if self.kind != "slerp":
             return vals
-        G = self.G
-        device = next(G.parameters()).device
-        z = vals.reshape(-1, G.z_dim).to(device)
-        c = None if self.c is None else self.c[:1].expand(z.shape[0], -1).to(device)
-        with torch.inference_mode():
-            ws = G.mapping(z, c, truncation_psi=self.psi, truncation_cutoff=self.cutoff)
-        return ws.float().cpu().reshape(vals.shape[0], vals.shape[1], G.num_ws, G.w_dim)
+        G = self.request.G
+        ws = self.request.map_z(vals.reshape(-1, G.z_dim))
+        return ws.reshape(vals.shape[0], vals.shape[1], G.num_ws, G.w_dim)
 
 
-def walk_frames(G: Generator, walk: LatentWalk, positions: np.ndarray, grid: tuple[int, int] = (1, 1),
-                noise_mode: str = "const", motion: Motion | None = None, batch_size: int = 8) -> Iterator[np.ndarray]:
-    """Yield the video's frames one by one as uint8 [H, W, C] (a grid of the walk's cells).
+def walk_frames(request: GenerationRequest, walk: LatentWalk, positions: np.ndarray, grid: tuple[int, int] = (1, 1),
+                motion: Motion | None = None, batch_size: int = 8) -> Iterator[np.ndarray]:
+    """Yield the video's frames one by one as uint8 [H, W, C] (a grid of the walk's cells), drawn by
+    ``request`` moved by ``motion`` (StyleGAN3 camera motion; default: the request's own transform).
 
     Frames are made in batches of about ``batch_size`` images and handed out as soon as their batch
     is done, so memory does not grow with the length of the video."""
-    from .sampling import image_transform, synthesize
+    G = request.G
     rows, cols = grid
     if rows * cols != walk.num_cells:
-        raise ValueError(f"a {rows}x{cols} grid needs {rows * cols} walks, got {walk.num_cells}")
-    motion = motion or Motion()
+        raise UserInputError(f"a {rows}x{cols} grid needs {rows * cols} walks, got {walk.num_cells}")
+    motion = motion or Motion(request.translate, request.rotate)
     num_frames = len(positions)
     per_batch = 1 if motion.animated else max(1, batch_size // walk.num_cells)
     for start in range(0, num_frames, per_batch):
         pos = positions[start:start + per_batch]
         ws = walk.ws(pos).reshape(-1, G.num_ws, G.w_dim)
         translate, rotate = motion.at(start, num_frames, walk.loop)
-        with image_transform(G, translate, rotate):
-            imgs = to_uint8(synthesize(G, ws, noise_mode=noise_mode, batch_size=max(batch_size, walk.num_cells)))
+        imgs = request.with_transform(translate, rotate).images(ws, batch_size=max(batch_size, walk.num_cells))
         imgs = imgs.reshape(len(pos), walk.num_cells, *imgs.shape[1:])
         for cells in imgs:
             yield make_grid(cells, rows, cols) if walk.num_cells > 1 else cells[0]

@@ -19,7 +19,6 @@ StyleGAN2 model of that size.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -28,6 +27,7 @@ import torch
 
 from ..errors import UserInputError
 from ..networks import Generator
+from .sampling import GenerationRequest
 
 #: The paper's style groups, as inclusive resolution ranges (the upper end of ``fine`` is the model's).
 STYLE_GROUPS: dict[str, tuple[int, int]] = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, 2**30)}
@@ -37,12 +37,7 @@ _ITEM = re.compile(r"^(\d+)?\s*(-)?\s*(\d+)?$")
 
 def layer_resolutions(G: Generator) -> list[int]:
     """The image resolution each w index works at (see the module docstring for the rules)."""
-    syn = G.synthesis
-    if hasattr(syn, "layer_names") and hasattr(getattr(syn, "input", None), "bandwidth"):
-        cutoffs = [syn.input.bandwidth] + [float(getattr(syn, name).out_cutoff) for name in syn.layer_names]
-        res = [2 ** math.ceil(round(math.log2(2 * c), 6)) for c in cutoffs]
-        return [int(min(max(r, 4), G.img_resolution)) for r in res]
-    return [int(min(2 ** (i // 2 + 2), G.img_resolution)) for i in range(G.num_ws)]
+    return list(G.synthesis.layer_resolutions)
 
 
 def layer_groups(G: Generator) -> dict[str, list[int]]:
@@ -127,7 +122,7 @@ def mix_ws(ws_row, ws_col, layers):
 
 @dataclass
 class StyleMix:
-    """The result of :func:`style_mix`: every image as uint8 [H, W, C] plus the grid."""
+    """The result of :func:`render_style_mix`: every image as uint8 [H, W, C] plus the grid."""
     row_labels: list[str]
     col_labels: list[str]
     layers: list[int]
@@ -160,12 +155,12 @@ def mixing_grid(row_images: np.ndarray, col_images: np.ndarray, mixed: np.ndarra
     return make_grid(cells.reshape(-1, h, w, ch), n_rows + 1, n_cols + 1)
 
 
-def style_mix(G: Generator, row_ws, col_ws, layers, row_labels=None, col_labels=None, noise_mode: str = "const",
-              batch_size: int = 8, show_progress: bool = False) -> StyleMix:
+def render_style_mix(request: GenerationRequest, row_ws, col_ws, layers, row_labels=None, col_labels=None,
+                     batch_size: int = 8, show_progress: bool = False) -> StyleMix:
     """Every row latent with the ``layers`` of every column latent (NVIDIA's style_mixing.py:
-    row = source A gives the other layers, column = source B gives ``layers``)."""
-    from ..render.images import to_uint8
-    from .sampling import synthesize
+    row = source A gives the other layers, column = source B gives ``layers``), drawn by ``request``
+    (a :class:`~stylegan.latent.sampling.GenerationRequest`)."""
+    G = request.G
     row_ws = torch.as_tensor(np.asarray(row_ws, dtype=np.float32))
     col_ws = torch.as_tensor(np.asarray(col_ws, dtype=np.float32))
     for name, ws in (("row", row_ws), ("column", col_ws)):
@@ -175,8 +170,7 @@ def style_mix(G: Generator, row_ws, col_ws, layers, row_labels=None, col_labels=
     n_rows, n_cols = row_ws.shape[0], col_ws.shape[0]
     mixed_ws = mix_ws(row_ws[:, None], col_ws[None], layers)          # [R, C, num_ws, w_dim]
     all_ws = torch.cat([row_ws, col_ws, mixed_ws.reshape(-1, G.num_ws, G.w_dim)])
-    imgs = to_uint8(synthesize(G, all_ws, noise_mode=noise_mode, batch_size=batch_size,
-                               show_progress=show_progress, desc="mixing"))
+    imgs = request.images(all_ws, batch_size=batch_size, show_progress=show_progress, desc="mixing")
     row_images, col_images = imgs[:n_rows], imgs[n_rows:n_rows + n_cols]
     mixed = imgs[n_rows + n_cols:].reshape(n_rows, n_cols, *imgs.shape[1:])
     return StyleMix(row_labels=[str(x) for x in (row_labels or range(n_rows))],

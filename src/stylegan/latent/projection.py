@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +27,7 @@ from ..networks import Generator
 from ..progress import progress as progress_bar
 from ..render.images import from_uint8, to_uint8
 from ..perception.lpips import NoDownloadLoss, PerceptualLoss
+from .seeds import check_labels, z_samples
 
 SPACES = ("w", "w+")
 
@@ -89,7 +89,7 @@ def w_stats(G: Generator, c: torch.Tensor | None = None, num_samples: int = 1000
     """Mean w and its spread ``sqrt(sum ||w - w_mean||^2 / n)`` over ``num_samples`` mapped z
     drawn with ``RandomState(seed)`` (the projector's starting point). ``c``: one label row [c_dim]."""
     device = next(G.parameters()).device
-    z = torch.from_numpy(np.random.RandomState(seed).randn(num_samples, G.z_dim)).to(device, torch.float32)
+    z = z_samples(num_samples, G.z_dim, seed, device)
     cs = None if c is None or G.c_dim == 0 else c.reshape(1, -1).to(device, torch.float32).repeat(num_samples, 1)
     ws = []
     with torch.no_grad():
@@ -99,38 +99,6 @@ def w_stats(G: Generator, c: torch.Tensor | None = None, num_samples: int = 1000
     w_mean = w.mean(0)
     w_std = float(((w - w_mean).square().sum() / num_samples).sqrt())
     return w_mean.to(torch.float32), w_std
-
-
-def noise_layers(G: Generator) -> dict[str, torch.nn.Module]:
-    """Synthesis layers with a per-pixel noise input (``noise_const``), by name relative to ``G.synthesis``."""
-    return {name: m for name, m in G.synthesis.named_modules()
-            if "noise_const" in getattr(m, "_buffers", {}) and getattr(m, "use_noise", True)}
-
-
-@contextmanager
-def use_noise_maps(G: Generator, noise: dict[str, torch.Tensor] | None) -> Iterator[None]:
-    """Temporarily draw with per-sample noise maps (name -> [N, 1, H, W]) in ``noise_mode='const'``.
-
-    The layers add ``noise_const * noise_strength`` to their [N, C, H, W] activations, so a [N, 1, H, W]
-    tensor in place of the [H, W] buffer gives each sample its own map; the buffers are restored after."""
-    if not noise:
-        yield
-        return
-    layers = noise_layers(G)
-    unknown = sorted(set(noise) - set(layers))
-    if unknown:
-        raise UserInputError(f"noise maps {', '.join(unknown[:3])} do not belong to this model")
-    saved = {name: layers[name].noise_const for name in noise}
-    try:
-        for name, n in noise.items():
-            buf = saved[name]
-            if tuple(n.shape[-2:]) != tuple(buf.shape[-2:]):
-                raise UserInputError(f"noise map {name} is {tuple(n.shape[-2:])}, the model's is {tuple(buf.shape)}")
-            layers[name].noise_const = n.to(buf.device, buf.dtype) if n.ndim == 4 else n.to(buf)
-        yield
-    finally:
-        for name, buf in saved.items():
-            layers[name].noise_const = buf
 
 
 def noise_regularizer(noise_maps: list[torch.Tensor]) -> torch.Tensor:
@@ -181,21 +149,31 @@ def _targets_tensor(G: Generator, targets, device) -> torch.Tensor:
     return x
 
 
-def _labels(G: Generator, c: torch.Tensor | None, n: int, device) -> torch.Tensor | None:
-    if G.c_dim == 0:
-        if c is not None:
-            raise UserInputError("this model is unconditional: it takes no class label")
-        return None
-    if c is None:
-        raise UserInputError(f"this model is conditional: give a class label (0..{G.c_dim - 1})")
-    c = c.to(device, torch.float32)
-    if c.ndim == 1:
-        c = c[None]
-    if c.shape[0] == 1:
-        c = c.repeat(n, 1)
-    if tuple(c.shape) != (n, G.c_dim):
-        raise UserInputError(f"labels must be [{n}, {G.c_dim}], got {tuple(c.shape)}")
-    return c
+def _starting_point(G: Generator, c: torch.Tensor | None, n: int, cfg: ProjectionConfig,
+                    initial_ws: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+    """The latents to optimise, [n, 1 or num_ws, w_dim], starting at ``initial_ws`` (in W space its mean
+    over the layers) or else at the mean w of each target's label, and the largest w spread (which
+    scales the w noise)."""
+    device = next(G.parameters()).device
+    w_start = torch.empty([n, G.w_dim], device=device)
+    w_std = 0.0
+    rows = c if c is not None else [None] * n
+    cache: dict[tuple, tuple[torch.Tensor, float]] = {}
+    for i, row in enumerate(rows):
+        key = () if row is None else tuple(row.tolist())
+        if key not in cache:
+            cache[key] = w_stats(G, row, cfg.w_avg_samples)
+        w_start[i], std = cache[key]
+        w_std = max(w_std, std)
+    num_opt_ws = G.num_ws if cfg.space == "w+" else 1
+    if initial_ws is not None:
+        initial_ws = torch.as_tensor(initial_ws, dtype=torch.float32).to(device)
+        if tuple(initial_ws.shape) != (n, G.num_ws, G.w_dim):
+            raise UserInputError(f"initial ws must be [{n}, {G.num_ws}, {G.w_dim}], got {tuple(initial_ws.shape)}")
+        if cfg.space == "w+":
+            return initial_ws.clone().requires_grad_(True), w_std
+        w_start = initial_ws.mean(1)
+    return w_start[:, None, :].repeat(1, num_opt_ws, 1).clone().requires_grad_(True), w_std
 
 
 def project(
@@ -216,41 +194,17 @@ def project(
     device = next(G.parameters()).device
     target = _targets_tensor(G, targets, device)
     n = target.shape[0]
-    c = _labels(G, c, n, device)
-    if n > 1 and cfg.optimize_noise and noise_layers(G) and G.generation == "stylegan1":
-        # StyleGAN1 layers reshape their noise to [1, 1, H, W]: one target at a time.
-        return _concat([project(G, target[i:i + 1], loss, cfg, None if c is None else c[i],
-                                on_step=on_step, show_progress=show_progress, desc=f"{desc} {i + 1}/{n}",
-                                initial_ws=None if initial_ws is None else initial_ws[i:i + 1])
-                        for i in range(n)])
+    c = check_labels(c, G.c_dim, n, device)
     loss = (loss or NoDownloadLoss()).to(device)
     G = G.eval().requires_grad_(False)
-
-    # Starting point: mean w (per distinct label) and the w spread that scales the w noise.
-    w_start = torch.empty([n, G.w_dim], device=device)
-    w_std = 0.0
-    rows = c if c is not None else [None] * n
-    cache: dict[tuple, tuple[torch.Tensor, float]] = {}
-    for i, row in enumerate(rows):
-        key = () if row is None else tuple(row.tolist())
-        if key not in cache:
-            cache[key] = w_stats(G, row, cfg.w_avg_samples)
-        w_start[i], std = cache[key]
-        w_std = max(w_std, std)
-    num_opt_ws = G.num_ws if cfg.space == "w+" else 1
-    if initial_ws is not None:
-        initial_ws = torch.as_tensor(initial_ws, dtype=torch.float32).to(device)
-        if tuple(initial_ws.shape) != (n, G.num_ws, G.w_dim):
-            raise UserInputError(f"initial ws must be [{n}, {G.num_ws}, {G.w_dim}], got {tuple(initial_ws.shape)}")
-        w_start = initial_ws if cfg.space == "w+" else initial_ws.mean(1)
-    w_opt = (w_start if w_start.ndim == 3 else w_start[:, None, :].repeat(1, num_opt_ws, 1)).clone().requires_grad_(True)
+    w_opt, w_std = _starting_point(G, c, n, cfg, initial_ws)
 
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    layers = noise_layers(G) if cfg.optimize_noise else {}
+    maps = G.synthesis.noise_maps() if cfg.optimize_noise else {}
     # Noise maps start from the model's constant noise (itself a N(0, 1) draw), so a projection starts
     # from exactly what ``noise_mode='const'`` draws; each target then gets its own maps.
-    noise = {name: m.noise_const.detach().to(device, torch.float32).reshape(1, 1, *m.noise_const.shape[-2:])
-             .repeat(n, 1, 1, 1).requires_grad_(True) for name, m in layers.items()}
+    noise = {name: m.detach().to(device, torch.float32).reshape(1, 1, *m.shape[-2:]).repeat(n, 1, 1, 1)
+             .requires_grad_(True) for name, m in maps.items()}
     noise_list = list(noise.values())
     optimizer = torch.optim.Adam([w_opt] + noise_list, betas=(0.9, 0.999), lr=cfg.initial_learning_rate)
 
@@ -260,40 +214,38 @@ def project(
     with torch.no_grad():
         target_features = loss.features(target)
         target_u8 = to_uint8(target)
-        with use_noise_maps(G, noise):
-            initial_u8 = to_uint8(G.synthesis(expand(w_opt), noise_mode="const"))
+        initial_u8 = to_uint8(G.synthesis(expand(w_opt), noise_mode="const", noise=noise))
 
     history = torch.empty([cfg.num_steps, n], device=device)
     bar = progress_bar(range(cfg.num_steps), desc=desc, unit="step", disable=not show_progress)
     start = time.perf_counter()
-    with use_noise_maps(G, noise):
-        for step in bar:
-            t = step / cfg.num_steps
-            w_noise_scale = w_std * cfg.initial_noise_factor * max(0.0, 1.0 - t / cfg.noise_ramp_length) ** 2
-            lr = learning_rate(step, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            w_noise = torch.randn(w_opt.shape, generator=gen).to(device) * w_noise_scale
-            synth = G.synthesis(expand(w_opt + w_noise), noise_mode="const")
-            dist = loss.distance(target_features, loss.features(clip_like_target(synth, target)))
-            reg = noise_regularizer(noise_list) if noise_list else torch.zeros_like(dist)
-            total = (dist + cfg.regularize_noise_weight * reg).sum()
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
-            history[step] = dist.detach()
-            with torch.no_grad():
-                for v in noise_list:
-                    v -= v.mean(dim=[1, 2, 3], keepdim=True)
-                    v *= v.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
-            if on_step is not None:
-                on_step(step, synth.detach(), dist.detach())
-            if show_progress and (step % 10 == 0 or step == cfg.num_steps - 1):
-                bar.set_postfix(loss=f"{float(dist.detach().mean()):.4f}", refresh=False)
-        elapsed = time.perf_counter() - start
+    for step in bar:
+        t = step / cfg.num_steps
+        w_noise_scale = w_std * cfg.initial_noise_factor * max(0.0, 1.0 - t / cfg.noise_ramp_length) ** 2
+        lr = learning_rate(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        w_noise = torch.randn(w_opt.shape, generator=gen).to(device) * w_noise_scale
+        synth = G.synthesis(expand(w_opt + w_noise), noise_mode="const", noise=noise)
+        dist = loss.distance(target_features, loss.features(clip_like_target(synth, target)))
+        reg = noise_regularizer(noise_list) if noise_list else torch.zeros_like(dist)
+        total = (dist + cfg.regularize_noise_weight * reg).sum()
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        history[step] = dist.detach()
         with torch.no_grad():
-            ws = expand(w_opt.detach())
-            images = to_uint8(G.synthesis(ws, noise_mode="const"))
+            for v in noise_list:
+                v -= v.mean(dim=[1, 2, 3], keepdim=True)
+                v *= v.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
+        if on_step is not None:
+            on_step(step, synth.detach(), dist.detach())
+        if show_progress and (step % 10 == 0 or step == cfg.num_steps - 1):
+            bar.set_postfix(loss=f"{float(dist.detach().mean()):.4f}", refresh=False)
+    elapsed = time.perf_counter() - start
+    with torch.no_grad():
+        ws = expand(w_opt.detach())
+        images = to_uint8(G.synthesis(ws, noise_mode="const", noise=noise))
     bar.close()
     return Projection(
         ws=ws.float().cpu(),
@@ -310,21 +262,6 @@ def project(
     )
 
 
-def _concat(parts: list[Projection]) -> Projection:
-    return Projection(
-        ws=torch.cat([p.ws for p in parts]),
-        noise={k: torch.cat([p.noise[k] for p in parts]) for k in parts[0].noise},
-        images=np.concatenate([p.images for p in parts]),
-        targets=np.concatenate([p.targets for p in parts]),
-        loss_history=np.concatenate([p.loss_history for p in parts], axis=1),
-        psnr=np.concatenate([p.psnr for p in parts]),
-        initial_psnr=np.concatenate([p.initial_psnr for p in parts]),
-        loss_name=parts[0].loss_name, space=parts[0].space,
-        seconds_per_step=sum(p.seconds_per_step for p in parts),
-        c=None if parts[0].c is None else torch.cat([p.c for p in parts]),
-    )
-
-
 NOISE_PREFIX = "noise."
 
 
@@ -338,12 +275,12 @@ def noise_from_npz(arrays: dict, G: Generator | None = None) -> dict[str, torch.
     noise = {k[len(NOISE_PREFIX):]: torch.from_numpy(np.asarray(v, np.float32))
              for k, v in arrays.items() if k.startswith(NOISE_PREFIX)}
     if G is not None and noise:
-        layers = noise_layers(G)
-        if set(noise) != set(layers):
+        maps = G.synthesis.noise_maps()
+        if set(noise) != set(maps):
             raise UserInputError("the projection's noise maps do not match this model's layers "
                                  "(was it projected with another network?)")
         for k, v in noise.items():
-            if v.ndim != 4 or tuple(v.shape[-2:]) != tuple(layers[k].noise_const.shape[-2:]):
+            if v.ndim != 4 or v.shape[1] != 1 or tuple(v.shape[-2:]) != tuple(maps[k].shape[-2:]):
                 raise UserInputError(f"noise map {k} has shape {tuple(v.shape)}, "
-                                     f"the model needs [N, 1, {layers[k].noise_const.shape[-1]}, ...]")
+                                     f"the model needs [N, 1, {maps[k].shape[-1]}, ...]")
     return noise

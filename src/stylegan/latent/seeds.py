@@ -1,4 +1,4 @@
-"""Seeds, z vectors and class labels: the one way to turn a seed into a latent."""
+"""Seeds, z vectors and class labels: the one way to turn a seed into a latent and a class into a label."""
 
 from __future__ import annotations
 
@@ -60,19 +60,51 @@ def z_from_seeds(seeds: list[int], z_dim: int, device: torch.device | str = "cpu
     return torch.from_numpy(z).to(device=device, dtype=torch.float32)
 
 
+def z_samples(count: int, z_dim: int, seed: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+    """[count, z_dim] float32 z drawn in one go from ``RandomState(seed)`` (the samples SeFa/PCA,
+    classifier scoring and the projector's starting point use; one seed for the whole set)."""
+    return torch.from_numpy(np.random.RandomState(seed).randn(count, z_dim)).to(device, torch.float32)
+
+
+def _check_label_given(c_dim: int, given: bool, required: bool = True) -> None:
+    if c_dim == 0 and given:
+        raise UserInputError("this model is unconditional: it takes no class label")
+    if c_dim and not given and required:
+        raise UserInputError(f"this model is conditional: give a class label (0..{c_dim - 1})")
+
+
 def class_labels(c_dim: int, class_idx: int | None, count: int, device: torch.device | str = "cpu",
                  required: bool = True) -> torch.Tensor | None:
-    """One-hot labels [count, c_dim] for a conditional model, ``None`` for an unconditional one."""
+    """One-hot labels [count, c_dim] for a conditional model, ``None`` for an unconditional one
+    (all-zero rows when ``class_idx`` is None and not ``required``)."""
+    _check_label_given(c_dim, class_idx is not None, required)
     if c_dim == 0:
-        if class_idx is not None:
-            raise UserInputError("this model is unconditional: it takes no --class")
         return None
+    c = torch.zeros([count, c_dim], device=device)
     if class_idx is None:
-        if required:
-            raise UserInputError(f"this model is conditional: pass --class (0..{c_dim - 1})")
-        return torch.zeros([count, c_dim], device=device)
+        return c
     if not 0 <= int(class_idx) < c_dim:
         raise UserInputError(f"class {class_idx} is out of range: this model has classes 0..{c_dim - 1}")
-    c = torch.zeros([count, c_dim], device=device)
     c[:, int(class_idx)] = 1
+    return c
+
+
+def saved_label(c_dim: int, class_idx: int) -> list[list[float]]:
+    """The one-hot label a latents file stores as ``c`` ([1, c_dim], as ``generate --save-ws`` writes it)."""
+    return [[float(k == class_idx) for k in range(c_dim)]]
+
+
+def check_labels(c: torch.Tensor | None, c_dim: int, count: int,
+                 device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """Labels a caller passed as a tensor ([c_dim] for all, or [count, c_dim]) as float32 [count, c_dim]."""
+    _check_label_given(c_dim, c is not None)
+    if c_dim == 0:
+        return None
+    c = torch.as_tensor(c).to(device, torch.float32)
+    if c.ndim == 1:
+        c = c[None]
+    if c.shape[0] == 1:
+        c = c.repeat(count, 1)
+    if tuple(c.shape) != (count, c_dim):
+        raise UserInputError(f"labels must be [{count}, {c_dim}], got {tuple(c.shape)}")
     return c

@@ -1,4 +1,5 @@
-"""Where latents come from: seeds (through the mapping network) or saved ``.npz`` files.
+"""Where latents come from: seeds (mapped by :class:`stylegan.latent.sampling.GenerationRequest`) or saved
+``.npz`` files.
 
 Every command that takes latents (``mix --rows/--cols``, ``video --seeds/--ws``, ``generate --ws``)
 accepts the same items: seeds and seed ranges (``'0-3,7'``) and paths of ``.npz`` files in the
@@ -19,7 +20,6 @@ import torch
 from ..errors import UserInputError
 from ..networks import Generator
 from .io import load_npz_extra, load_ws
-from .seeds import class_labels, parse_seeds, z_from_seeds
 
 
 @dataclass
@@ -29,33 +29,25 @@ class Latents:
     labels: list[str]
     seeds: list[int | None]
     z: np.ndarray | None = None     # [N, z_dim] when every row came from a seed (needed for slerp in Z)
+    names: list[str] | None = None  # image file stems: seed0042 for a seed, the label for a file's row
+
+    def __post_init__(self):
+        if self.names is None:
+            self.names = list(self.labels)
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def noise_seeds(self) -> list[int]:
+        """What seeds ``noise_mode='random'``: the latent's seed, else its row number."""
+        return [s if s is not None else i for i, s in enumerate(self.seeds)]
 
     @staticmethod
     def concat(parts: list["Latents"]) -> "Latents":
         z = np.concatenate([p.z for p in parts]) if parts and all(p.z is not None for p in parts) else None
         return Latents(ws=np.concatenate([p.ws for p in parts]), labels=[lb for p in parts for lb in p.labels],
-                       seeds=[s for p in parts for s in p.seeds], z=z)
-
-
-def latents_from_seeds(G: Generator, seeds, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                       class_idx: int | None = None) -> Latents:
-    """ws of ``seeds`` (a spec like ``'0-3,7'`` or a list) exactly as ``generate`` makes them.
-
-    Each seed is mapped on its own, as NVIDIA's gen_images.py does: a batched matmul rounds
-    differently, and a seed's w should not depend on which other seeds were asked for with it."""
-    from .sampling import check_truncation, seeds_to_ws
-    seed_list = parse_seeds(seeds) if not isinstance(seeds, (list, tuple, range)) else [int(s) for s in seeds]
-    check_truncation(G, truncation_psi, truncation_cutoff)
-    class_labels(G.c_dim, class_idx, 1)
-    device = next(G.parameters()).device
-    ws = [seeds_to_ws(G, [s], truncation_psi, truncation_cutoff, class_idx, device=device).float().cpu()
-          for s in seed_list]
-    z = z_from_seeds(seed_list, G.z_dim).numpy()
-    ws = torch.cat(ws).numpy() if ws else np.zeros([0, G.num_ws, G.w_dim], np.float32)
-    return Latents(ws=ws, labels=[str(s) for s in seed_list], seeds=seed_list, z=z)
+                       seeds=[s for p in parts for s in p.seeds], z=z, names=[n for p in parts for n in p.names])
 
 
 def latents_from_file(G: Generator | None, path: str | os.PathLike) -> Latents:
@@ -76,11 +68,11 @@ def is_latent_file(item: str) -> bool:
     return item.lower().endswith(".npz") or os.sep in item or (os.altsep is not None and os.altsep in item)
 
 
-def parse_latents(G: Generator, items, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                  class_idx: int | None = None) -> Latents:
-    """Latents from a mix of seed specs and ``.npz`` paths, in the order given.
+def latent_items(items) -> list[tuple[str, object]]:
+    """Split what the user gave into ``('seeds', '0-3,7')`` and ``('file', path)`` parts, in order
+    (consecutive seed items form one part).
 
-    ``items``: a string (``'0-3,7'``, ``'a.npz'``, ``'1,2,proj.npz'``), a path, or a list of those.
+    ``items``: a string (``'0-3,7'``, ``'a.npz'``, ``'1,2,proj.npz'``), a path, an int, or a list of those.
     """
     if isinstance(items, os.PathLike) or (isinstance(items, str) and os.path.isfile(items)):
         items = [items]
@@ -88,27 +80,17 @@ def parse_latents(G: Generator, items, truncation_psi: float = 1.0, truncation_c
         items = items.split(",")
     if isinstance(items, int):
         items = [items]
-    parts: list[Latents] = []
-    pending_seeds: list[str] = []
-
-    def flush():
-        if pending_seeds:
-            parts.append(latents_from_seeds(G, ",".join(pending_seeds), truncation_psi, truncation_cutoff,
-                                            class_idx))
-            pending_seeds.clear()
-
+    parts: list[tuple[str, object]] = []
     for item in items:
         if isinstance(item, os.PathLike) or (isinstance(item, str) and is_latent_file(item)):
-            flush()
-            parts.append(latents_from_file(G, item))
+            parts.append(("file", item))
+        elif parts and parts[-1][0] == "seeds":
+            parts[-1] = ("seeds", f"{parts[-1][1]},{item}")
         else:
-            pending_seeds.append(str(item))
-    flush()
+            parts.append(("seeds", str(item)))
     if not parts:
         raise UserInputError("no latents given (seeds like 0-3 or .npz files)")
-    if class_idx is not None and not any(p.z is not None for p in parts):
-        class_labels(G.c_dim, class_idx, 1)  # still validate the class
-    return Latents.concat(parts)
+    return parts
 
 
 def as_ws_tensor(G: Generator, ws) -> torch.Tensor:

@@ -9,8 +9,7 @@ from torch import nn
 
 from . import ops
 from .config import DiscriminatorConfig
-from .layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork
-from .stylegan2 import block_dtype
+from .layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork, block_dtype, check_half_dtype
 
 
 class DiscriminatorBlock(nn.Module):
@@ -64,7 +63,7 @@ class DiscriminatorBlock(nn.Module):
                                     resample_filter=resample_filter, channels_last=self.channels_last,
                                     trainable=trainable_next())
 
-    def forward(self, x, img, force_fp32: bool = False, half_dtype=None):
+    def forward(self, x, img, force_fp32: bool = False, half_dtype=None, impl: str = "fast"):
         device = img.device if img is not None else x.device
         dtype = block_dtype(self.use_fp16, force_fp32, device, half_dtype)
         memory_format = torch.channels_last if self.channels_last and dtype != torch.float32 else torch.contiguous_format
@@ -73,14 +72,14 @@ class DiscriminatorBlock(nn.Module):
         if self.in_channels == 0 or self.architecture == "skip":
             y = self.fromrgb(img.to(dtype=dtype, memory_format=memory_format))
             x = x + y if x is not None else y
-            img = ops.downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
+            img = ops.downsample2d(img, self.resample_filter, impl=impl) if self.architecture == "skip" else None
         if self.architecture == "resnet":
-            y = self.skip(x, gain=np.sqrt(0.5))
+            y = self.skip(x, gain=np.sqrt(0.5), impl=impl)
             x = self.conv0(x)
-            x = self.conv1(x, gain=np.sqrt(0.5))
+            x = self.conv1(x, gain=np.sqrt(0.5), impl=impl)
             x = y + x
         else:
-            x = self.conv1(self.conv0(x))
+            x = self.conv1(self.conv0(x), impl=impl)
         return x, img
 
 
@@ -147,18 +146,16 @@ class DiscriminatorEpilogue(nn.Module):
 class Discriminator(nn.Module):
     """image [N, C, H, W] (+ one-hot c) -> realness logits [N, 1].
 
-    ``DiscriminatorConfig(generation='stylegan1')`` builds StyleGAN1's discriminator instead
-    (:class:`stylegan.networks.stylegan1.Discriminator`, a subclass with the same API).
+    The StyleGAN2 discriminator (also StyleGAN3's). ``networks.build_discriminator(config)`` builds
+    the right class for any config (StyleGAN1's is :class:`stylegan.networks.stylegan1.Discriminator`,
+    with the same API).
     """
-
-    def __new__(cls, config: DiscriminatorConfig | None = None, *args, **kwargs):
-        if cls is Discriminator and getattr(config, "generation", "stylegan2") == "stylegan1":
-            from .stylegan1 import Discriminator as StyleGAN1Discriminator
-            cls = StyleGAN1Discriminator
-        return super().__new__(cls)
 
     def __init__(self, config: DiscriminatorConfig, freeze_layers: int = 0):
         super().__init__()
+        if config.generation != "stylegan2":
+            raise ValueError(f"a {config.generation} discriminator config: build it with "
+                             f"stylegan.networks.build_discriminator(config)")
         cfg = config
         self.config = config
         self.c_dim = cfg.c_dim
@@ -193,19 +190,18 @@ class Discriminator(nn.Module):
 
     def set_half_dtype(self, dtype: torch.dtype | None) -> "Discriminator":
         """Run the blocks built for half precision in fp16/bf16 on CUDA; ``None`` keeps fp32."""
-        if dtype not in (None, torch.float16, torch.bfloat16):
-            raise ValueError("half dtype must be None, torch.float16 or torch.bfloat16")
-        self.half_dtype = dtype
+        self.half_dtype = check_half_dtype(dtype)
         return self
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False,
-                **_unused) -> torch.Tensor:
+                impl: str = "fast", **_unused) -> torch.Tensor:
+        """``impl='reference'``: the resampling filters run NVIDIA's reference way (same function)."""
         expected = (self.img_channels, self.img_resolution, self.img_resolution)
         if img.ndim != 4 or tuple(img.shape[1:]) != expected:
             raise ValueError(f"discriminator input must be [N, {expected[0]}, {expected[1]}, {expected[2]}], "
                              f"got {tuple(img.shape)}")
         x = None
         for res in self.block_resolutions:
-            x, img = getattr(self, f"b{res}")(x, img, force_fp32=force_fp32, half_dtype=self.half_dtype)
+            x, img = getattr(self, f"b{res}")(x, img, force_fp32=force_fp32, half_dtype=self.half_dtype, impl=impl)
         cmap = self.mapping(None, c) if self.c_dim > 0 else None
         return self.b4(x, img, cmap)

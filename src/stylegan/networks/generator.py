@@ -8,27 +8,21 @@ import shutil
 import torch
 from torch import nn
 
-from . import stylegan2, stylegan3
+from . import stylegan1, stylegan2, stylegan3
 from .config import GeneratorConfig
-from .layers import MappingNetwork
+from .layers import MappingNetwork, check_half_dtype
 
-
-def _build_synthesis(cfg: GeneratorConfig) -> nn.Module:
-    if cfg.generation == "stylegan2":
-        return stylegan2.SynthesisNetwork(cfg.w_dim, cfg.img_resolution, cfg.img_channels, cfg.synthesis)
-    if cfg.generation == "stylegan3":
-        return stylegan3.SynthesisNetwork(cfg.w_dim, cfg.img_resolution, cfg.img_channels, cfg.synthesis)
-    if cfg.generation == "stylegan1":
-        from . import stylegan1
-        return stylegan1.SynthesisNetwork(cfg.w_dim, cfg.img_resolution, cfg.img_channels, cfg.synthesis)
-    raise ValueError(f"unknown generation {cfg.generation!r}")
+SYNTHESIS_NETWORKS = {"stylegan1": stylegan1.SynthesisNetwork, "stylegan2": stylegan2.SynthesisNetwork,
+                      "stylegan3": stylegan3.SynthesisNetwork}
 
 
 class Generator(nn.Module):
     """z [N, z_dim] (+ one-hot c [N, c_dim]) -> image [N, img_channels, H, W] in about [-1, 1].
 
     ``G.mapping(z, c, truncation_psi, truncation_cutoff) -> ws [N, num_ws, w_dim]`` and
-    ``G.synthesis(ws, noise_mode=...)`` behave like NVIDIA's networks.
+    ``G.synthesis(ws, noise_mode=...)`` behave like NVIDIA's networks; the synthesis network
+    describes itself and takes explicit noise, transform and implementation
+    (:mod:`stylegan.networks.synthesis`).
     """
 
     def __init__(self, config: GeneratorConfig):
@@ -39,7 +33,8 @@ class Generator(nn.Module):
         self.w_dim = config.w_dim
         self.img_resolution = config.img_resolution
         self.img_channels = config.img_channels
-        self.synthesis = _build_synthesis(config)
+        self.synthesis = SYNTHESIS_NETWORKS[config.generation](config.w_dim, config.img_resolution,
+                                                               config.img_channels, config.synthesis)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(config.z_dim, config.c_dim, config.w_dim, self.num_ws, config.mapping)
 
@@ -56,9 +51,7 @@ class Generator(nn.Module):
     def set_half_dtype(self, dtype: torch.dtype | None) -> "Generator":
         """Run the layers built for half precision (the highest ``num_fp16_res`` resolutions) in
         fp16 or bf16 on CUDA, as the official networks do; ``None`` (the default) keeps fp32."""
-        if dtype not in (None, torch.float16, torch.bfloat16):
-            raise ValueError("half dtype must be None, torch.float16 or torch.bfloat16")
-        self.synthesis.half_dtype = dtype
+        self.synthesis.half_dtype = check_half_dtype(dtype)
         return self
 
     def compile_synthesis(self, **options) -> "Generator":

@@ -1,4 +1,5 @@
-"""Equalized-learning-rate building blocks and the mapping network (shared by all generations)."""
+"""Equalized-learning-rate building blocks, the mapping network and the half-precision policy
+(shared by all generations and the discriminators)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,22 @@ from torch import nn
 
 from . import ops
 from .config import MappingConfig
+
+HALF_DTYPES = (None, torch.float16, torch.bfloat16)
+
+
+def check_half_dtype(dtype: torch.dtype | None) -> torch.dtype | None:
+    if dtype not in HALF_DTYPES:
+        raise ValueError("half dtype must be None, torch.float16 or torch.bfloat16")
+    return dtype
+
+
+def block_dtype(use_fp16: bool, force_fp32: bool, x_device: torch.device,
+                half_dtype: torch.dtype | None) -> torch.dtype:
+    """Half precision only where the network was built for it, when enabled, and on a GPU."""
+    if use_fp16 and half_dtype is not None and not force_fp32 and x_device.type == "cuda":
+        return half_dtype
+    return torch.float32
 
 
 class FullyConnectedLayer(nn.Module):
@@ -91,11 +108,11 @@ class Conv2dLayer(nn.Module):
             self.register_buffer("weight", weight)
             self.register_buffer("bias", bias_t)
 
-    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, gain: float = 1.0, impl: str = "fast") -> torch.Tensor:
         w = self.weight * self.weight_gain
         b = self.bias.to(x.dtype) if self.bias is not None else None
         x = ops.conv2d_resample(x, w.to(x.dtype), f=self.resample_filter, up=self.up, down=self.down,
-                                padding=self.padding, flip_weight=(self.up == 1))
+                                padding=self.padding, flip_weight=(self.up == 1), impl=impl)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return ops.bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 

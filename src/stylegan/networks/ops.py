@@ -183,6 +183,7 @@ def upfirdn2d(
     padding: Padding = 0,
     flip_filter: bool = False,
     gain: float = 1,
+    impl: str = "fast",
 ) -> torch.Tensor:
     """Upsample by zero insertion, pad, convolve with a FIR filter, subsample.
 
@@ -192,8 +193,11 @@ def upfirdn2d(
     A 2-D filter is scaled by ``gain``; a 1-D filter runs along x then y, each pass by sqrt(gain).
 
     Implementation: upsampling is a stride-``up`` transposed convolution (no zero-stuffed
-    tensor), subsampling a strided convolution, 1-D filters two cheap passes.
+    tensor), subsampling a strided convolution, 1-D filters two cheap passes. ``impl='reference'``
+    runs :func:`upfirdn2d_reference` instead.
     """
+    if impl == "reference":
+        return upfirdn2d_reference(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
     if x.ndim != 4:
         raise ValueError(f"upfirdn2d expects [N, C, H, W], got shape {tuple(x.shape)}")
     upx, upy = _parse_pair(up)
@@ -293,30 +297,30 @@ def upfirdn2d_reference(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 2, padding: Padding = 0,
-               flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
+               flip_filter: bool = False, gain: float = 1, impl: str = "fast") -> torch.Tensor:
     """Upsample by ``up`` with FIR filter ``f`` (output exactly ``up`` times larger)."""
     fw, fh = filter_size(f)
     px0, px1, py0, py1 = _parse_padding(padding)
     p = [px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2, py0 + (fh + up - 1) // 2, py1 + (fh - up) // 2]
-    return upfirdn2d(x, f, up=up, padding=p, flip_filter=flip_filter, gain=gain * up * up)
+    return upfirdn2d(x, f, up=up, padding=p, flip_filter=flip_filter, gain=gain * up * up, impl=impl)
 
 
 def downsample2d(x: torch.Tensor, f: torch.Tensor | None, down: int = 2, padding: Padding = 0,
-                 flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
+                 flip_filter: bool = False, gain: float = 1, impl: str = "fast") -> torch.Tensor:
     """Downsample by ``down`` with FIR filter ``f`` (output exactly ``down`` times smaller)."""
     fw, fh = filter_size(f)
     px0, px1, py0, py1 = _parse_padding(padding)
     p = [px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2, py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2]
-    return upfirdn2d(x, f, down=down, padding=p, flip_filter=flip_filter, gain=gain)
+    return upfirdn2d(x, f, down=down, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
 
 
 def filter2d(x: torch.Tensor, f: torch.Tensor | None, padding: Padding = 0,
-             flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
+             flip_filter: bool = False, gain: float = 1, impl: str = "fast") -> torch.Tensor:
     """Filter with ``f`` keeping the size (same-padding)."""
     fw, fh = filter_size(f)
     px0, px1, py0, py1 = _parse_padding(padding)
     p = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
-    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain)
+    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
 
 
 def conv2d_resample(
@@ -330,6 +334,7 @@ def conv2d_resample(
     flip_weight: bool = True,
     flip_filter: bool = False,
     bias: torch.Tensor | None = None,
+    impl: str = "fast",
 ) -> torch.Tensor:
     """2-D convolution with optional FIR up- or down-sampling (and an optional bias added last).
 
@@ -337,12 +342,12 @@ def conv2d_resample(
     down>1 = ``upfirdn2d(x, f, pad)`` then a stride-``down`` convolution. ``flip_weight=True``
     is a correlation (``F.conv2d``), ``False`` a true convolution (kernel flipped), as StyleGAN2's
     upsampling layers use. Up-sampling runs as one transposed convolution followed by the FIR
-    filter, never materialising a zero-stuffed tensor.
+    filter, never materialising a zero-stuffed tensor (``impl`` selects the FIR filter's implementation).
     """
     if up > 1 and down > 1:
         raise ValueError("conv2d_resample: up- and down-sampling at once is not supported")
     if bias is not None and (up > 1 or down > 1):
-        y = conv2d_resample(x, w, f, up, down, padding, groups, flip_weight, flip_filter)
+        y = conv2d_resample(x, w, f, up, down, padding, groups, flip_weight, flip_filter, impl=impl)
         return y + bias.reshape(1, -1, 1, 1).to(y.dtype)
     out_ch, in_ch_per_group, kh, kw = w.shape
     fw, fh = filter_size(f)
@@ -353,14 +358,15 @@ def conv2d_resample(
         py1 = padding + (fh - up) // 2
         if kw == 1 and kh == 1:
             x = F.conv2d(x, w, groups=groups)
-            return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up * up, flip_filter=flip_filter)
+            return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up * up, flip_filter=flip_filter,
+                             impl=impl)
         # Transposed conv computes a *true* convolution of the zero-inserted input with its kernel.
         wt = w if not flip_weight else w.flip([2, 3])
         wt = wt.reshape(groups, out_ch // groups, in_ch_per_group, kh, kw).transpose(1, 2)
         wt = wt.reshape(groups * in_ch_per_group, out_ch // groups, kh, kw)
         x = F.conv_transpose2d(x, wt, stride=up, groups=groups)
         p = [px0 - (kw - 1), px1 - (kw - 1) + up - 1, py0 - (kh - 1), py1 - (kh - 1) + up - 1]
-        return upfirdn2d(x, f, padding=p, gain=up * up, flip_filter=flip_filter)
+        return upfirdn2d(x, f, padding=p, gain=up * up, flip_filter=flip_filter, impl=impl)
     if not flip_weight:
         w = w.flip([2, 3])
     if down > 1:
@@ -369,9 +375,9 @@ def conv2d_resample(
         py0 = padding + (fh - down + 1) // 2
         py1 = padding + (fh - down) // 2
         if kw == 1 and kh == 1:
-            x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+            x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter, impl=impl)
             return F.conv2d(x, w, groups=groups)
-        x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+        x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter, impl=impl)
         return F.conv2d(x, w, stride=down, groups=groups)
     return F.conv2d(x, w, bias=bias, padding=padding, groups=groups)
 
@@ -395,6 +401,7 @@ def filtered_lrelu(
     slope: float = 0.2,
     clamp: float | None = None,
     flip_filter: bool = False,
+    impl: str = "fast",
 ) -> torch.Tensor:
     """StyleGAN3's alias-free nonlinearity: bias, upsample with ``fu``, leaky ReLU, clamp, downsample with ``fd``.
 
@@ -402,8 +409,12 @@ def filtered_lrelu(
     The upsampling is polyphase (transposed convolution) and the downsampling a strided
     convolution, so neither the zero-stuffed input nor the full-rate filtered output that the
     downsampler discards are ever computed. CPU inference runs in channel chunks (every step is
-    per channel), keeping the large upsampled intermediate small and cached.
+    per channel), keeping the large upsampled intermediate small and cached. ``impl='reference'`` runs
+    :func:`filtered_lrelu_reference` instead.
     """
+    if impl == "reference":
+        return filtered_lrelu_reference(x, fu, fd, b, up=up, down=down, padding=padding, gain=gain, slope=slope,
+                                        clamp=clamp, flip_filter=flip_filter)
     args = (fu, fd, up, down, padding, gain, slope, clamp, flip_filter)
     grad = torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad))
     if x.device.type == "cpu" and not grad and x.ndim == 4:

@@ -45,10 +45,10 @@ from torch import nn
 
 from . import ops
 from .config import DiscriminatorConfig, StyleGAN1SynthesisConfig
-from .discriminator import Discriminator as _Discriminator
 from .discriminator import MinibatchStdLayer
-from .layers import FullyConnectedLayer
-from .stylegan2 import NOISE_MODES, check_ws
+from .layers import FullyConnectedLayer, check_half_dtype
+from .synthesis import (StyleLayer, block_layer_resolutions, block_noise_maps, check_call, check_noise, check_ws,
+                        split_noise)
 
 LRELU_SLOPE = 0.2
 SQRT2 = math.sqrt(2)
@@ -59,9 +59,9 @@ def channels_at(res: int, channel_base: int, channel_max: int) -> int:
     return min(channel_base // res, channel_max)
 
 
-def blur(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+def blur(x: torch.Tensor, f: torch.Tensor, impl: str = "fast") -> torch.Tensor:
     """'Same'-padded depthwise FIR filter (StyleGAN1's ``blur2d``; the filter is symmetric)."""
-    return ops.filter2d(x, f)
+    return ops.filter2d(x, f, impl=impl)
 
 
 class Conv(nn.Module):
@@ -130,18 +130,24 @@ class SynthesisLayer(nn.Module):
         self.affine = FullyConnectedLayer(w_dim, 2 * out_channels,
                                           bias_init=[1.0] * out_channels + [0.0] * out_channels)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", noise: torch.Tensor | None = None,
+                impl: str = "fast") -> torch.Tensor:
+        """``noise``: an explicit map ([N or 1, 1, H, W] or [H, W]) used instead of ``noise_mode``; the
+        per-channel strengths scale it (StyleGAN1's noise is one map broadcast over channels)."""
         if self.kind == "up":
             x = F.interpolate(x, scale_factor=2, mode="nearest")
         if self.kind != "const":
             x = F.conv2d(x, self.weight * self.weight_gain, padding=1)
         if self.kind == "up":
-            x = blur(x, self.blur_filter)
-        if self.use_noise and noise_mode != "none":
-            if noise_mode == "random":
-                noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device)
+            x = blur(x, self.blur_filter, impl)
+        if self.use_noise and (noise is not None or noise_mode != "none"):
+            r = self.resolution
+            if noise is not None:
+                noise = noise.to(self.noise_const.device, self.noise_const.dtype).reshape(-1, 1, r, r)
+            elif noise_mode == "random":
+                noise = torch.randn([x.shape[0], 1, r, r], device=x.device)
             else:
-                noise = self.noise_const.reshape(1, 1, self.resolution, self.resolution)
+                noise = self.noise_const.reshape(1, 1, r, r)
             x = torch.addcmul(x, noise, self.noise_strength.reshape(1, -1, 1, 1))
         x = F.leaky_relu(x + self.bias.reshape(1, -1, 1, 1), LRELU_SLOPE)
         x = F.instance_norm(x, eps=1e-8)                       # (x - mean) / sqrt(var + 1e-8) over H, W
@@ -173,11 +179,13 @@ class SynthesisBlock(nn.Module):
         if is_last:
             self.torgb = Conv(out_channels, img_channels, kernel_size=1, gain=1)
 
-    def forward(self, x: torch.Tensor | None, ws: torch.Tensor, noise_mode: str = "random"):
+    def forward(self, x: torch.Tensor | None, ws: torch.Tensor, noise_mode: str = "random", noise: dict | None = None,
+                impl: str = "fast"):
+        noise = noise or {}
         if self.resolution == 4:
             x = self.const.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
-        x = self.conv0(x, ws[:, 0], noise_mode=noise_mode)
-        x = self.conv1(x, ws[:, 1], noise_mode=noise_mode)
+        x = self.conv0(x, ws[:, 0], noise_mode=noise_mode, noise=noise.get("conv0"), impl=impl)
+        x = self.conv1(x, ws[:, 1], noise_mode=noise_mode, noise=noise.get("conv1"), impl=impl)
         img = self.torgb(x) if self.is_last else None
         return x, img
 
@@ -210,15 +218,36 @@ class SynthesisNetwork(nn.Module):
                                    is_last=(res == img_resolution), config=config)
             setattr(self, f"b{res}", block)
 
+    has_input_transform = False
+
+    def style_layers(self, include_torgb: bool = False) -> list[StyleLayer]:
+        """``conv0``/``conv1`` of block ``r`` use ``ws[2 log2(r) - 4]`` and ``+1``; the ToRGB has no style."""
+        return [StyleLayer(2 * i + k, f"b{res}.{name}", getattr(getattr(self, f"b{res}"), name).affine)
+                for i, res in enumerate(self.block_resolutions) for k, name in enumerate(("conv0", "conv1"))]
+
+    @property
+    def layer_resolutions(self) -> list[int]:
+        """Resolution ``2**k`` owns ws ``2k-4`` and ``2k-3``."""
+        return block_layer_resolutions(self.num_ws, self.img_resolution)
+
+    def noise_maps(self) -> dict[str, torch.Tensor]:
+        """The constant noise map [H, W] of every layer with a noise input, by layer name."""
+        return block_noise_maps(self)
+
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False,
-                **_unused) -> torch.Tensor:
+                noise: dict | None = None, transform=None, impl: str = "fast", **_unused) -> torch.Tensor:
+        """``noise``: explicit maps by layer name (see :meth:`noise_maps`), per sample ([N, 1, H, W]) or
+        shared, in place of ``noise_mode``. ``transform`` must be None (no input transform)."""
         check_ws(ws, self.num_ws, self.w_dim)
-        if noise_mode not in NOISE_MODES:
-            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        check_call(noise_mode, impl)
+        if transform is not None:
+            raise ValueError("a StyleGAN1 synthesis network has no input transform")
+        noise = check_noise(noise, self.noise_maps(), ws.shape[0]) if noise else {}
         ws = ws.to(torch.float32)
         x = img = None
         for i, res in enumerate(self.block_resolutions):
-            x, img = getattr(self, f"b{res}")(x, ws[:, 2 * i: 2 * i + 2], noise_mode=noise_mode)
+            x, img = getattr(self, f"b{res}")(x, ws[:, 2 * i: 2 * i + 2], noise_mode=noise_mode,
+                                             noise=split_noise(noise, f"b{res}."), impl=impl)
         return img
 
 
@@ -235,11 +264,11 @@ class DiscriminatorBlock(nn.Module):
         self.conv1 = Conv(in_channels, out_channels, kernel_size=3)
         self.register_buffer("blur_filter", ops.setup_filter(blur_filter), persistent=False)
 
-    def forward(self, x: torch.Tensor | None, img: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor, impl: str = "fast") -> torch.Tensor:
         if x is None:
             x = F.leaky_relu(self.fromrgb(img), LRELU_SLOPE)
         x = F.leaky_relu(self.conv0(x), LRELU_SLOPE)
-        x = F.avg_pool2d(self.conv1.conv(blur(x, self.blur_filter)), 2)
+        x = F.avg_pool2d(self.conv1.conv(blur(x, self.blur_filter, impl)), 2)
         return F.leaky_relu(self.conv1.add_bias(x), LRELU_SLOPE)
 
 
@@ -266,10 +295,11 @@ class DiscriminatorEpilogue(nn.Module):
         return x
 
 
-class Discriminator(_Discriminator):
+class Discriminator(nn.Module):
     """StyleGAN1's ``D_basic`` (fully grown): image [N, C, R, R] (+ one-hot c) -> logits [N, 1].
 
-    Built by ``Discriminator(DiscriminatorConfig(generation='stylegan1', ...))``; uses the config's
+    Built by ``build_discriminator(DiscriminatorConfig(generation='stylegan1', ...))``, with the API of
+    :class:`stylegan.networks.discriminator.Discriminator`; uses the config's
     ``channel_base``/``channel_max`` (``C(r) = min(channel_base // r, channel_max)``; the hidden dense
     layer has ``min(channel_base // 2, channel_max)`` features), ``mbstd_*``, ``c_dim`` (the output
     has one score per class and is projected onto the label, as TensorFlow's ``D_basic``) and
@@ -277,7 +307,9 @@ class Discriminator(_Discriminator):
     """
 
     def __init__(self, config: DiscriminatorConfig, freeze_layers: int = 0):
-        nn.Module.__init__(self)
+        super().__init__()
+        if freeze_layers:
+            raise ValueError("freezing layers is not supported for the StyleGAN1 discriminator")
         cfg = config
         self.config = config
         self.c_dim = cfg.c_dim
@@ -297,7 +329,13 @@ class Discriminator(_Discriminator):
                                                         blur_filter=cfg.resample_filter))
         self.b4 = DiscriminatorEpilogue(ch[4], ch[2], cfg.c_dim, cfg.mbstd_group_size, cfg.mbstd_num_channels)
 
-    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, **_unused) -> torch.Tensor:
+    def set_half_dtype(self, dtype: torch.dtype | None) -> "Discriminator":
+        """Accepted for API symmetry: StyleGAN1's discriminator always runs in fp32."""
+        check_half_dtype(dtype)
+        return self
+
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, impl: str = "fast",
+                **_unused) -> torch.Tensor:
         expected = (self.img_channels, self.img_resolution, self.img_resolution)
         if img.ndim != 4 or tuple(img.shape[1:]) != expected:
             raise ValueError(f"discriminator input must be [N, {expected[0]}, {expected[1]}, {expected[2]}], "
@@ -307,5 +345,5 @@ class Discriminator(_Discriminator):
         img = img.to(torch.float32)
         x = None
         for res in self.block_resolutions:
-            x = getattr(self, f"b{res}")(x, img)
+            x = getattr(self, f"b{res}")(x, img, impl)
         return self.b4(x, c)

@@ -14,26 +14,11 @@ from torch import nn
 
 from . import ops
 from .config import StyleGAN2SynthesisConfig
-from .layers import Conv2dLayer, FullyConnectedLayer
+from .layers import Conv2dLayer, FullyConnectedLayer, block_dtype
+from .synthesis import (StyleLayer, block_layer_resolutions, block_noise_maps, check_call, check_noise, check_ws,
+                        memory_format_for, one_at_a_time, split_noise)
 
-NOISE_MODES = ("random", "const", "none")
 POSITIVELY_HOMOGENEOUS = ("linear", "lrelu", "relu")  # act(g * x) == g * act(x) for g > 0
-
-
-def memory_format_for(channels_last: bool | None, device: torch.device, dtype: torch.dtype):
-    """Channels-last (NHWC) where it is faster: always on CPUs (oneDNN's depthwise and 3x3 kernels),
-    for half precision on CUDA (tensor cores); ``channels_last`` True/False overrides."""
-    if channels_last is None:
-        channels_last = device.type == "cpu" or (device.type == "cuda" and dtype != torch.float32)
-    return torch.channels_last if channels_last else torch.contiguous_format
-
-
-def block_dtype(use_fp16: bool, force_fp32: bool, x_device: torch.device,
-                half_dtype: torch.dtype | None) -> torch.dtype:
-    """Half precision only where the network was built for it, when enabled, and on a GPU."""
-    if use_fp16 and half_dtype is not None and not force_fp32 and x_device.type == "cuda":
-        return half_dtype
-    return torch.float32
 
 
 def modulated_conv2d(
@@ -48,6 +33,7 @@ def modulated_conv2d(
     demodulate: bool = True,
     flip_weight: bool = True,
     fused_modconv: bool = True,
+    impl: str = "fast",                    # implementation of the FIR resampling (see ops.upfirdn2d)
 ) -> torch.Tensor:
     """Modulate the weights per sample by ``styles``, optionally demodulate (StyleGAN2 Eq. 1, 3), convolve.
 
@@ -70,7 +56,7 @@ def modulated_conv2d(
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
         x = ops.conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, down=down,
-                                padding=padding, flip_weight=flip_weight)
+                                padding=padding, flip_weight=flip_weight, impl=impl)
         if dcoefs is not None:
             x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
         if noise is not None:
@@ -82,7 +68,7 @@ def modulated_conv2d(
     x = x.reshape(1, -1, *x.shape[2:])
     w = w.reshape(-1, in_ch, kh, kw)
     x = ops.conv2d_resample(x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
-                            groups=n, flip_weight=flip_weight)
+                            groups=n, flip_weight=flip_weight, impl=impl)
     x = x.reshape(n, -1, *x.shape[2:])
     if noise is not None:
         x = x + noise.to(x.dtype)
@@ -104,6 +90,7 @@ def styled_conv2d(
     activation: str = "lrelu",
     gain: float = 1.0,
     clamp: float | None = None,
+    impl: str = "fast",
 ) -> torch.Tensor:
     """One whole StyleGAN2 layer, ``clamp(act(modulated_conv2d(x) + noise + bias) * gain)``, with as
     few passes over the activations as possible.
@@ -111,8 +98,12 @@ def styled_conv2d(
     The output gain is folded into the (tiny) weights, demodulation coefficients, bias and noise
     (the activations used are positively homogeneous); the bias goes into the convolution itself
     where possible; the remaining element-wise steps run in place when no gradient is needed.
-    Same function as :func:`modulated_conv2d` + :func:`ops.bias_act`, fewer memory round trips.
+    Same function as :func:`modulated_conv2d` + :func:`ops.bias_act`, fewer memory round trips;
+    ``impl='reference'`` computes exactly that (:func:`styled_conv2d_reference`).
     """
+    if impl == "reference":
+        return styled_conv2d_reference(x, weight, styles, bias, noise, up, padding, resample_filter, demodulate,
+                                       flip_weight, activation, gain, clamp)
     n = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
     if styles.shape != (n, in_ch):
@@ -166,6 +157,15 @@ def styled_conv2d(
     return y
 
 
+def styled_conv2d_reference(x, weight, styles, bias, noise=None, up=1, padding=0, resample_filter=None,
+                            demodulate=True, flip_weight=True, activation="lrelu", gain=1.0, clamp=None):
+    """:func:`styled_conv2d` the way NVIDIA's reference path computes it: one grouped convolution with
+    per-sample weights for every batch, FIR filters by zero-stuffing, then bias, activation, gain, clamp."""
+    y = modulated_conv2d(x, weight, styles, noise=noise, up=up, padding=padding, resample_filter=resample_filter,
+                         demodulate=demodulate, flip_weight=flip_weight, fused_modconv=True, impl="reference")
+    return ops.bias_act(y, bias, act=activation, gain=gain, clamp=clamp)
+
+
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 convolution + per-pixel noise + bias + activation (one style input)."""
 
@@ -201,18 +201,23 @@ class SynthesisLayer(nn.Module):
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
 
-    def forward(self, x, w, noise_mode: str = "random", fused_modconv: bool = True, gain: float = 1.0):
+    def forward(self, x, w, noise_mode: str = "random", fused_modconv: bool = True, gain: float = 1.0,
+                noise: torch.Tensor | None = None, impl: str = "fast"):
+        """``noise``: an explicit map ([N or 1, 1, H, W] or [H, W]) used instead of ``noise_mode``."""
         styles = self.affine(w)
-        noise = None
-        if self.use_noise and noise_mode == "random":
+        if not self.use_noise:
+            noise = None
+        elif noise is not None:
+            noise = noise.to(self.noise_const.device, self.noise_const.dtype) * self.noise_strength
+        elif noise_mode == "random":
             noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
-        elif self.use_noise and noise_mode == "const":
+        elif noise_mode == "const":
             noise = self.noise_const * self.noise_strength
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return styled_conv2d(x, self.weight, styles, self.bias, noise=noise, up=self.up, padding=self.padding,
                              resample_filter=self.resample_filter, flip_weight=(self.up == 1),
                              fused_modconv=fused_modconv, activation=self.activation, gain=self.act_gain * gain,
-                             clamp=clamp)
+                             clamp=clamp, impl=impl)
 
     def extra_repr(self) -> str:
         return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
@@ -233,10 +238,10 @@ class ToRGBLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros([out_channels]))
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
 
-    def forward(self, x, w, fused_modconv: bool = True):
+    def forward(self, x, w, fused_modconv: bool = True, impl: str = "fast"):
         styles = self.affine(w) * self.weight_gain
         return styled_conv2d(x, self.weight, styles, self.bias, demodulate=False, fused_modconv=fused_modconv,
-                             activation="linear", clamp=self.conv_clamp)
+                             activation="linear", clamp=self.conv_clamp, impl=impl)
 
 
 class SynthesisBlock(nn.Module):
@@ -286,31 +291,34 @@ class SynthesisBlock(nn.Module):
                                     resample_filter=resample_filter)
 
     def forward(self, x, img, ws, force_fp32=False, fused_modconv=None, noise_mode="random",
-                half_dtype=None, channels_last=None):
+                half_dtype=None, channels_last=None, noise: dict | None = None, impl: str = "fast"):
+        """``noise``: explicit maps of this block's layers (``{'conv0': t, 'conv1': t}``, any subset)."""
         n = ws.shape[0]
         w_iter = iter(ws.unbind(dim=1))
         device = ws.device if x is None else x.device
         dtype = block_dtype(self.use_fp16, force_fp32, device, half_dtype)
-        memory_format = memory_format_for(channels_last, device, dtype)
+        memory_format = memory_format_for(channels_last, device, dtype, impl)
         if fused_modconv is None:
             fused_modconv = n == 1
+        noise = noise or {}
+        kw = dict(noise_mode=noise_mode, fused_modconv=fused_modconv, impl=impl)
         if self.in_channels == 0:
             x = self.const.to(dtype).unsqueeze(0).repeat([n, 1, 1, 1]).contiguous(memory_format=memory_format)
-            x = self.conv1(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv)
+            x = self.conv1(x, next(w_iter), noise=noise.get("conv1"), **kw)
         elif self.architecture == "resnet":
             x = x.to(dtype=dtype, memory_format=memory_format)
-            y = self.skip(x, gain=np.sqrt(0.5))
-            x = self.conv0(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv)
-            x = self.conv1(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv, gain=np.sqrt(0.5))
+            y = self.skip(x, gain=np.sqrt(0.5), impl=impl)
+            x = self.conv0(x, next(w_iter), noise=noise.get("conv0"), **kw)
+            x = self.conv1(x, next(w_iter), noise=noise.get("conv1"), gain=np.sqrt(0.5), **kw)
             x = y + x
         else:
             x = x.to(dtype=dtype, memory_format=memory_format)
-            x = self.conv0(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv)
-            x = self.conv1(x, next(w_iter), noise_mode=noise_mode, fused_modconv=fused_modconv)
+            x = self.conv0(x, next(w_iter), noise=noise.get("conv0"), **kw)
+            x = self.conv1(x, next(w_iter), noise=noise.get("conv1"), **kw)
         if img is not None:
-            img = ops.upsample2d(img, self.resample_filter)
+            img = ops.upsample2d(img, self.resample_filter, impl=impl)
         if self.is_last or self.architecture == "skip":
-            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv).to(torch.float32)
+            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv, impl=impl).to(torch.float32)
             img = img + y if img is not None else y
         return x, img
 
@@ -350,12 +358,28 @@ class SynthesisNetwork(nn.Module):
                 self.num_ws += block.num_torgb
             setattr(self, f"b{res}", block)
 
-    def _noise_is_shared(self) -> bool:
-        """False when a caller installed per-sample noise maps ([N, 1, H, W]) in ``noise_const``,
-        as the projector does; such batches must run whole."""
-        return all(layer.noise_const.ndim == 2 for res in self.block_resolutions
-                   for name in ("conv0", "conv1") if (layer := getattr(getattr(self, f"b{res}"), name, None))
-                   is not None and layer.use_noise)
+    has_input_transform = False
+
+    def style_layers(self, include_torgb: bool = False) -> list[StyleLayer]:
+        """Every style-modulated layer in order; a block's ToRGB shares its w with the next block's conv0."""
+        out, idx = [], 0
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            names = (["conv0"] if block.in_channels else []) + ["conv1"]
+            out += [StyleLayer(idx + k, f"b{res}.{name}", getattr(block, name).affine) for k, name in enumerate(names)]
+            if include_torgb and block.num_torgb:
+                out.append(StyleLayer(idx + block.num_conv, f"b{res}.torgb", block.torgb.affine, is_torgb=True))
+            idx += block.num_conv
+        return out
+
+    @property
+    def layer_resolutions(self) -> list[int]:
+        """Resolution ``2**k`` owns ws ``2k-4`` and ``2k-3``."""
+        return block_layer_resolutions(self.num_ws, self.img_resolution)
+
+    def noise_maps(self) -> dict[str, torch.Tensor]:
+        """The constant noise map [H, W] of every layer with a noise input, by layer name."""
+        return block_noise_maps(self)
 
     def block_ws(self, ws: torch.Tensor) -> list[torch.Tensor]:
         """Split ws per block: a block's ToRGB shares its w with the next block's first conv."""
@@ -367,11 +391,16 @@ class SynthesisNetwork(nn.Module):
         return out
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False,
-                fused_modconv: bool | None = None, **_unused) -> torch.Tensor:
+                fused_modconv: bool | None = None, noise: dict | None = None, transform=None,
+                impl: str = "fast", **_unused) -> torch.Tensor:
+        """``noise``: explicit maps by layer name (see :meth:`noise_maps`) in place of ``noise_mode``;
+        a batch with explicit maps runs whole. ``transform`` must be None (no input transform)."""
         check_ws(ws, self.num_ws, self.w_dim)
-        if noise_mode not in NOISE_MODES:
-            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-        if one_at_a_time(ws, fused_modconv) and self._noise_is_shared():
+        check_call(noise_mode, impl)
+        if transform is not None:
+            raise ValueError("a StyleGAN2 synthesis network has no input transform")
+        noise = check_noise(noise, self.noise_maps(), ws.shape[0]) if noise else {}
+        if one_at_a_time(ws, fused_modconv, impl) and not noise:
             return torch.cat([self.forward(w, noise_mode=noise_mode, force_fp32=force_fp32, fused_modconv=True)
                               for w in ws.split(1)])
         ws = ws.to(torch.float32)
@@ -379,19 +408,6 @@ class SynthesisNetwork(nn.Module):
         for res, cur_ws in zip(self.block_resolutions, self.block_ws(ws)):
             block = getattr(self, f"b{res}")
             x, img = block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv,
-                           noise_mode=noise_mode, half_dtype=self.half_dtype, channels_last=self.channels_last)
+                           noise_mode=noise_mode, half_dtype=self.half_dtype, channels_last=self.channels_last,
+                           noise=split_noise(noise, f"b{res}."), impl=impl)
         return img.contiguous()
-
-
-def one_at_a_time(ws: torch.Tensor, fused_modconv) -> bool:
-    """On CPUs, inference runs sample by sample: each sample's activations stay in cache and the
-    per-sample (fused) convolution needs no extra passes; measured ~12% faster per image at batch 8
-    than batched execution. Training (gradients) and GPUs keep whole batches."""
-    return (fused_modconv is None and ws.shape[0] > 1 and ws.device.type == "cpu"
-            and not torch.is_grad_enabled())
-
-
-def check_ws(ws: torch.Tensor, num_ws: int, w_dim: int) -> None:
-    if not isinstance(ws, torch.Tensor) or ws.ndim != 3 or ws.shape[1] != num_ws or ws.shape[2] != w_dim:
-        shape = tuple(ws.shape) if isinstance(ws, torch.Tensor) else type(ws).__name__
-        raise ValueError(f"ws must have shape [N, {num_ws}, {w_dim}] (one w per layer), got {shape}")

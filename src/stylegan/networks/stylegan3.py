@@ -17,8 +17,8 @@ from torch import nn
 
 from . import ops
 from .config import StyleGAN3SynthesisConfig
-from .layers import FullyConnectedLayer
-from .stylegan2 import block_dtype, check_ws, memory_format_for, one_at_a_time
+from .layers import FullyConnectedLayer, block_dtype
+from .synthesis import StyleLayer, check_call, check_noise, check_ws, memory_format_for, one_at_a_time
 
 
 def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float,
@@ -48,9 +48,14 @@ def modulated_conv2d(
     input_gain: torch.Tensor | None = None,  # scalar, applied after demodulation
     fused_modconv: bool = True,
     bias: torch.Tensor | None = None,      # [O], added to the output (folded into the convolution)
+    impl: str = "fast",                    # 'reference': a grouped convolution, then the bias
 ) -> torch.Tensor:
     """StyleGAN3's modulated convolution: weights and styles pre-normalised by their RMS, then
     modulate, demodulate, and scale by the input gain (``rsqrt(magnitude_ema)``)."""
+    if impl == "reference":
+        y = modulated_conv2d(x, weight, styles, padding=padding, demodulate=demodulate, input_gain=input_gain,
+                             fused_modconv=True)
+        return y if bias is None else y + bias.to(y.dtype).reshape(1, -1, 1, 1)
     n = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
     if demodulate:
@@ -97,11 +102,12 @@ class SynthesisInput(nn.Module):
         phases = torch.rand([channels]) - 0.5
         self.weight = nn.Parameter(torch.randn([channels, channels]))
         self.affine = FullyConnectedLayer(w_dim, 4, weight_init=0, bias_init=[1, 0, 0, 0])
-        self.register_buffer("transform", torch.eye(3, 3))  # user-set inverse image transform
+        self.register_buffer("transform", torch.eye(3, 3))  # stored inverse image transform (NVIDIA's API)
         self.register_buffer("freqs", freqs)
         self.register_buffer("phases", phases)
 
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
+    def forward(self, w: torch.Tensor, transform: torch.Tensor | None = None) -> torch.Tensor:
+        """``transform``: a 3x3 inverse image transform used instead of the stored buffer."""
         n = w.shape[0]
         t = self.affine(w)                                     # [N, 4]: rotation (cos, sin), translation
         t = t / t[:, :2].norm(dim=1, keepdim=True)
@@ -113,7 +119,8 @@ class SynthesisInput(nn.Module):
         m_t = torch.eye(3, device=w.device).unsqueeze(0).repeat([n, 1, 1])
         m_t[:, 0, 2] = -t[:, 2]
         m_t[:, 1, 2] = -t[:, 3]
-        transforms = m_r @ m_t @ self.transform.to(torch.float32).unsqueeze(0)
+        transform = self.transform if transform is None else torch.as_tensor(transform, dtype=torch.float32)
+        transforms = m_r @ m_t @ transform.to(w.device, torch.float32).unsqueeze(0)
         freqs = self.freqs.unsqueeze(0)                        # [1, C, 2]
         phases = self.phases.unsqueeze(0) + (freqs @ transforms[:, :2, 2:]).squeeze(2)
         freqs = freqs @ transforms[:, :2, :2]                  # [N, C, 2]
@@ -206,7 +213,7 @@ class SynthesisLayer(nn.Module):
         self.padding = [int(pad_lo[0]), int(pad_hi[0]), int(pad_lo[1]), int(pad_hi[1])]
 
     def forward(self, x, w, force_fp32: bool = False, update_emas: bool = False, fused_modconv=None,
-                half_dtype=None, **_unused):
+                half_dtype=None, impl: str = "fast", **_unused):
         if update_emas:
             magnitude_cur = x.detach().to(torch.float32).square().mean()
             self.magnitude_ema.copy_(magnitude_cur.lerp(self.magnitude_ema, self.magnitude_ema_beta))
@@ -219,12 +226,12 @@ class SynthesisLayer(nn.Module):
             fused_modconv = x.shape[0] == 1
         x = modulated_conv2d(x.to(dtype), self.weight, styles, padding=self.conv_kernel - 1,
                              demodulate=(not self.is_torgb), input_gain=input_gain, fused_modconv=fused_modconv,
-                             bias=self.bias)  # the filtered lrelu's bias, added before its upsampling
+                             bias=self.bias, impl=impl)  # the filtered lrelu's bias, added before its upsampling
         gain = 1 if self.is_torgb else math.sqrt(2)
         slope = 1 if self.is_torgb else 0.2
         return ops.filtered_lrelu(x, self.up_filter, self.down_filter, None,
                                   up=self.up_factor, down=self.down_factor, padding=self.padding,
-                                  gain=gain, slope=slope, clamp=self.conv_clamp)
+                                  gain=gain, slope=slope, clamp=self.conv_clamp, impl=impl)
 
     def extra_repr(self) -> str:
         return (f"in={self.in_channels}x{list(self.in_size)}@{self.in_sampling_rate:g}, "
@@ -266,7 +273,7 @@ class SynthesisNetwork(nn.Module):
         self.output_scale = config.output_scale
         self.num_fp16_res = config.num_fp16_res
         self.half_dtype = None      # set by Generator.set_half_dtype(); None = fp32 everywhere
-        self.channels_last = None   # None: automatic (see stylegan2.memory_format_for)
+        self.channels_last = None   # None: automatic (see synthesis.memory_format_for)
         s = layer_schedule(img_resolution, img_channels, config)
         self.input = SynthesisInput(w_dim=w_dim, channels=int(s["channels"][0]), size=int(s["sizes"][0]),
                                     sampling_rate=s["sampling_rates"][0], bandwidth=s["cutoffs"][0])
@@ -290,20 +297,44 @@ class SynthesisNetwork(nn.Module):
             setattr(self, name, layer)
             self.layer_names.append(name)
 
+    has_input_transform = True
+
+    def style_layers(self, include_torgb: bool = False) -> list[StyleLayer]:
+        """Layer ``L{i}`` is driven by ``ws[i + 1]`` (``ws[0]`` drives the Fourier-feature input)."""
+        return [StyleLayer(i + 1, name, getattr(self, name).affine, is_torgb=getattr(self, name).is_torgb)
+                for i, name in enumerate(self.layer_names) if include_torgb or not getattr(self, name).is_torgb]
+
+    @property
+    def layer_resolutions(self) -> list[int]:
+        """A layer belongs to the smallest resolution whose Nyquist frequency covers its output cutoff,
+        ``2**ceil(log2(2 * cutoff))`` (the input: its bandwidth), clipped to [4, img_resolution]."""
+        cutoffs = [self.input.bandwidth] + [float(getattr(self, name).out_cutoff) for name in self.layer_names]
+        res = [2 ** math.ceil(round(math.log2(2 * c), 6)) for c in cutoffs]
+        return [int(min(max(r, 4), self.img_resolution)) for r in res]
+
+    def noise_maps(self) -> dict[str, torch.Tensor]:
+        """StyleGAN3 has no per-pixel noise inputs."""
+        return {}
+
     def forward(self, ws: torch.Tensor, noise_mode: str = "const", force_fp32: bool = False,
-                update_emas: bool = False, fused_modconv: bool | None = None, **_unused) -> torch.Tensor:
-        """``noise_mode`` is accepted for API symmetry; StyleGAN3 has no noise inputs."""
+                update_emas: bool = False, fused_modconv: bool | None = None, noise: dict | None = None,
+                transform=None, impl: str = "fast", **_unused) -> torch.Tensor:
+        """``noise_mode`` is accepted for API symmetry (StyleGAN3 has no noise inputs); ``transform``: a 3x3
+        inverse image transform for this call instead of the stored ``input.transform``."""
         check_ws(ws, self.num_ws, self.w_dim)
-        if one_at_a_time(ws, fused_modconv):
-            return torch.cat([self.forward(w, noise_mode=noise_mode, force_fp32=force_fp32,
-                                           update_emas=update_emas, fused_modconv=True) for w in ws.split(1)])
+        check_call(noise_mode, impl)
+        if noise:
+            check_noise(noise, {}, ws.shape[0])
+        if one_at_a_time(ws, fused_modconv, impl):
+            return torch.cat([self.forward(w, noise_mode=noise_mode, force_fp32=force_fp32, update_emas=update_emas,
+                                           fused_modconv=True, transform=transform) for w in ws.split(1)])
         ws = ws.to(torch.float32).unbind(dim=1)
-        x = self.input(ws[0])
-        fmt = memory_format_for(self.channels_last, x.device, self.half_dtype or torch.float32)
+        x = self.input(ws[0], transform)
+        fmt = memory_format_for(self.channels_last, x.device, self.half_dtype or torch.float32, impl)
         x = x.contiguous(memory_format=fmt)
         for name, w in zip(self.layer_names, ws[1:]):
             x = getattr(self, name)(x, w, force_fp32=force_fp32, update_emas=update_emas,
-                                    fused_modconv=fused_modconv, half_dtype=self.half_dtype)
+                                    fused_modconv=fused_modconv, half_dtype=self.half_dtype, impl=impl)
         if self.output_scale != 1:
             x = x * self.output_scale
         return x.to(torch.float32).contiguous()

@@ -165,3 +165,69 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> np.nda
     finally:
         reader.close()
     return np.stack(frames) if frames else np.zeros([0, h, w, 3], np.uint8)
+
+
+class BackgroundVideos:
+    """Several videos written while their frames are made elsewhere (e.g. one per target of a batched
+    projection): :meth:`put` hands one frame per video to that video's writer thread through a short
+    queue, so frames never pile up in memory and the producer is not held up by ffmpeg. :meth:`close`
+    finishes the files and raises the first writer error; :meth:`abort` stops and keeps no file."""
+
+    def __init__(self, paths: list[str | os.PathLike], fps: float = 10, max_queued: int = 4):
+        import queue
+        import threading
+        self.paths = [check_video_path(p) for p in paths]
+        self.fps = fps
+        self.queues = [queue.Queue(maxsize=max_queued) for _ in self.paths]
+        self.errors: list[BaseException] = []
+        self.threads = [threading.Thread(target=self._run, args=(q, p), daemon=True)
+                        for q, p in zip(self.queues, self.paths)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, q, path: Path) -> None:
+        done = False
+
+        def frames():
+            nonlocal done
+            while (item := q.get()) is not None:
+                if item is _ABORT:
+                    raise _Aborted
+                yield item
+            done = True
+        try:
+            write_video(frames(), path, fps=self.fps)
+        except _Aborted:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - reported from the producer's thread at close()
+            self.errors.append(exc)
+        while not done and q.get() is not None:   # keep draining so the producer goes on
+            pass
+
+    def put(self, frames: list[np.ndarray]) -> None:
+        """The next frame of every video, in the order of ``paths``."""
+        for q, frame in zip(self.queues, frames):
+            q.put(frame)
+
+    def close(self) -> None:
+        for q in self.queues:
+            q.put(None)
+        for t in self.threads:
+            t.join()
+        if self.errors:
+            raise self.errors[0]
+
+    def abort(self) -> None:
+        """Stop the writers without keeping their files (write_video leaves nothing on error)."""
+        for q in self.queues:
+            q.put(_ABORT)
+            q.put(None)
+        for t in self.threads:
+            t.join(timeout=30)
+
+
+_ABORT = object()
+
+
+class _Aborted(Exception):
+    """Raised inside a frame stream so that write_video removes its partial file."""

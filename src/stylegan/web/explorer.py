@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..errors import UserInputError
 from ..latent.directions import Directions
-from ..latent.seeds import MAX_SEED
+from ..latent.editing import direction_offsets
+from ..latent.mixing import mix_ws
+from ..latent.sampling import GenerationRequest
+from ..latent.seeds import MAX_SEED, saved_label, z_from_seed
 from .models import LoadedModel, ModelLibrary
 from .schemas import (MAX_DIRECTIONS, MAX_UNPACKED_BYTES, MAX_UPLOAD_BYTES, MAX_UPLOAD_ROWS, RenderRequest,
                       SefaRequest, UploadLatent)
@@ -123,8 +125,6 @@ class Explorer:
     def model(self, name: str | None) -> LoadedModel:
         return self.library.get(name)
 
-    # uploads and directions -------------------------------------------------------------------------------
-
     def upload_latents(self, model: str | None, data: bytes, filename: str | None = None) -> dict:
         """A latents ``.npz`` (projected_w.npz, ``--save-ws`` output, ...) checked against the model."""
         from ..latent.sources import latents_from_file
@@ -169,69 +169,33 @@ class Explorer:
                 "names": list(d.names or [f"{d.method} {i}" for i in range(len(d))]), "values": values,
                 "layers": d.layers}
 
-    # latents and images -----------------------------------------------------------------------------------
+    @staticmethod
+    def generation(G, req: RenderRequest) -> GenerationRequest:
+        """The page's settings as the generation request every command uses (checked there, once)."""
+        return GenerationRequest(G, req.psi, req.cutoff, req.class_idx, req.noise_mode, tuple(req.translate),
+                                 req.rotate)
 
     def latents(self, m: LoadedModel, req: RenderRequest) -> tuple[np.ndarray, str, dict, int, bool]:
         """(ws [1, num_ws, w_dim], file stem, npz extras, noise seed, plain) for a request; ``plain`` means
         exactly one seed's latent, the case ``stylegan generate --seeds`` makes."""
-        from ..latent.editing import direction_offsets
-        from ..latent.mixing import mix_ws
-        from ..latent.sampling import check_truncation, has_transform
-        from ..latent.seeds import z_from_seed
         G = m.G
-        check_truncation(G, req.psi, req.cutoff)
-        self._check_class(G, req.class_idx)
-        if (tuple(req.translate) != (0, 0) or req.rotate != 0) and not has_transform(G):
-            raise UserInputError("translate/rotate need a StyleGAN3 model (this one has no input transform)")
-        lat = req.latent
-        extra: dict = {}
-        if isinstance(lat, UploadLatent):
-            up = self.store.get(lat.id, UploadedLatents, "latents file")
-            if up.ws.shape[1:] != (G.num_ws, G.w_dim):
-                raise UserInputError(f"the uploaded latents are [{up.ws.shape[1]}, {up.ws.shape[2]}]; this model "
-                                     f"needs [{G.num_ws}, {G.w_dim}]")
-            if lat.index >= len(up.ws):
-                raise UserInputError(f"the uploaded file holds {len(up.ws)} latents (0-{len(up.ws) - 1})")
-            ws = up.ws[lat.index:lat.index + 1].copy()
-            name = up.labels[lat.index]
-            noise_seed = up.seeds[lat.index] if up.seeds[lat.index] is not None else lat.index
-            plain = False
+        gen = self.generation(G, req)
+        if isinstance(req.latent, UploadLatent):
+            ws, name, noise_seed = self._uploaded(G, req.latent)
+            extra, plain = {}, False
         else:
-            corners = [(lat.seed, 1.0)]
-            if lat.dx or lat.dy:
-                seeds = [(lat.seed + k) % (MAX_SEED + 1) for k in (0, 1, SEED_ROW, SEED_ROW + 1)]  # wraps around
-                weights = [(1 - lat.dx) * (1 - lat.dy), lat.dx * (1 - lat.dy), (1 - lat.dx) * lat.dy, lat.dx * lat.dy]
-                corners = [(s, wt) for s, wt in zip(seeds, weights) if wt > 0]
-            ws = sum(wt * self._seed_ws(G, s, req) for s, wt in corners).astype(np.float32)
-            name = f"seed{lat.seed:04d}" + (f"-x{lat.dx:.2f}-y{lat.dy:.2f}" if len(corners) > 1 else "")
-            noise_seed = lat.seed
-            plain = len(corners) == 1
-            if plain:
-                extra.update(z=z_from_seed(lat.seed, G.z_dim)[None].astype(np.float32), psi=req.psi)
-            if req.class_idx is not None:
-                extra["c"] = [[float(k == req.class_idx) for k in range(G.c_dim)]]     # as generate --save-ws
+            ws, name, noise_seed, extra, plain = self._seed_plane(gen, req)
         if req.mix is not None and req.mix.layers:
-            bad = [i for i in req.mix.layers if i >= G.num_ws]
-            if bad:
-                raise UserInputError(f"layer {bad[0]} is out of range: this model has {G.num_ws} ws (0-{G.num_ws - 1})")
-            ws = mix_ws(ws, self._seed_ws(G, req.mix.seed, req), sorted(set(req.mix.layers)))
+            ws = self._mixed(gen, ws, req.mix)
             name += f"-mix{req.mix.seed}"
             plain = False
         edited = [e for e in req.edits if e.strength != 0]
         for e in edited:
-            d = self.store.get(e.directions, Directions, "direction set")
-            if e.index >= len(d):
-                raise UserInputError(f"direction {e.index} is out of range: the set holds {len(d)} (0-{len(d) - 1})")
-            if d.vectors.shape[-1] != G.w_dim or (d.vectors.ndim == 3 and d.vectors.shape[1] != G.num_ws):
-                raise UserInputError("these directions were made for a model of another size; load them again")
-            if d.layers and max(d.layers) >= G.num_ws:
-                raise UserInputError(f"these directions edit layer {max(d.layers)}; this model has 0-{G.num_ws - 1}")
-            offset = direction_offsets(d.vectors[e.index], G.num_ws, G.w_dim, d.layers).numpy()
-            ws = ws + np.float32(e.strength) * offset[None]
+            ws = ws + np.float32(e.strength) * self._edit_offset(G, e)[None]
         if edited:
             name += "-edit"
             plain = False
-        if tuple(req.translate) != (0, 0) or req.rotate != 0:
+        if not gen.identity_transform:
             name += "-tr"
         if not plain and "z" in extra:
             extra.pop("z"), extra.pop("psi")
@@ -239,41 +203,60 @@ class Explorer:
         extra["labels"] = np.asarray([name])
         return ws.astype(np.float32), name, extra, noise_seed, plain
 
-    @staticmethod
-    def _check_class(G, class_idx: int | None) -> None:
-        if G.c_dim and class_idx is None:
-            raise UserInputError(f"this model is conditional: choose a class (0-{G.c_dim - 1})")
-        if not G.c_dim and class_idx is not None:
-            raise UserInputError("this model is unconditional: it takes no class")
-        if class_idx is not None and class_idx >= G.c_dim:
-            raise UserInputError(f"class {class_idx} is out of range: this model has classes 0-{G.c_dim - 1}")
+    def _uploaded(self, G, lat: UploadLatent) -> tuple[np.ndarray, str, int]:
+        up = self.store.get(lat.id, UploadedLatents, "latents file")
+        if up.ws.shape[1:] != (G.num_ws, G.w_dim):
+            raise UserInputError(f"the uploaded latents are [{up.ws.shape[1]}, {up.ws.shape[2]}]; this model "
+                                 f"needs [{G.num_ws}, {G.w_dim}]")
+        if lat.index >= len(up.ws):
+            raise UserInputError(f"the uploaded file holds {len(up.ws)} latents (0-{len(up.ws) - 1})")
+        seed = up.seeds[lat.index]
+        return up.ws[lat.index:lat.index + 1].copy(), up.labels[lat.index], seed if seed is not None else lat.index
 
     @staticmethod
-    def _seed_ws(G, seed: int, req: RenderRequest) -> np.ndarray:
-        """One seed's ws [1, num_ws, w_dim], mapped exactly as ``stylegan generate`` maps it."""
-        from ..latent.sources import latents_from_seeds
-        return latents_from_seeds(G, [seed], req.psi, req.cutoff, req.class_idx).ws
+    def _seed_plane(gen: GenerationRequest, req: RenderRequest):
+        """A point of the seed plane: one seed's ws, or the bilinear blend of the four around (dx, dy)."""
+        lat, G = req.latent, gen.G
+        corners = [(lat.seed, 1.0)]
+        if lat.dx or lat.dy:
+            seeds = [(lat.seed + k) % (MAX_SEED + 1) for k in (0, 1, SEED_ROW, SEED_ROW + 1)]  # wraps around
+            weights = [(1 - lat.dx) * (1 - lat.dy), lat.dx * (1 - lat.dy), (1 - lat.dx) * lat.dy, lat.dx * lat.dy]
+            corners = [(s, wt) for s, wt in zip(seeds, weights) if wt > 0]
+        ws = sum(wt * gen.seed_latents([s]).ws for s, wt in corners).astype(np.float32)
+        name = f"seed{lat.seed:04d}" + (f"-x{lat.dx:.2f}-y{lat.dy:.2f}" if len(corners) > 1 else "")
+        plain = len(corners) == 1
+        extra: dict = {}
+        if plain:
+            extra.update(z=z_from_seed(lat.seed, G.z_dim)[None].astype(np.float32), psi=req.psi)
+        if req.class_idx is not None:
+            extra["c"] = saved_label(G.c_dim, req.class_idx)                      # as generate --save-ws
+        return ws, name, lat.seed, extra, plain
+
+    @staticmethod
+    def _mixed(gen: GenerationRequest, ws: np.ndarray, mix) -> np.ndarray:
+        G = gen.G
+        bad = [i for i in mix.layers if i >= G.num_ws]
+        if bad:
+            raise UserInputError(f"layer {bad[0]} is out of range: this model has {G.num_ws} ws (0-{G.num_ws - 1})")
+        return mix_ws(ws, gen.seed_latents([mix.seed]).ws, sorted(set(mix.layers)))
+
+    def _edit_offset(self, G, e) -> np.ndarray:
+        d = self.store.get(e.directions, Directions, "direction set")
+        if e.index >= len(d):
+            raise UserInputError(f"direction {e.index} is out of range: the set holds {len(d)} (0-{len(d) - 1})")
+        if d.vectors.shape[-1] != G.w_dim or (d.vectors.ndim == 3 and d.vectors.shape[1] != G.num_ws):
+            raise UserInputError("these directions were made for a model of another size; load them again")
+        if d.layers and max(d.layers) >= G.num_ws:
+            raise UserInputError(f"these directions edit layer {max(d.layers)}; this model has 0-{G.num_ws - 1}")
+        return direction_offsets(d.vectors[e.index], G.num_ws, G.w_dim, d.layers).numpy()
 
     def render(self, req: RenderRequest, m: LoadedModel | None = None) -> Rendered:
-        """The image for ``req``: a plain seed goes through ``generate_images(seeds=...)`` itself, everything
-        else through ``generate_images(ws=...)`` (random noise is seeded by the image's seed in both)."""
-        from ..api import generate_images
-        from ..latent.sampling import image_transform, seeded_synthesis
-        from ..render.images import to_uint8
+        """The image for ``req``, drawn by the same generation request ``stylegan generate`` uses (random
+        noise is seeded by the image's seed, as there)."""
         start = time.perf_counter()
         m = m or self.model(req.model)
         with m.lock:
-            ws, name, extra, noise_seed, plain = self.latents(m, req)
-            transform = {"translate": tuple(req.translate), "rotate": req.rotate}
-            if plain:
-                lat = req.latent
-                out = generate_images(m.G, seeds=[lat.seed], truncation_psi=req.psi, truncation_cutoff=req.cutoff,
-                                      class_idx=req.class_idx, noise_mode=req.noise_mode, **transform)
-                image, ws = out.arrays[0], out.ws
-            elif req.noise_mode == "random":
-                with image_transform(m.G, **transform):
-                    image = to_uint8(seeded_synthesis(m.G, torch.from_numpy(ws), noise_seed))[0]
-            else:
-                image = generate_images(m.G, ws=ws, noise_mode=req.noise_mode, **transform).arrays[0]
+            ws, name, extra, noise_seed, _ = self.latents(m, req)
+            image = self.generation(m.G, req).images(ws, noise_seeds=[noise_seed])[0]
         return Rendered(image=image, ws=np.asarray(ws, np.float32), name=name, extra=extra,
                         seconds=time.perf_counter() - start)

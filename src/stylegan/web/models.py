@@ -168,7 +168,7 @@ class ModelLibrary:
     def _load(self, key: str, source) -> LoadedModel:
         from ..checkpoints import load_generator
         try:
-            G = load_generator(source, device=self.device).eval().requires_grad_(False)
+            G = load_generator(source, device=self.device)
         except MemoryError:
             raise CheckpointError(f"out of memory while loading {key}") from None
         G.set_half_dtype(self.half)

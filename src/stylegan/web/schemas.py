@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from ..latent.sampling import PSI_RANGE
+from ..networks.options import NOISE_MODES
 from ..latent.seeds import MAX_SEED
 
 MAX_JSON_BYTES = 64 * 1024             # a render request is ~1 KB; this bounds abuse, not use
@@ -68,7 +69,7 @@ class RenderRequest(Strict):
     psi: float = Field(1.0, ge=PSI_RANGE[0], le=PSI_RANGE[1])
     cutoff: int | None = Field(None, ge=1, le=64)
     class_idx: int | None = Field(None, ge=0, le=1_000_000)
-    noise_mode: Literal["const", "random", "none"] = "const"
+    noise_mode: Literal[NOISE_MODES] = "const"
     mix: Mix | None = None
     edits: list[Edit] = Field(default_factory=list, max_length=MAX_EDITS)
     translate: tuple[Annotated[float, Field(ge=-MAX_TRANSLATE, le=MAX_TRANSLATE)],
