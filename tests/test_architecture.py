@@ -35,7 +35,6 @@ SAME_RANK = {
 #: Back-edges and cycles that exist today and are being removed (issue #14); this set only shrinks.
 KNOWN = {
     ("train", "metrics"),
-    ("stylegan.checkpoints.official", "stylegan.checkpoints.tf"),
     ("stylegan.networks.discriminator", "stylegan.networks.stylegan1"),
 }
 
