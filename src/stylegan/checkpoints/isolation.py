@@ -39,6 +39,8 @@ MEMORY_FACTOR = 4
 MEMORY_SLACK = 1 << 30
 #: Longest a child may take to open a model file.
 LOAD_TIMEOUT_S = 600.0
+#: Longest a child may take to start (Python, torch and the preloaded modules) before its first call.
+START_TIMEOUT_S = 300.0
 _MAX_REPLY = 1 << 20
 _MAX_STDERR = 4096
 
@@ -81,20 +83,32 @@ class Worker:
     def __enter__(self) -> "Worker":
         return self
 
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (None before the first call or after a crash)."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _start(self) -> subprocess.Popen:
+    def _start(self) -> subprocess.Popen | None:
+        """The running child, started (and waited for until it is ready) if needed; None if it cannot start."""
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "stylegan.checkpoints.isolation", *self.preload],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_child_env(),
                 start_new_session=True)
+            if self._read_line(self._proc, START_TIMEOUT_S) != b'{"ready": true}\n':
+                self.close()
+                return None
         return self._proc
 
     def call(self, target: str, args: list, *, memory_bytes: int, timeout: float) -> Outcome:
-        """Run ``target`` (``'package.module:function'``) on JSON ``args`` in the child."""
+        """Run ``target`` (``'package.module:function'``) on JSON ``args`` in the child (``timeout``: seconds
+        for the call itself; starting a child has its own limit, :data:`START_TIMEOUT_S`)."""
         proc = self._start()
+        if proc is None:
+            return Outcome("crash", message="the child process did not start")
         start = time.monotonic()
         request = json.dumps({"target": target, "args": args, "memory_bytes": int(memory_bytes)}) + "\n"
         try:
@@ -219,22 +233,31 @@ def _reset_peak() -> None:
         pass
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this child when its parent dies (a hung call must not outlive the server)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)        # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _serve(preload: list[str]) -> None:
     """The child: read one JSON request per line from stdin, answer one JSON line each (fd 1 only)."""
     import importlib
     import resource
+    _die_with_parent()
     reply_fd = os.dup(1)
     os.dup2(2, 1)                                    # stray prints must not corrupt the replies
     replies = os.fdopen(reply_fd, "w")
     for name in preload:
         importlib.import_module(name)
-    try:
-        import torch
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     err = tempfile.TemporaryFile()
+    replies.write('{"ready": true}\n')
+    replies.flush()
     for line in sys.stdin:
         request = json.loads(line)
         os.dup2(err.fileno(), 2)

@@ -254,11 +254,19 @@ def discriminator_config_from_record(rec: PersistentRecord) -> DiscriminatorConf
 
 
 def generator_from_record(rec: PersistentRecord, what: str, budget: NetworkBudget) -> Generator:
-    return build_network(Generator, generator_config_from_record(rec), rec.named_tensors(), what, budget)
+    try:
+        cfg = generator_config_from_record(rec)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{what}: {exc}") from None
+    return build_network(Generator, cfg, rec.named_tensors(), what, budget)
 
 
 def discriminator_from_record(rec: PersistentRecord, what: str, budget: NetworkBudget) -> Discriminator:
-    return build_network(Discriminator, discriminator_config_from_record(rec), rec.named_tensors(), what, budget)
+    try:
+        cfg = discriminator_config_from_record(rec)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{what}: {exc}") from None
+    return build_network(Discriminator, cfg, rec.named_tensors(), what, budget)
 
 
 def _augment_from_record(rec: PersistentRecord | None) -> dict | None:

@@ -139,7 +139,10 @@ def _layer(t: dict, sd: dict, ours: str, theirs: str, what: str, torgb: bool = F
         t[f"{ours}.bias"] = _get(sd, f"{theirs}.bias", what).reshape(-1)
     else:
         t[f"{ours}.bias"] = _get(sd, f"{theirs}.activate.bias", what)
-        t[f"{ours}.noise_strength"] = _get(sd, f"{theirs}.noise.weight", what).reshape([])
+        strength = _get(sd, f"{theirs}.noise.weight", what)
+        if strength.numel() != 1:
+            raise CheckpointError(f"{what}: {theirs}.noise.weight has shape {tuple(strength.shape)}, expected [1]")
+        t[f"{ours}.noise_strength"] = strength.reshape([])
 
 
 def generator_from_rosinality(sd: dict, latent_avg: torch.Tensor | None = None, lr_mlp: float = 0.01,

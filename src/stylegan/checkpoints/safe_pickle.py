@@ -528,7 +528,7 @@ class InertUnpickler(pickle._Unpickler):
         key = id(target)
         if building:
             if not isinstance(target, self.buildable) or key in self._built:
-                raise self.refuse(f"{self.what} sets the state of an object of type {type(target).__name__}"
+                raise self.refuse(f"{self.what} sets the state of an object of type {_kind(target)}"
                                   f"{' a second time' if key in self._built else ''}, which a network pickle "
                                   f"never does (the file may be malicious)")
             self._built.add(key)
@@ -536,7 +536,7 @@ class InertUnpickler(pickle._Unpickler):
             raise self.refuse(f"{self.what} adds items to an object of type {type(target).__name__}, "
                               f"which a network pickle never does (the file may be malicious)")
         if key in self._handed or key not in self._depth:
-            raise self.refuse(f"{self.what} changes a {type(target).__name__} after it was put into another "
+            raise self.refuse(f"{self.what} changes a {_kind(target)} after it was put into another "
                               f"object, which a network pickle never does (the file may be malicious)")
         if any(item is target for item in items):
             raise self.refuse(f"{self.what} puts a {type(target).__name__} inside itself")
@@ -1108,6 +1108,11 @@ class _NetworkUnpickler(TensorRebuilder, NumpyBuilder, InertUnpickler):
             raise CheckpointError(f"cannot read {self.name}: it holds a {type(obj).__name__}, not a network "
                                   f"pickle (expected a dict with G, D, G_ema)")
         return obj
+
+
+def _kind(obj: Any) -> str:
+    """A type name for messages (the placeholders as what they stand for)."""
+    return {NumpyDType: "numpy dtype", np.ndarray: "numpy array"}.get(type(obj), type(obj).__name__)
 
 
 def _short(value: Any) -> str:

@@ -47,11 +47,14 @@ _OPEN_LOCK = threading.Lock()
 def open_image(f, name: str, max_pixels: int = MAX_PIXELS, size: tuple[int, int] | None = None) -> Image.Image:
     """``Image.open`` (header only) refusing, before anything is decoded, an image of more than ``max_pixels``
     pixels or (``size``) of another width x height: :class:`DatasetError`. The caller decodes (``load()``)."""
-    with _OPEN_LOCK, warnings.catch_warnings():             # our limit replaces PIL's bomb warning
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        im = Image.open(f)
-    w, h = im.size
     prefix = f"{name}: " if name else ""
+    with _OPEN_LOCK, warnings.catch_warnings():             # our limit replaces PIL's bomb warning ...
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(f)
+        except Image.DecompressionBombError as exc:         # ... not its hard limit (2x its warning level)
+            raise DatasetError(f"{prefix}{exc}") from None
+    w, h = im.size
     if w * h > max_pixels:
         im.close()
         raise DatasetError(f"{prefix}{w}x{h} is {w * h / 1e6:.1f} megapixels, more than the limit of "
@@ -240,8 +243,8 @@ class ImageDataset:
         except (FileNotFoundError, KeyError):
             raise DatasetError(f"{self.path} has no {LABELS_NAME}, so it cannot be used for conditional training "
                                f"(create one with `stylegan dataset --labels folders`)") from None
-        except (OSError, zipfile.BadZipFile) as exc:
-            raise DatasetError(f"{self.path}: cannot read {LABELS_NAME} ({exc})") from None
+        except ZIP_ERRORS as exc:
+            raise DatasetError(f"{self.path}: cannot read {LABELS_NAME} ({str(exc)[:200]})") from None
         table, names = parse_labels(text, f"{self.path}: {LABELS_NAME}")
         if not table:
             raise DatasetError(f"{self.path}: {LABELS_NAME} has no labels")

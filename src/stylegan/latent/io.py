@@ -121,8 +121,8 @@ def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> np.ndarr
             raise ValueError(f"unknown .npy version {version}")
         reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, fortran, dtype = reader(head, max_header_size=_NPY_HEADER_BYTES)
-    except (ValueError, SyntaxError, TypeError, OverflowError, EOFError) as exc:
-        raise UserInputError(f"{where} is not a valid .npy array ({str(exc)[:120]})") from None
+    except Exception as exc:  # noqa: BLE001 - numpy's header parser raises many types on malformed text
+        raise UserInputError(f"{where} is not a valid .npy array ({type(exc).__name__}: {str(exc)[:120]})") from None
     if dtype.kind not in _KINDS or dtype.fields is not None or dtype.subdtype is not None or dtype.itemsize == 0:
         raise UserInputError(f"{where} holds {dtype} data; only numbers and strings are read")
     count = math.prod(shape)
