@@ -80,10 +80,11 @@ def read_dataset(path: str) -> dict:
     """The training reader on a dataset zip as given (its images, and its labels when it names a dataset.json)."""
     import zipfile
     from stylegan.data.dataset import ImageDataset
+    from stylegan.files import ZIP_ERRORS
     try:
         with zipfile.ZipFile(path) as zf:
             labelled = "dataset.json" in zf.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except ZIP_ERRORS:
         labelled = False                       # the reader reports the broken archive itself
     ds = ImageDataset(path, use_labels=labelled)
     images = ds.get_images(range(len(ds)))

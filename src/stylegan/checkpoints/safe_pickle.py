@@ -36,6 +36,7 @@ import io
 import math
 import os
 import pickle
+import pickletools
 import re
 import struct
 from dataclasses import dataclass, field
@@ -339,6 +340,110 @@ class _Marker:
 _NDARRAY = _Marker("numpy.ndarray")
 
 
+class StructureRules:
+    """Rules 2 and 3 of the module docstring over objects named by keys: a depth per container, which ones
+    were handed to another object (and may no longer change), refusals through ``refuse``. Used by our
+    unpicklers (keys: ``id`` of real objects) and by :func:`check_pickle_structure` (keys: opcode positions)."""
+
+    def __init__(self, refuse: Callable[[str], Exception], what: str):
+        self.refuse = refuse
+        self.what = what
+        self.depth: dict[int, int] = {}
+        self.handed: set[int] = set()
+
+    def new(self, key: int, depth: int) -> None:
+        if depth > MAX_NESTING:
+            raise self.refuse(f"{self.what} nests containers more than {MAX_NESTING} deep "
+                              f"(the file is corrupt or malicious)")
+        if depth > self.depth.get(key, -1):
+            self.depth[key] = depth
+
+    def hand(self, keys: list[int]) -> int:
+        """Mark ``keys`` as handed to a new owner; returns the nesting depth of a container holding them."""
+        depth = 0
+        known, handed = self.depth, self.handed
+        for key in keys:
+            d = known.get(key)
+            if d is not None:
+                handed.add(key)
+                if d > depth:
+                    depth = d
+        return depth + 1
+
+    def fill(self, target: int, keys: list[int], kind: str) -> None:
+        """``target`` (a container of ``kind``) receives ``keys``: only before it was handed on, never itself."""
+        if target in self.handed:
+            raise self.refuse(f"{self.what} changes a {kind} after it was put into another object, which a "
+                              f"network pickle never does (the file may be malicious)")
+        if target in keys:
+            raise self.refuse(f"{self.what} puts a {kind} inside itself")
+        self.new(target, self.hand(keys))
+
+
+def check_pickle_structure(data: bytes, name: str, what: str = "the file") -> None:
+    """Rules 2 and 3 on a pickle that another unpickler will build (TorchScript's, in C++), without building
+    anything: the opcodes are simulated on a stack of object keys. CheckpointError when a rule is broken."""
+    rules = StructureRules(lambda reason: CheckpointError(f"refusing to load {name}: {_one_line(reason)}"), what)
+    stack: list[int] = []
+    marks: list[int] = []
+    memo: dict = {}
+
+    def new(depth: int, pos: int) -> None:
+        rules.new(pos, depth)
+        stack.append(pos)
+
+    def take(n: int | None) -> list[int]:
+        start = marks.pop() if n is None else len(stack) - n
+        items = stack[start:]
+        del stack[start:]
+        return items
+
+    try:
+        for op, arg, pos in pickletools.genops(data):
+            code = op.code
+            if code == "(":                                          # MARK
+                marks.append(len(stack))
+            elif code in ")]}\x8f":                                 # EMPTY_TUPLE/LIST/DICT/SET
+                new(1, pos)
+            elif code in "tld\x91" or code in ("i", "o"):           # TUPLE LIST DICT FROZENSET INST OBJ
+                new(rules.hand(take(None)), pos)
+            elif code in "\x85\x86\x87":                          # TUPLE1-3
+                new(rules.hand(take(ord(code) - 0x84)), pos)
+            elif code in "asb":                                      # APPEND SETITEM BUILD
+                items = take(2 if code == "s" else 1)
+                rules.fill(stack[-1], items, "container")
+            elif code in "eu\x90":                                  # APPENDS SETITEMS ADDITEMS
+                items = take(None)
+                rules.fill(stack[-1], items, "container")
+            elif code in "R\x81Q":                                  # REDUCE NEWOBJ BINPERSID
+                new(rules.hand(take(1)), pos) if code == "Q" else new(rules.hand(take(2)[1:]), pos)
+            elif code == "\x92":                                    # NEWOBJ_EX
+                new(rules.hand(take(3)[1:]), pos)
+            elif code in "pqr":                                      # PUT BINPUT LONG_BINPUT
+                memo[arg] = stack[-1]
+            elif code == "\x94":                                    # MEMOIZE
+                memo[len(memo)] = stack[-1]
+            elif code in "ghj":                                      # GET BINGET LONG_BINGET
+                stack.append(memo[arg])
+            elif code == "0":                                        # POP
+                take(1) if stack and (not marks or marks[-1] < len(stack)) else marks.pop()
+            elif code == "1":                                        # POP_MARK
+                take(None)
+            elif code == "2":                                        # DUP
+                stack.append(stack[-1])
+            elif code == "\x93":                                    # STACK_GLOBAL
+                take(2)
+                stack.append(pos)
+            elif code == ".":
+                break
+            elif op.stack_after and code not in "\x98":             # a leaf (numbers, strings, globals, ...)
+                stack.append(pos)
+    except CheckpointError:
+        raise
+    except (ValueError, IndexError, KeyError, struct.error) as e:
+        raise CheckpointError(f"cannot read {name}: {what} is not a valid pickle ({_one_line(str(e), 200)})") from None
+
+
 def _tracked_dispatch(base: dict) -> dict:
     """The pure-Python unpickler's dispatch table with every opcode that builds, fills or calls something
     routed through :class:`InertUnpickler`'s nesting and hand-off checks (rules 2 and 3)."""
@@ -467,20 +572,19 @@ class InertUnpickler(pickle._Unpickler):
         self.budget = budget if budget is not None else Budget(name)
         if what is not None:
             self.what = what
-        self._depth: dict[int, int] = {}
-        self._handed: set[int] = set()
+        self.rules = StructureRules(self.refuse, self.what)
         self._built: set[int] = set()
         self._alive: list = []                 # keeps every tracked object alive so that its id stays unique
         self._callables: set[int] = set()
 
     def refuse(self, reason: str) -> CheckpointError:
-        return CheckpointError(f"refusing to load {self.name}: {reason}")
+        return CheckpointError(f"refusing to load {self.name}: {_one_line(reason)}")
 
     def release(self) -> None:
         """Drop the references this unpickler holds (memo, stack, tracking), once the result is out."""
         self.memo.clear()
         self._alive.clear()
-        self._depth.clear()
+        self.rules = StructureRules(self.refuse, self.what)
         self.stack = self.metastack = []
 
     def find_class(self, module: str, name: str) -> Any:
@@ -498,29 +602,14 @@ class InertUnpickler(pickle._Unpickler):
                           f"pickles never use (the file may be malicious or not a network pickle)")
 
     def _new(self, obj: Any, depth: int) -> Any:
-        if depth > MAX_NESTING:
-            raise self.refuse(f"{self.what} nests containers more than {MAX_NESTING} deep "
-                              f"(the file is corrupt or malicious)")
         key = id(obj)
-        known = self._depth.get(key)
-        if known is None:
+        if key not in self.rules.depth:
             self._alive.append(obj)
-            self._depth[key] = depth
-        elif depth > known:
-            self._depth[key] = depth
+        self.rules.new(key, depth)
         return obj
 
     def _hand(self, items: list) -> int:
-        """Mark ``items`` as handed to a new owner; returns the nesting depth of a container holding them."""
-        depth = 0
-        known, handed = self._depth, self._handed
-        for item in items:
-            d = known.get(id(item))
-            if d is not None:
-                handed.add(id(item))
-                if d > depth:
-                    depth = d
-        return depth + 1
+        return self.rules.hand([id(item) for item in items])
 
     def _fill(self, kind: type, items: list, building: bool = False) -> Any:
         """The object on top of the stack, about to receive ``items`` (or its BUILD state)."""
@@ -535,23 +624,20 @@ class InertUnpickler(pickle._Unpickler):
         elif not isinstance(target, kind) or type(target) not in (list, dict, set):
             raise self.refuse(f"{self.what} adds items to an object of type {type(target).__name__}, "
                               f"which a network pickle never does (the file may be malicious)")
-        if key in self._handed or key not in self._depth:
-            raise self.refuse(f"{self.what} changes a {_kind(target)} after it was put into another "
-                              f"object, which a network pickle never does (the file may be malicious)")
-        if any(item is target for item in items):
-            raise self.refuse(f"{self.what} puts a {type(target).__name__} inside itself")
-        self._new(target, self._hand(items))
+        if key not in self.rules.depth:
+            raise self.refuse(f"{self.what} changes an object it did not build")
+        self.rules.fill(key, [id(item) for item in items], _kind(target))
         return target
 
     def _call(self, func: Any, args: Any) -> Any:
         if id(func) not in self._callables or not isinstance(args, tuple):
-            raise self.refuse(f"{self.what} calls {func!r}, which is not something a network pickle calls "
+            raise self.refuse(f"{self.what} calls {_short(func)}, which is not something a network pickle calls "
                               f"(the file may be malicious)")
         return func(*args)
 
     def _newobj(self, cls: Any, args: Any) -> Any:
         if not (isinstance(cls, type) and cls in self.newable) or args != ():
-            raise self.refuse(f"{self.what} creates an object of {cls!r}, which a network pickle never does "
+            raise self.refuse(f"{self.what} creates an object of {_short(cls)}, which a network pickle never does "
                               f"(the file may be malicious)")
         return cls.__new__(cls)
 
@@ -673,8 +759,8 @@ class TensorRebuilder:
                 or len(size) != len(stride) or len(size) > _MAX_DIMS
                 or not all(_is_int(v) and 0 <= v < _MAX_DIM_SIZE for v in (*size, *stride))
                 or not _is_int(offset) or not 0 <= offset < _MAX_DIM_SIZE):
-            raise self.refuse(f"it rebuilds a tensor with invalid geometry (offset {offset!r}, "
-                              f"size {size!r}, stride {stride!r})")
+            raise self.refuse(f"it rebuilds a tensor with invalid geometry (offset {_short(offset)}, "
+                              f"size {_short(size)}, stride {_short(stride)})")
         if storage.pending:
             return torch.empty(0)
         flat = self._elements(storage, dtype)
@@ -723,7 +809,7 @@ class _StorageHeaderUnpickler(InertUnpickler):
                                   f"which are not supported")
         known = self.pids.setdefault(key, (kind, numel))
         if known[0].dtype != kind.dtype or known[1] != numel:
-            raise self.refuse(f"{self.what} describes storage {key!r} in two different ways")
+            raise self.refuse(f"{self.what} describes storage {_short(key)} in two different ways")
         if self.storages is None:
             return Storage(torch.empty(0, dtype=kind.dtype), kind.untyped, pending=True)
         return self.storages[key]
@@ -880,22 +966,22 @@ class NumpyBuilder:
         try:
             dt = np.dtype(obj)
         except (TypeError, ValueError, SyntaxError) as e:
-            raise self.refuse(f"it builds an invalid numpy dtype {obj!r} ({e})") from None
+            raise self.refuse(f"it builds an invalid numpy dtype {_short(obj)} ({e})") from None
         if dt.kind not in _NUMPY_KINDS or dt.fields is not None or dt.subdtype is not None or dt.hasobject:
-            raise self.refuse(f"it builds the numpy dtype {obj!r}, which can hold Python objects, strings or "
+            raise self.refuse(f"it builds the numpy dtype {_short(obj)}, which can hold Python objects, strings or "
                               f"structures; network pickles only hold plain numbers")
         return NumpyDType(dt)
 
     def _np_reconstruct(self, subtype: Any = None, shape: Any = None, typecode: Any = None) -> np.ndarray:
         if subtype is not _NDARRAY:
-            raise self.refuse(f"it reconstructs a numpy array of type {subtype!r}; only plain "
+            raise self.refuse(f"it reconstructs a numpy array of type {_short(subtype)}; only plain "
                               f"ndarrays are allowed")
         return np.empty((0,), dtype=np.int8)
 
     def _np_shape(self, shape: Any) -> tuple:
         if (not isinstance(shape, tuple) or len(shape) > _MAX_DIMS
                 or not all(_is_int(s) and 0 <= s < _MAX_DIM_SIZE for s in shape)):
-            raise self.refuse(f"it contains a numpy array of invalid shape {shape!r}")
+            raise self.refuse(f"it contains a numpy array of invalid shape {_short(shape)}")
         return shape
 
     def _np_frombuffer(self, buf: Any = None, dtype: Any = None, shape: Any = None, order: Any = "C") -> np.ndarray:
@@ -904,7 +990,7 @@ class NumpyBuilder:
         shape = self._np_shape(shape)
         if (order not in ("C", "F") or not isinstance(buf, (bytes, bytearray))
                 or len(buf) != math.prod(shape) * dt.itemsize):
-            raise self.refuse(f"it contains a numpy array whose data does not match its shape {shape!r}")
+            raise self.refuse(f"it contains a numpy array whose data does not match its shape {_short(shape)}")
         self.budget.charge(len(buf), "array data")
         return np.frombuffer(buf, dtype=dt).reshape(shape, order=order).copy(order="K")
 
@@ -1116,9 +1202,16 @@ def _kind(obj: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    """``repr`` for error messages, cut to 60 characters (and safe for huge ints)."""
+    """``repr`` for error messages: one line, cut to 60 characters (and safe for huge ints)."""
+    if isinstance(value, (dict, list, tuple, set, frozenset, torch.Tensor, np.ndarray)) and len(value) > 8:
+        return f"<a {type(value).__name__} of {len(value)} items>"
     try:
-        text = repr(value)
-    except ValueError:
+        text = _one_line(repr(value))
+    except (ValueError, RecursionError):
         text = f"<a {type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
