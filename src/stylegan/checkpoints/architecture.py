@@ -27,6 +27,7 @@ from torch.overrides import TorchFunctionMode
 
 from ..errors import CheckpointError
 from ..networks import DiscriminatorConfig, GeneratorConfig
+from .safe_pickle import short_repr
 
 __all__ = ["NETWORK_FACTOR", "NETWORK_SLACK", "NetworkBudget", "build_network", "channel_base_max", "as_int",
            "as_float", "as_bool", "as_str", "as_ints"]
@@ -198,7 +199,7 @@ def as_int(value: Any, what: str, lo: int | None = None, hi: int | None = None) 
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise CheckpointError(f"{what} must be an integer, not {_shown(value)}")
+        raise CheckpointError(f"{what} must be an integer, not {short_repr(value)}")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise CheckpointError(f"{what} is {value}; it must lie between {lo} and {hi}")
     return value
@@ -208,7 +209,7 @@ def as_float(value: Any, what: str, lo: float | None = None, hi: float | None = 
     """A finite number field of a file, or a CheckpointError naming ``what``."""
     value = _plain_number(value)
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise CheckpointError(f"{what} must be a finite number, not {_shown(value)}")
+        raise CheckpointError(f"{what} must be a finite number, not {short_repr(value)}")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise CheckpointError(f"{what} is {value:g}; it must lie between {lo:g} and {hi:g}")
     return float(value)
@@ -218,13 +219,13 @@ def as_bool(value: Any, what: str) -> bool:
     value = _plain_number(value)
     if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
         return bool(value)
-    raise CheckpointError(f"{what} must be true or false, not {_shown(value)}")
+    raise CheckpointError(f"{what} must be true or false, not {short_repr(value)}")
 
 
 def as_str(value: Any, what: str, choices: tuple[str, ...] | None = None) -> str:
     if not isinstance(value, str) or (choices is not None and value not in choices):
         expected = f"one of {', '.join(repr(c) for c in choices)}" if choices else "a string"
-        raise CheckpointError(f"{what} must be {expected}, not {_shown(value)}")
+        raise CheckpointError(f"{what} must be {expected}, not {short_repr(value)}")
     return value
 
 
@@ -233,15 +234,5 @@ def as_ints(value: Any, what: str, lo: int | None = None, hi: int | None = None,
     if isinstance(value, np.ndarray) and value.ndim == 1:
         value = value.tolist()
     if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= max_len:
-        raise CheckpointError(f"{what} must be a list of 1 to {max_len} integers, not {_shown(value)}")
+        raise CheckpointError(f"{what} must be a list of 1 to {max_len} integers, not {short_repr(value)}")
     return [as_int(v, what, lo, hi) for v in value]
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, (dict, list, tuple, set, np.ndarray, torch.Tensor)):
-        return f"a {type(value).__name__}"
-    try:
-        text = repr(value)
-    except ValueError:
-        text = f"a {type(value).__name__}"
-    return text if len(text) <= 40 else text[:37] + "..."

@@ -254,19 +254,19 @@ def discriminator_config_from_record(rec: PersistentRecord) -> DiscriminatorConf
 
 
 def generator_from_record(rec: PersistentRecord, what: str, budget: NetworkBudget) -> Generator:
-    try:
-        cfg = generator_config_from_record(rec)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{what}: {exc}") from None
-    return build_network(Generator, cfg, rec.named_tensors(), what, budget)
+    return _network_from_record(Generator, generator_config_from_record, rec, what, budget)
 
 
 def discriminator_from_record(rec: PersistentRecord, what: str, budget: NetworkBudget) -> Discriminator:
+    return _network_from_record(Discriminator, discriminator_config_from_record, rec, what, budget)
+
+
+def _network_from_record(build, config_of, rec: PersistentRecord, what: str, budget: NetworkBudget):
     try:
-        cfg = discriminator_config_from_record(rec)
+        cfg = config_of(rec)
     except CheckpointError as exc:
         raise CheckpointError(f"{what}: {exc}") from None
-    return build_network(Discriminator, cfg, rec.named_tensors(), what, budget)
+    return build_network(build, cfg, rec.named_tensors(), what, budget)
 
 
 def _augment_from_record(rec: PersistentRecord | None) -> dict | None:

@@ -631,13 +631,13 @@ class InertUnpickler(pickle._Unpickler):
 
     def _call(self, func: Any, args: Any) -> Any:
         if id(func) not in self._callables or not isinstance(args, tuple):
-            raise self.refuse(f"{self.what} calls {_short(func)}, which is not something a network pickle calls "
+            raise self.refuse(f"{self.what} calls {short_repr(func)}, which is not something a network pickle calls "
                               f"(the file may be malicious)")
         return func(*args)
 
     def _newobj(self, cls: Any, args: Any) -> Any:
         if not (isinstance(cls, type) and cls in self.newable) or args != ():
-            raise self.refuse(f"{self.what} creates an object of {_short(cls)}, which a network pickle never does "
+            raise self.refuse(f"{self.what} creates an object of {short_repr(cls)}, which a network pickle never does "
                               f"(the file may be malicious)")
         return cls.__new__(cls)
 
@@ -759,8 +759,8 @@ class TensorRebuilder:
                 or len(size) != len(stride) or len(size) > _MAX_DIMS
                 or not all(_is_int(v) and 0 <= v < _MAX_DIM_SIZE for v in (*size, *stride))
                 or not _is_int(offset) or not 0 <= offset < _MAX_DIM_SIZE):
-            raise self.refuse(f"it rebuilds a tensor with invalid geometry (offset {_short(offset)}, "
-                              f"size {_short(size)}, stride {_short(stride)})")
+            raise self.refuse(f"it rebuilds a tensor with invalid geometry (offset {short_repr(offset)}, "
+                              f"size {short_repr(size)}, stride {short_repr(stride)})")
         if storage.pending:
             return torch.empty(0)
         flat = self._elements(storage, dtype)
@@ -809,7 +809,7 @@ class _StorageHeaderUnpickler(InertUnpickler):
                                   f"which are not supported")
         known = self.pids.setdefault(key, (kind, numel))
         if known[0].dtype != kind.dtype or known[1] != numel:
-            raise self.refuse(f"{self.what} describes storage {_short(key)} in two different ways")
+            raise self.refuse(f"{self.what} describes storage {short_repr(key)} in two different ways")
         if self.storages is None:
             return Storage(torch.empty(0, dtype=kind.dtype), kind.untyped, pending=True)
         return self.storages[key]
@@ -966,22 +966,22 @@ class NumpyBuilder:
         try:
             dt = np.dtype(obj)
         except (TypeError, ValueError, SyntaxError) as e:
-            raise self.refuse(f"it builds an invalid numpy dtype {_short(obj)} ({e})") from None
+            raise self.refuse(f"it builds an invalid numpy dtype {short_repr(obj)} ({e})") from None
         if dt.kind not in _NUMPY_KINDS or dt.fields is not None or dt.subdtype is not None or dt.hasobject:
-            raise self.refuse(f"it builds the numpy dtype {_short(obj)}, which can hold Python objects, strings or "
+            raise self.refuse(f"it builds the numpy dtype {short_repr(obj)}, which can hold Python objects, strings or "
                               f"structures; network pickles only hold plain numbers")
         return NumpyDType(dt)
 
     def _np_reconstruct(self, subtype: Any = None, shape: Any = None, typecode: Any = None) -> np.ndarray:
         if subtype is not _NDARRAY:
-            raise self.refuse(f"it reconstructs a numpy array of type {_short(subtype)}; only plain "
+            raise self.refuse(f"it reconstructs a numpy array of type {short_repr(subtype)}; only plain "
                               f"ndarrays are allowed")
         return np.empty((0,), dtype=np.int8)
 
     def _np_shape(self, shape: Any) -> tuple:
         if (not isinstance(shape, tuple) or len(shape) > _MAX_DIMS
                 or not all(_is_int(s) and 0 <= s < _MAX_DIM_SIZE for s in shape)):
-            raise self.refuse(f"it contains a numpy array of invalid shape {_short(shape)}")
+            raise self.refuse(f"it contains a numpy array of invalid shape {short_repr(shape)}")
         return shape
 
     def _np_frombuffer(self, buf: Any = None, dtype: Any = None, shape: Any = None, order: Any = "C") -> np.ndarray:
@@ -990,7 +990,7 @@ class NumpyBuilder:
         shape = self._np_shape(shape)
         if (order not in ("C", "F") or not isinstance(buf, (bytes, bytearray))
                 or len(buf) != math.prod(shape) * dt.itemsize):
-            raise self.refuse(f"it contains a numpy array whose data does not match its shape {_short(shape)}")
+            raise self.refuse(f"it contains a numpy array whose data does not match its shape {short_repr(shape)}")
         self.budget.charge(len(buf), "array data")
         return np.frombuffer(buf, dtype=dt).reshape(shape, order=order).copy(order="K")
 
@@ -1086,17 +1086,17 @@ class _NetworkUnpickler(TensorRebuilder, NumpyBuilder, InertUnpickler):
         if extra or not isinstance(meta, dict):
             raise self.refuse("it contains a malformed persistent network object")
         if meta.get("type") != "class":
-            raise self.refuse(f"it contains a persistent object of type {_short(meta.get('type'))} "
+            raise self.refuse(f"it contains a persistent object of type {short_repr(meta.get('type'))} "
                               f"(only 'class' is known)")
         version = meta.get("version")
         if not _is_int(version) or version != _PERSISTENCE_VERSION:
-            raise self.refuse(f"it uses persistence format version {_short(version)}; only "
+            raise self.refuse(f"it uses persistence format version {short_repr(version)}; only "
                               f"{_PERSISTENCE_VERSION} is known")
         class_name = meta.get("class_name")
         if not isinstance(class_name, str):
             raise self.refuse("it contains a persistent object without a class name")
         if class_name not in PERSISTENT_CLASS_NAMES:
-            raise self.refuse(f"it contains a network class {_short(class_name)}, which is not one of NVIDIA's "
+            raise self.refuse(f"it contains a network class {short_repr(class_name)}, which is not one of NVIDIA's "
                               f"StyleGAN2/StyleGAN3 classes (a fork's network?)")
         module_src = meta.get("module_src")
         state = meta.get("state")
@@ -1115,7 +1115,7 @@ class _NetworkUnpickler(TensorRebuilder, NumpyBuilder, InertUnpickler):
             if child is None:
                 continue
             if not isinstance(key, str) or not isinstance(child, PersistentRecord):
-                raise self.refuse(f"its {class_name}._modules[{_short(key)}] is a {type(child).__name__}, "
+                raise self.refuse(f"its {class_name}._modules[{short_repr(key)}] is a {type(child).__name__}, "
                                   f"not a network object")
             modules[key] = child
         training = state.get("training", False)
@@ -1148,7 +1148,7 @@ class _NetworkUnpickler(TensorRebuilder, NumpyBuilder, InertUnpickler):
             elif isinstance(value, torch.Tensor):
                 tensors[key] = value
             else:
-                raise self.refuse(f"its {class_name}.{what}[{_short(key)}] is a {type(value).__name__}, "
+                raise self.refuse(f"its {class_name}.{what}[{short_repr(key)}] is a {type(value).__name__}, "
                                   f"not a tensor")
         return tensors, nones
 
@@ -1201,15 +1201,15 @@ def _kind(obj: Any) -> str:
     return {NumpyDType: "numpy dtype", np.ndarray: "numpy array"}.get(type(obj), type(obj).__name__)
 
 
-def _short(value: Any) -> str:
-    """``repr`` for error messages: one line, cut to 60 characters (and safe for huge ints)."""
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr`` for error messages: one line, at most ``limit`` characters, safe for huge ints and containers."""
     if isinstance(value, (dict, list, tuple, set, frozenset, torch.Tensor, np.ndarray)) and len(value) > 8:
         return f"<a {type(value).__name__} of {len(value)} items>"
     try:
         text = _one_line(repr(value))
     except (ValueError, RecursionError):
         text = f"<a {type(value).__name__}>"
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _one_line(text: str, limit: int = 500) -> str:

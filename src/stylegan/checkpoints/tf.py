@@ -32,7 +32,7 @@ from ..errors import CheckpointError
 from ..networks import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig,
                         StyleGAN1SynthesisConfig, StyleGAN2SynthesisConfig)
 from ..networks.ops import ACTIVATIONS
-from .safe_pickle import TFNetworkRecord
+from .safe_pickle import TFNetworkRecord, short_repr
 from .architecture import NetworkBudget, as_float, as_int, build_network, channel_base_max
 from .types import Checkpoint
 
@@ -70,10 +70,13 @@ def checkpoint_from_tf(data: tuple, path: str | Path | None = None,
             continue
         what = f"{name}: {key}"
         if key == "D":
-            out.D = (_sg1_discriminator if generation == "stylegan1" else _sg2_discriminator)(net, what, budget)
+            build = _sg1_discriminator if generation == "stylegan1" else _sg2_discriminator
         else:
-            G = (_sg1_generator if generation == "stylegan1" else _sg2_generator)(net, what, budget)
-            setattr(out, key, G)
+            build = _sg1_generator if generation == "stylegan1" else _sg2_generator
+        try:
+            setattr(out, key, build(net, what, budget))
+        except CheckpointError as exc:                     # the converters' own messages do not name the file
+            raise exc if str(exc).startswith(name) else CheckpointError(f"{what}: {exc}") from None
     return out
 
 
@@ -246,14 +249,7 @@ def _plain(v):
 
 
 def _short(v) -> str:
-    v = _plain(v)
-    if isinstance(v, (dict, list, tuple, set, np.ndarray, torch.Tensor, TFNetworkRecord)):
-        return f"<{type(v).__name__}>"
-    try:
-        s = repr(v)
-    except ValueError:
-        s = f"<{type(v).__name__}>"
-    return s if len(s) <= 40 else s[:37] + "..."
+    return short_repr(_plain(v), 40)
 
 
 def _conv(a: np.ndarray) -> torch.Tensor:
@@ -265,7 +261,7 @@ def _conv(a: np.ndarray) -> torch.Tensor:
 
 def _conv_flip(a: np.ndarray) -> torch.Tensor:
     """Up-sampling convs: TF runs a transposed conv of the flipped kernel; ours a true convolution."""
-    return _conv(a[::-1, ::-1])
+    return _conv(a[::-1, ::-1] if a.ndim == 4 else a)
 
 
 def _dense(a: np.ndarray) -> torch.Tensor:
@@ -451,10 +447,7 @@ def _sg2_discriminator(net: TFNetworkRecord, what: str, budget: NetworkBudget) -
     channels = {r: v.shape(f"{r}x{r}/Conv0/weight", 4)[-1] for r in resolutions}
     channels[4] = v.shape("4x4/Conv/weight", 4)[-1]
     channel_base, channel_max = channel_base_max(channels, what)
-    mbstd_channels = v.shape("4x4/Conv/weight", 4)[2] - channels[4]
-    group = None if kw.get("mbstd_group_size", 4) is None else kw.get_int("mbstd_group_size", 4)
-    if mbstd_channels < 0 or (mbstd_channels and (group is None or group <= 1)):
-        raise CheckpointError(f"{what}: mbstd_group_size={group!r} disagrees with the minibatch-stddev channels")
+    mbstd_channels, group = _mbstd(v, kw, channels[4], what)
     c_dim = kw.get_int("label_size", 0) if kw.get("label_size") is not None else 0
     has_embed = v.has("LabelEmbed/weight")
     if c_dim and not has_embed:
@@ -514,6 +507,15 @@ def _sg2_discriminator(net: TFNetworkRecord, what: str, budget: NetworkBudget) -
             t[f"mapping.fc{i}.bias"] = _t(v.take(f"Mapping{i}/bias"))
     v.finish()
     return build_network(Discriminator, cfg, t, what, budget, defaults=("resample_filter",))
+
+
+def _mbstd(v: _Vars, kw: _Kwargs, channels: int, what: str) -> tuple[int, int | None]:
+    """(minibatch-stddev channels, group size): the 4x4 conv's extra inputs and ``mbstd_group_size``."""
+    mbstd_channels = v.shape("4x4/Conv/weight", 4)[2] - channels
+    group = None if kw.get("mbstd_group_size", 4) is None else kw.get_int("mbstd_group_size", 4)
+    if mbstd_channels < 0 or (mbstd_channels and (group is None or group <= 1)):
+        raise CheckpointError(f"{what}: mbstd_group_size={group!r} disagrees with the minibatch-stddev channels")
+    return mbstd_channels, group
 
 
 def _beta(kw: _Kwargs, keys: tuple[str, ...]) -> float | None:
@@ -650,10 +652,7 @@ def _sg1_discriminator(net: TFNetworkRecord, what: str, budget: NetworkBudget) -
     channels[4] = v.shape("4x4/Conv/weight", 4)[-1]
     channels[2] = v.shape("4x4/Dense0/weight", 2)[-1]
     channel_base, channel_max = channel_base_max(channels, what)
-    mbstd_channels = v.shape("4x4/Conv/weight", 4)[2] - channels[4]
-    group = None if kw.get("mbstd_group_size", 4) is None else kw.get_int("mbstd_group_size", 4)
-    if mbstd_channels < 0 or (mbstd_channels and (group is None or group <= 1)):
-        raise CheckpointError(f"{what}: mbstd_group_size={group!r} disagrees with the minibatch-stddev channels")
+    mbstd_channels, group = _mbstd(v, kw, channels[4], what)
     kw.accept("mbstd_num_features")
     c_dim = kw.get_int("label_size", 0) if kw.get("label_size") is not None else 0
     if v.shape("4x4/Dense1/weight", 2)[1] != max(c_dim, 1):
