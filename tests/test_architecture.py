@@ -33,9 +33,7 @@ SAME_RANK = {
 
 
 #: Back-edges and cycles that exist today and are being removed (issue #14); this set only shrinks.
-KNOWN = {
-    ("stylegan.checkpoints.official", "stylegan.checkpoints.tf"),
-}
+KNOWN: set[tuple[str, str]] = set()
 
 
 def _unit(module: str) -> str | None:

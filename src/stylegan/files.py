@@ -1,4 +1,5 @@
-"""Files we write and read: one atomic writer, one safetensors header reader, one file hash.
+"""Files we write and read: one atomic writer, one safetensors header reader, one check of untrusted zip
+archives, one file hash.
 
 Every file the package writes (images, grids, videos, latents, models, exports, datasets, training
 states, cached statistics) goes through :func:`atomic_output`: the data is written to a temporary
@@ -20,12 +21,14 @@ import secrets
 import shutil
 import struct
 import threading
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 __all__ = ["atomic_output", "atomic_write", "atomic_folder", "default_mode", "partial_outputs",
            "remove_partial_outputs", "remove_stale_partials", "is_partial_name", "read_safetensors_header", "safetensors_data_end",
-           "sha256_file", "fsync_folder"]
+           "sha256_file", "fsync_folder", "ZIP_ERRORS", "check_zip_directory"]
 
 #: The largest safetensors JSON header we read (the format's own limit is 100 MB).
 MAX_SAFETENSORS_HEADER = 100 << 20
@@ -223,6 +226,40 @@ def _safetensors_header(path, max_bytes: int) -> tuple[dict, int]:
     if not isinstance(header, dict):
         raise ValueError("header is not a JSON object")
     return header, n
+
+
+#: What Python's zipfile raises on a malformed, truncated or lying archive (callers turn it into their error).
+ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError, KeyError,
+              IndexError, OverflowError, NotImplementedError, RuntimeError, UnicodeError, struct.error)
+
+
+def check_zip_directory(zf: zipfile.ZipFile, file_size: int, *, stored_only: bool = False,
+                        max_members: int = 1 << 20, max_unpacked: int | None = None) -> list[zipfile.ZipInfo]:
+    """The members of an untrusted zip, after checking its central directory against the archive's size.
+
+    Refused (``zipfile.BadZipFile``): encrypted members, compression other than stored/deflate (only stored
+    with ``stored_only``), stored members whose two sizes differ, members that start or end past the end
+    of the archive, more than ``max_members`` members, and declared unpacked sizes summing to more than
+    ``max_unpacked``. zipfile itself stops every member at its declared size and checks its CRC on read,
+    so a member that lies about its size or content fails when it is read."""
+    infos = zf.infolist()
+    if len(infos) > max_members:
+        raise zipfile.BadZipFile(f"it holds {len(infos)} members (at most {max_members})")
+    allowed = (zipfile.ZIP_STORED,) if stored_only else (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+    total = 0
+    for info in infos:
+        if info.flag_bits & 1:
+            raise zipfile.BadZipFile(f"{info.filename} is encrypted")
+        if info.compress_type not in allowed:
+            raise zipfile.BadZipFile(f"{info.filename} uses compression method {info.compress_type}")
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            raise zipfile.BadZipFile(f"{info.filename}: its stored size and its size differ")
+        if info.header_offset + info.compress_size > file_size or info.header_offset < 0:
+            raise zipfile.BadZipFile(f"{info.filename} lies past the end of the archive")
+        total += info.file_size
+    if max_unpacked is not None and total > max_unpacked:
+        raise zipfile.BadZipFile(f"it unpacks to {total} bytes (at most {max_unpacked})")
+    return infos
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -11,12 +11,11 @@ import torch
 from ..errors import CheckpointError
 from ..networks import Discriminator, Generator
 from .download import PUBLISHED, resolve
-from .native import is_safetensors_file, load_native, save_native
+from .native import save_native
+from .readers import detect_format, read_checkpoint
 from .types import Checkpoint
 
 BUILTIN_NAME = "builtin"
-_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
-_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # pickled 0x1950a86a20f9469cfc6c
 
 
 def builtin_model_path() -> Path:
@@ -24,49 +23,18 @@ def builtin_model_path() -> Path:
     return Path(__file__).resolve().parent.parent / "pretrained" / "builtin.safetensors"
 
 
-def detect_format(path: Path) -> str:
-    """'native' | 'official-pickle' | 'torch-zip' (rosinality / torch.save)."""
-    if path.is_dir():
-        return "native"
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if not head:
-        raise CheckpointError(f"{path.name} is empty")
-    if head[:4] == b"PK\x03\x04" or head.startswith(_LEGACY_TORCH_MAGIC[:8]):
-        return "torch-zip"  # also legacy (pre-1.6) torch.save files, e.g. older rosinality .pt
-    if head[:2] in _PICKLE_MAGIC:
-        return "official-pickle"
-    if is_safetensors_file(path):
-        return "native"
-    raise CheckpointError(f"{path.name} is not a model file we know (expected NVIDIA .pkl, our .safetensors, "
-                          f"or a rosinality .pt)")
-
-
 def load_network(source: str | os.PathLike | None = None,
                  which: tuple[str, ...] = ("G_ema", "G", "D")) -> Checkpoint:
     """Load every network in a model file of any supported format (CPU, eval mode)."""
-    if source is None or str(source) == BUILTIN_NAME:
+    builtin = source is None or str(source) == BUILTIN_NAME
+    if builtin:
         path = builtin_model_path()
         if not path.exists():
             raise CheckpointError("this installation has no built-in model; pass --network PATH")
     else:
         path = resolve(source)
-    fmt = detect_format(path)
-    try:
-        if fmt == "native":
-            ckpt = load_native(path, which=which)
-        elif fmt == "official-pickle":
-            from .official import load_official_pickle
-            ckpt = load_official_pickle(path, which=which)
-        else:
-            from .rosinality import load_rosinality
-            ckpt = load_rosinality(path, which=which)
-    except MemoryError as exc:
-        raise CheckpointError(f"{path.name}: out of memory while loading") from exc
-    if source is None or str(source) == BUILTIN_NAME:
+    ckpt = read_checkpoint(path, which)
+    if builtin:
         ckpt.metadata.setdefault("builtin", True)
     return ckpt
 

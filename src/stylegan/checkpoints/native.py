@@ -9,7 +9,6 @@ carries the same JSON in a file a person can read and edit.
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
 import torch
@@ -23,7 +22,8 @@ try:
 except ImportError:  # older safetensors releases do not export it
     SafetensorError = Exception
 from ..networks import DiscriminatorConfig, Generator, GeneratorConfig, build_discriminator
-from .types import Checkpoint, load_tensors
+from .architecture import NetworkBudget, build_network
+from .types import Checkpoint
 
 FORMAT_NAME = "stylegan-native"
 FORMAT_VERSION = 1
@@ -32,16 +32,18 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 
 
+#: Largest header (tensor table + our JSON config) we read from a model file; ours are a few hundred KB.
+MAX_HEADER_BYTES = 16 << 20
+#: Deepest nesting of the JSON we read (configs nest 3 deep; metadata a little more).
+MAX_JSON_DEPTH = 32
+
+
 def is_safetensors_file(path: Path) -> bool:
     try:
-        with open(path, "rb") as f:
-            head = f.read(9)
-    except OSError:
+        read_safetensors_header(path, MAX_HEADER_BYTES)
+    except (OSError, ValueError, RecursionError):
         return False
-    if len(head) < 9:
-        return False
-    (n,) = struct.unpack("<Q", head[:8])
-    return 2 <= n < (100 << 20) and head[8:9] == b"{"
+    return True
 
 
 def _header(ckpt: Checkpoint) -> dict:
@@ -91,17 +93,59 @@ def save_native(ckpt: Checkpoint, dest: str | Path) -> Path:
 
 def _read_header(weights: Path) -> dict:
     try:
-        raw = read_safetensors_header(weights)
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{weights.name} is not a readable safetensors file ({exc})") from exc
-    meta = (raw.get("__metadata__") or {}).get("stylegan")
-    if meta is None:
+        raw = read_safetensors_header(weights, MAX_HEADER_BYTES)
+    except (OSError, ValueError, RecursionError) as exc:
+        raise CheckpointError(f"{weights.name} is not a readable safetensors file ({str(exc)[:200]})") from None
+    meta = (raw.get("__metadata__") or {}) if isinstance(raw.get("__metadata__") or {}, dict) else {}
+    text = meta.get("stylegan")
+    if text is None:
         raise CheckpointError(f"{weights.name} is a safetensors file without a stylegan config "
                               f"(not written by `stylegan convert`)")
+    return _parse_json(text, f"{weights.name}: the stylegan config in its header")
+
+
+def _parse_json(text, what: str) -> dict:
+    if not isinstance(text, (str, bytes)):
+        raise CheckpointError(f"{what} is not JSON text")
     try:
-        return json.loads(meta)
-    except ValueError as exc:
-        raise CheckpointError(f"{weights.name}: stylegan config in the header is not valid JSON") from exc
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(f"{what} is not valid JSON ({str(exc)[:100]})") from None
+    _check_depth(data, what)
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{what} is not a JSON object")
+    return data
+
+
+def _check_depth(data, what: str) -> None:
+    todo = [(data, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise CheckpointError(f"{what} nests more than {MAX_JSON_DEPTH} levels deep")
+        if isinstance(value, dict):
+            todo.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            todo.extend((v, depth + 1) for v in value)
+
+
+def _networks(header: dict, name: str) -> dict:
+    """The header's ``networks`` table, checked: ``{key: {"kind": ..., "config": {...}}}``."""
+    version = header.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise CheckpointError(f"{name}: format_version must be a whole number, not {str(version)[:40]!r}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{name} was written by a newer stylegan (format version {version}); please upgrade")
+    networks = header.get("networks") or {}
+    if not isinstance(networks, dict):
+        raise CheckpointError(f"{name}: 'networks' must be a JSON object of networks, not a "
+                              f"{type(networks).__name__}")
+    for key, spec in networks.items():
+        if (not isinstance(spec, dict) or spec.get("kind") not in ("generator", "discriminator")
+                or not isinstance(spec.get("config"), dict)):
+            raise CheckpointError(f"{name}: networks.{str(key)[:40]} must be {{'kind': 'generator' or "
+                                  f"'discriminator', 'config': {{...}}}}")
+    return networks
 
 
 def load_native(path: str | Path, which: tuple[str, ...] = NETWORK_KEYS) -> Checkpoint:
@@ -112,38 +156,45 @@ def load_native(path: str | Path, which: tuple[str, ...] = NETWORK_KEYS) -> Chec
         if not weights.exists():
             raise CheckpointError(f"{path} is a folder without {WEIGHTS_NAME}")
         if config_file.exists():
-            try:
-                header = json.loads(config_file.read_text())
-            except ValueError as exc:
-                raise CheckpointError(f"{config_file} is not valid JSON: {exc}") from exc
+            header = _parse_json(_read_config(config_file), str(config_file))
         else:
             header = _read_header(weights)
     else:
         weights = path
         header = _read_header(weights)
     if header.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{path.name}: unknown format {header.get('format')!r}")
-    if int(header.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(f"{path.name} was written by a newer stylegan (format version "
-                              f"{header['format_version']}); please upgrade")
+        raise CheckpointError(f"{path.name}: unknown format {str(header.get('format'))[:40]!r}")
+    networks = _networks(header, path.name)
     try:
         tensors = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{weights.name} is corrupt or truncated: {exc}") from exc
+    except (SafetensorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
+        raise CheckpointError(f"{weights.name} is corrupt or truncated: {str(exc)[:200]}") from None
+    metadata = header.get("metadata") or {}
     ckpt = Checkpoint(source_format="native", path=str(path), augment=header.get("augment"),
-                      training_set_kwargs=header.get("training_set_kwargs"), metadata=header.get("metadata") or {})
-    for key, spec in (header.get("networks") or {}).items():
+                      training_set_kwargs=header.get("training_set_kwargs"),
+                      metadata=metadata if isinstance(metadata, dict) else {"metadata": metadata})
+    budget = NetworkBudget(path.name, weights.stat().st_size)
+    for key, spec in networks.items():
         if key not in which or key not in NETWORK_KEYS:
             continue
+        generator = spec["kind"] == "generator"
         try:
-            if spec["kind"] == "generator":
-                net = Generator(GeneratorConfig.from_dict(spec["config"]))
-            else:
-                net = build_discriminator(DiscriminatorConfig.from_dict(spec["config"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path.name}: invalid config for {key}: {exc}") from exc
+            cfg = (GeneratorConfig if generator else DiscriminatorConfig).from_dict(spec["config"])
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path.name}: invalid config for {key}: {exc}") from None
         prefix = key + "."
         state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        load_tensors(net, state, f"{path.name}: {key}")
-        setattr(ckpt, key, net.eval().requires_grad_(False))
+        net = build_network(Generator if generator else build_discriminator, cfg, state, f"{path.name}: {key}", budget)
+        setattr(ckpt, key, net)
     return ckpt
+
+
+def _read_config(config_file: Path) -> bytes:
+    try:
+        with open(config_file, "rb") as f:
+            data = f.read(MAX_HEADER_BYTES + 1)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {config_file}: {exc.strerror or exc}") from None
+    if len(data) > MAX_HEADER_BYTES:
+        raise CheckpointError(f"{config_file} is larger than {MAX_HEADER_BYTES >> 20} MB; not a model config")
+    return data

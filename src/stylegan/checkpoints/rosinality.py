@@ -1,7 +1,8 @@
 """rosinality/stylegan2-pytorch checkpoints (``.pt``) <-> our StyleGAN2 networks.
 
-Read with ``torch.load(weights_only=True)`` (no code runs; ``argparse.Namespace`` — the ``args``
-entry of training checkpoints — is the one extra type allowed). Layout of a checkpoint:
+Read with :func:`.torch_save.read_torch_save`, our restricted reader of ``torch.save`` files (no code
+runs; nesting and sizes are bounded; ``argparse.Namespace`` — the ``args`` entry of training
+checkpoints — comes back as a dict). Layout of a checkpoint:
 ``{'g_ema': state_dict, 'g': ..., 'd': ..., 'latent_avg': [w_dim], 'args': Namespace, 'g_optim':
 ..., 'd_optim': ...}``; converted FFHQ/car/cat files hold ``g_ema`` and ``latent_avg`` only.
 
@@ -36,8 +37,6 @@ rosinality has no conv clamp and no conditioning; it always uses the ``skip`` ge
 
 from __future__ import annotations
 
-import argparse
-import pickle
 import re
 from pathlib import Path
 
@@ -47,27 +46,20 @@ from ..errors import CheckpointError
 from ..files import atomic_write
 from ..networks import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig,
                         StyleGAN2SynthesisConfig)
-from .official import _channel_base_max
-from .types import Checkpoint, load_tensors
+from .architecture import NetworkBudget, as_float, build_network, channel_base_max
+from .torch_save import read_torch_save
+from .types import Checkpoint
 
 W_AVG_SAMPLES = 10000
 W_AVG_SEED = 0
 
 
 def read_rosinality(path: str | Path) -> dict:
-    """``torch.load`` a rosinality checkpoint with ``weights_only=True``; refuse anything else clearly."""
+    """A rosinality checkpoint as inert data (:func:`read_torch_save`); refuse anything else clearly."""
     path = Path(path)
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path.name} holds Python objects other than tensors and plain data, which we do "
-                              f"not load (no code from a model file is ever run): {first}") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path.name} is not a readable torch checkpoint ({str(exc).splitlines()[0]})") from None
+    data = read_torch_save(path)
     if not isinstance(data, dict) or not any(k in data for k in ("g_ema", "g", "d")):
-        keys = sorted(data)[:6] if isinstance(data, dict) else type(data).__name__
+        keys = sorted(map(str, data))[:6] if isinstance(data, dict) else type(data).__name__
         raise CheckpointError(f"{path.name} is a torch checkpoint but not a rosinality StyleGAN2 one "
                               f"(expected 'g_ema', 'g' or 'd'; found {keys})")
     return data
@@ -75,9 +67,7 @@ def read_rosinality(path: str | Path) -> dict:
 
 def _args(data: dict) -> dict:
     a = data.get("args")
-    if isinstance(a, argparse.Namespace):
-        return dict(vars(a))
-    return dict(a) if isinstance(a, dict) else {}
+    return {k: v for k, v in a.items() if isinstance(k, str)} if isinstance(a, dict) else {}
 
 
 def load_rosinality(path: str | Path, which: tuple[str, ...] = ("G_ema", "G", "D")) -> Checkpoint:
@@ -86,38 +76,51 @@ def load_rosinality(path: str | Path, which: tuple[str, ...] = ("G_ema", "G", "D
     data = read_rosinality(path)
     args = _args(data)
     out = Checkpoint(source_format="rosinality", path=str(path))
+    budget = NetworkBudget(path.name, path.stat().st_size)
     latent_avg = data.get("latent_avg")
-    lr_mlp = float(args.get("lr_mlp", 0.01))
+    lr_mlp = as_float(args.get("lr_mlp", 0.01), f"{path.name}: args.lr_mlp", 1e-8, 1e4)
     for key, src in (("G_ema", "g_ema"), ("G", "g")):
         if key in which and isinstance(data.get(src), dict):
-            G = generator_from_rosinality(data[src], latent_avg, lr_mlp=lr_mlp, what=f"{path.name}: {src}")
+            G = generator_from_rosinality(data[src], latent_avg, lr_mlp=lr_mlp, what=f"{path.name}: {src}",
+                                          budget=budget)
             setattr(out, key, G)
     if "D" in which and isinstance(data.get("d"), dict):
-        out.D = discriminator_from_rosinality(data["d"], what=f"{path.name}: d")
+        out.D = discriminator_from_rosinality(data["d"], what=f"{path.name}: d", budget=budget)
     if out.G_ema is None and out.G is not None and "G_ema" in which:
         out.G_ema = out.G
     if latent_avg is None and (out.G_ema is not None or out.G is not None):
         out.metadata["w_avg"] = f"estimated: mean of {W_AVG_SAMPLES} mapped z (seed {W_AVG_SEED})"
     kept = {k: args[k] for k in ("size", "channel_multiplier", "n_mlp", "latent", "lr_mlp", "iter", "batch",
-                                 "augment_p", "ada_target") if isinstance(args.get(k), (int, float, str, bool))}
+                                 "augment_p", "ada_target") if _shown_value(args.get(k))}
     if kept:
         out.metadata["rosinality_args"] = kept
     return out
 
 
-def _get(sd: dict, name: str, what: str) -> torch.Tensor:
+def _shown_value(v) -> bool:
+    """A value ``stylegan info`` can print: a short string, a bool, an int within 64 bits, a finite float."""
+    return ((isinstance(v, str) and len(v) <= 200) or isinstance(v, bool) or (isinstance(v, int) and abs(v) < 2**63)
+            or (isinstance(v, float) and v == v and abs(v) != float("inf")))
+
+
+def _get(sd: dict, name: str, what: str, ndim: int | None = None) -> torch.Tensor:
     t = sd.get(name)
-    if not isinstance(t, torch.Tensor):
+    if not isinstance(t, torch.Tensor) or t.is_complex():
         raise CheckpointError(f"{what}: tensor {name!r} is missing; not a rosinality StyleGAN2 state dict")
+    if ndim is not None and (t.ndim != ndim or not all(t.shape)):
+        raise CheckpointError(f"{what}: tensor {name!r} has shape {tuple(t.shape)}, expected {ndim} non-zero "
+                              f"dimensions")
     return t.detach().to(torch.float32)
 
 
 def _taps(kernel: torch.Tensor | None) -> tuple[float, ...]:
     """1-D filter taps from a stored 2-D blur kernel (an outer product)."""
     default = (1.0, 3.0, 3.0, 1.0)
-    if kernel is None or kernel.ndim != 2:
+    if not isinstance(kernel, torch.Tensor) or kernel.ndim != 2 or not 1 <= kernel.shape[1] <= 32:
         return default
     taps = kernel.to(torch.float64).sum(dim=0)
+    if not torch.isfinite(taps).all() or abs(float(taps.sum())) < 1e-8:
+        raise CheckpointError("a rosinality blur kernel does not sum to a finite, non-zero value")
     taps = taps / taps.sum()
     ref = torch.tensor(default, dtype=torch.float64) / 8
     if taps.shape == ref.shape and torch.allclose(taps, ref, atol=1e-6):
@@ -127,7 +130,7 @@ def _taps(kernel: torch.Tensor | None) -> tuple[float, ...]:
 
 def _layer(t: dict, sd: dict, ours: str, theirs: str, what: str, torgb: bool = False) -> None:
     w = _get(sd, f"{theirs}.conv.weight", what)
-    if w.ndim != 5 or w.shape[0] != 1:
+    if w.ndim != 5 or w.shape[0] != 1 or not all(w.shape):
         raise CheckpointError(f"{what}: {theirs}.conv.weight has shape {tuple(w.shape)}, expected [1, O, I, k, k]")
     t[f"{ours}.weight"] = w[0]
     t[f"{ours}.affine.weight"] = _get(sd, f"{theirs}.conv.modulation.weight", what)
@@ -136,30 +139,33 @@ def _layer(t: dict, sd: dict, ours: str, theirs: str, what: str, torgb: bool = F
         t[f"{ours}.bias"] = _get(sd, f"{theirs}.bias", what).reshape(-1)
     else:
         t[f"{ours}.bias"] = _get(sd, f"{theirs}.activate.bias", what)
-        t[f"{ours}.noise_strength"] = _get(sd, f"{theirs}.noise.weight", what).reshape([])
+        strength = _get(sd, f"{theirs}.noise.weight", what)
+        if strength.numel() != 1:
+            raise CheckpointError(f"{what}: {theirs}.noise.weight has shape {tuple(strength.shape)}, expected [1]")
+        t[f"{ours}.noise_strength"] = strength.reshape([])
 
 
 def generator_from_rosinality(sd: dict, latent_avg: torch.Tensor | None = None, lr_mlp: float = 0.01,
-                              what: str = "generator") -> Generator:
+                              what: str = "generator", budget: NetworkBudget | None = None) -> Generator:
     """Build our StyleGAN2 generator from a rosinality ``Generator.state_dict()``."""
     n_mlp = 0
-    while f"style.{n_mlp + 1}.weight" in sd:
+    while f"style.{n_mlp + 1}.weight" in sd and n_mlp < 64:
         n_mlp += 1
     if n_mlp == 0:
         raise CheckpointError(f"{what}: no mapping layers (style.1.weight); not a rosinality generator")
-    n_blocks = len({m.group(1) for m in (re.fullmatch(r"to_rgbs\.(\d+)\.bias", k) for k in sd) if m})
+    n_blocks = _count_blocks(sd, r"to_rgbs\.(\d{1,4})\.bias", 0, what)
     R = 4 * 2**n_blocks
-    z_dim = _get(sd, "style.1.weight", what).shape[1]
-    w_dim = _get(sd, f"style.{n_mlp}.weight", what).shape[0]
-    channels = {4: _get(sd, "conv1.conv.weight", what).shape[1]}
+    z_dim = _get(sd, "style.1.weight", what, 2).shape[1]
+    w_dim = _get(sd, f"style.{n_mlp}.weight", what, 2).shape[0]
+    channels = {4: _get(sd, "conv1.conv.weight", what, 5).shape[1]}
     for k in range(n_blocks):
-        channels[8 * 2**k] = _get(sd, f"convs.{2 * k}.conv.weight", what).shape[1]
+        channels[8 * 2**k] = _get(sd, f"convs.{2 * k}.conv.weight", what, 5).shape[1]
     try:
-        channel_base, channel_max = _channel_base_max(channels)
+        channel_base, channel_max = channel_base_max(channels, what)
     except CheckpointError:
         raise CheckpointError(f"{what}: channel counts {channels} cannot be expressed as min(channel_base // res, "
                               f"channel_max) (channel_multiplier > 2?); this layout is not supported") from None
-    img_channels = _get(sd, "to_rgb1.conv.weight", what).shape[1]
+    img_channels = _get(sd, "to_rgb1.conv.weight", what, 5).shape[1]
     filt = _taps(sd.get("convs.0.conv.blur.kernel") if n_blocks else None)
     cfg = GeneratorConfig(
         "stylegan2", z_dim=z_dim, c_dim=0, w_dim=w_dim, img_resolution=R, img_channels=img_channels,
@@ -170,49 +176,50 @@ def generator_from_rosinality(sd: dict, latent_avg: torch.Tensor | None = None, 
     for i in range(n_mlp):
         t[f"mapping.fc{i}.weight"] = _get(sd, f"style.{i + 1}.weight", what)
         t[f"mapping.fc{i}.bias"] = _get(sd, f"style.{i + 1}.bias", what)
-    t["synthesis.b4.const"] = _get(sd, "input.input", what)[0]
+    t["synthesis.b4.const"] = _get(sd, "input.input", what, 4)[0]
     _layer(t, sd, "synthesis.b4.conv1", "conv1", what)
     _layer(t, sd, "synthesis.b4.torgb", "to_rgb1", what, torgb=True)
-    t["synthesis.b4.conv1.noise_const"] = _get(sd, "noises.noise_0", what)[0, 0]
+    t["synthesis.b4.conv1.noise_const"] = _get(sd, "noises.noise_0", what, 4)[0, 0]
     for k in range(n_blocks):
         r = 8 * 2**k
         _layer(t, sd, f"synthesis.b{r}.conv0", f"convs.{2 * k}", what)
         _layer(t, sd, f"synthesis.b{r}.conv1", f"convs.{2 * k + 1}", what)
         _layer(t, sd, f"synthesis.b{r}.torgb", f"to_rgbs.{k}", what, torgb=True)
-        t[f"synthesis.b{r}.conv0.noise_const"] = _get(sd, f"noises.noise_{2 * k + 1}", what)[0, 0]
-        t[f"synthesis.b{r}.conv1.noise_const"] = _get(sd, f"noises.noise_{2 * k + 2}", what)[0, 0]
-    G = Generator(cfg)
-    for name, buf in G.named_buffers():
-        if name.endswith("resample_filter"):
-            t[name] = buf.detach().clone()
+        t[f"synthesis.b{r}.conv0.noise_const"] = _get(sd, f"noises.noise_{2 * k + 1}", what, 4)[0, 0]
+        t[f"synthesis.b{r}.conv1.noise_const"] = _get(sd, f"noises.noise_{2 * k + 2}", what, 4)[0, 0]
     if latent_avg is not None:
-        if not isinstance(latent_avg, torch.Tensor) or latent_avg.numel() != w_dim:
+        if not isinstance(latent_avg, torch.Tensor) or latent_avg.numel() != w_dim or latent_avg.is_complex():
             raise CheckpointError(f"{what}: latent_avg must be a tensor of {w_dim} values")
         t["mapping.w_avg"] = latent_avg.detach().to(torch.float32).reshape(w_dim)
     else:
         t["mapping.w_avg"] = torch.zeros(w_dim)
-    load_tensors(G, t, what)
-    G.eval().requires_grad_(False)
+    G = build_network(Generator, cfg, t, what, budget or NetworkBudget(what, 0), defaults=("resample_filter",))
     if latent_avg is None:
         gen = torch.Generator().manual_seed(W_AVG_SEED)
+        rows = max(1, min(W_AVG_SAMPLES, (1 << 22) // z_dim))      # z in chunks of at most 16 MB
+        total = torch.zeros(w_dim, dtype=torch.float64)
         with torch.no_grad():
-            z = torch.randn([W_AVG_SAMPLES, z_dim], generator=gen)
-            G.mapping.w_avg.copy_(G.mapping(z, None)[:, 0].mean(dim=0))
+            for start in range(0, W_AVG_SAMPLES, rows):
+                z = torch.randn([min(rows, W_AVG_SAMPLES - start), z_dim], generator=gen)
+                total += G.mapping(z, None)[:, 0].sum(dim=0, dtype=torch.float64)
+            G.mapping.w_avg.copy_(total / W_AVG_SAMPLES)
     return G
 
 
-def discriminator_from_rosinality(sd: dict, what: str = "discriminator") -> Discriminator:
+def discriminator_from_rosinality(sd: dict, what: str = "discriminator",
+                                  budget: NetworkBudget | None = None) -> Discriminator:
     """Build our (resnet) StyleGAN2 discriminator from a rosinality ``Discriminator.state_dict()``."""
-    n_blocks = len({m.group(1) for m in (re.fullmatch(r"convs\.(\d+)\.conv1\.0\.weight", k) for k in sd) if m})
+    n_blocks = _count_blocks(sd, r"convs\.(\d{1,4})\.conv1\.0\.weight", 1, what)
     if n_blocks == 0:
         raise CheckpointError(f"{what}: no residual blocks (convs.1.conv1); not a rosinality discriminator")
     R = 4 * 2**n_blocks
-    fromrgb = _get(sd, "convs.0.0.weight", what)
-    channels = {R // 2**(k - 1): _get(sd, f"convs.{k}.conv1.0.weight", what).shape[0] for k in range(1, n_blocks + 1)}
-    final = _get(sd, "final_conv.0.weight", what)
+    fromrgb = _get(sd, "convs.0.0.weight", what, 4)
+    channels = {R // 2**(k - 1): _get(sd, f"convs.{k}.conv1.0.weight", what, 4).shape[0]
+                for k in range(1, n_blocks + 1)}
+    final = _get(sd, "final_conv.0.weight", what, 4)
     channels[4] = final.shape[0]
     try:
-        channel_base, channel_max = _channel_base_max(channels)
+        channel_base, channel_max = channel_base_max(channels, what)
     except CheckpointError:
         raise CheckpointError(f"{what}: channel counts {channels} cannot be expressed as min(channel_base // res, "
                               f"channel_max); this layout is not supported") from None
@@ -233,16 +240,18 @@ def discriminator_from_rosinality(sd: dict, what: str = "discriminator") -> Disc
     for ours, theirs in (("fc", "0"), ("out", "1")):
         t[f"b4.{ours}.weight"] = _get(sd, f"final_linear.{theirs}.weight", what)
         t[f"b4.{ours}.bias"] = _get(sd, f"final_linear.{theirs}.bias", what)
-    D = Discriminator(cfg)
-    for name, buf in D.named_buffers():
-        if name.endswith("resample_filter"):
-            t[name] = buf.detach().clone()
-    load_tensors(D, t, what)
-    return D.eval().requires_grad_(False)
+    return build_network(Discriminator, cfg, t, what, budget or NetworkBudget(what, 0), defaults=("resample_filter",))
 
 
-# ----------------------------------------------------------------------------------------------
-# Export.
+def _count_blocks(sd: dict, pattern: str, first: int, what: str) -> int:
+    """How many blocks ``pattern`` numbers (``first``, ``first + 1``, ... without gaps; at most 12)."""
+    found = {int(m.group(1)) for m in (re.fullmatch(pattern, k) for k in sd if isinstance(k, str)) if m}
+    if found and (found != set(range(first, first + len(found))) or len(found) > 12):
+        raise CheckpointError(f"{what}: its blocks are numbered {sorted(found)[:8]}; expected {first}, "
+                              f"{first + 1}, ... (at most 12 blocks)")
+    return len(found)
+
+
 
 def _check_exportable_generator(G: Generator) -> list[str]:
     cfg, syn = G.config, G.config.synthesis

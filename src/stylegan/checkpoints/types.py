@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-
 from ..errors import CheckpointError
 from ..networks import Discriminator, Generator
 
@@ -43,21 +41,3 @@ class Checkpoint:
 
 def _missing(ckpt: Checkpoint, what: str):
     return CheckpointError(f"{ckpt.path or 'the model file'} contains no {what}")
-
-
-def load_tensors(net: torch.nn.Module, tensors: dict[str, torch.Tensor], what: str) -> None:
-    """Load ``tensors`` into ``net`` requiring exactly its names and shapes, finite values; clear errors."""
-    expected = net.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(f"{what}: tensors do not match the rebuilt architecture "
-                              f"(missing {missing[:5]}{'…' if len(missing) > 5 else ''}, "
-                              f"unexpected {unexpected[:5]}{'…' if len(unexpected) > 5 else ''})")
-    for name, t in tensors.items():
-        if tuple(t.shape) != tuple(expected[name].shape):
-            raise CheckpointError(f"{what}: tensor {name} has shape {tuple(t.shape)}, "
-                                  f"expected {tuple(expected[name].shape)}")
-        if not torch.isfinite(t).all():
-            raise CheckpointError(f"{what}: tensor {name} contains NaN or infinite values")
-    net.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in tensors.items()})

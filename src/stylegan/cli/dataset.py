@@ -28,9 +28,12 @@ import click
                                       "sub-folder names (folders), either (auto), or none.")
 @click.option("--max-images", type=int, default=None, help="Use at most this many images.")
 @click.option("--workers", type=int, default=None, help="Decoding threads (default: up to 4).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=8192 * 8192, show_default=True,
+              help="Skip (and report) images larger than this many pixels (width x height), before decoding them: "
+                   "a small file can decode to gigabytes.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing destination.")
 def dataset(source, dest, resolution, transform, aspect, resize_filter, mode, background, labels, max_images,
-            workers, overwrite):
+            workers, max_pixels, overwrite):
     """Convert a folder or zip of images into a training dataset (NVIDIA's layout).
 
     Unreadable or unsuitable files are skipped and listed in DEST-report.json.
@@ -38,7 +41,7 @@ def dataset(source, dest, resolution, transform, aspect, resize_filter, mode, ba
     from ..data.dataset_tool import make_dataset
     report = make_dataset(source, dest, resolution=resolution, transform=transform, resize_filter=resize_filter,
                           mode=mode, background=background, labels=labels, max_images=max_images, aspect=aspect,
-                          workers=workers, overwrite=overwrite)
+                          workers=workers, overwrite=overwrite, max_pixels=max_pixels)
     classes = f", {len(report.class_names)} classes" if report.class_names else ""
     click.echo(f"wrote {report.written} images ({report.resolution}x{report.resolution}, {report.channels} "
                f"channel(s){classes}) to {report.dest}", err=True)

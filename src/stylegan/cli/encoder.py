@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import device_option, echo_done, network_option, pass_errors
+from .common import device_option, echo_done, network_option
 
 
 @click.group()
@@ -46,7 +46,6 @@ def encoder() -> None:
 @click.option("--lpips-lin", default=None, metavar="PATH|URL", help="LPIPS linear-layer weights (with --vgg).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: torch's).")
 @device_option
-@pass_errors
 def train(network, out: Path, kimg, batch, lr, seed, data, real_fraction, mirror, latent_weight, image_weight,
           image_batch, delta_weight, delta_kimg, snap_kimg, resume, vgg, lpips_lin, threads, device):
     """Train an encoder for a model from its own samples (no dataset needed); resumable.

@@ -7,14 +7,21 @@ unchanged): any image files, in sorted path order, and ``dataset.json`` =
 The order in which training sees the images is a pure function of ``(seed, position)``
 (:func:`sample_indices`), so a run resumed from a checkpoint, or split over any number of
 processes, reads exactly the same images in the same order as one uninterrupted run.
+
+Datasets come from outside: an image is checked against :data:`MAX_PIXELS` (and, after the first, against
+the first image's size) from its header, before it is decoded, so a small file that decodes to
+gigabytes is refused; ``dataset.json`` is parsed by :func:`parse_labels`, one place for the reader and
+the dataset tool, and a malformed label table is one :class:`DatasetError`.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import threading
+import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,10 +31,79 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DatasetError
+from ..files import ZIP_ERRORS
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 LABELS_NAME = "dataset.json"
 CACHE_LIMIT_BYTES = 4 << 30      # decoded datasets up to this size are kept in memory
+#: Largest image (width x height) decoded unless asked otherwise: 8192 x 8192 (a 67-megapixel photo).
+MAX_PIXELS = 8192 * 8192
+MAX_CLASSES = 1 << 16            # class indices in dataset.json are below this
+MAX_LABEL_DIM = 1 << 12          # length of a float label vector
+MAX_LABEL_VALUES = 1 << 28       # values of the label matrix (images x classes for one-hot labels)
+_OPEN_LOCK = threading.Lock()
+
+
+def open_image(f, name: str, max_pixels: int = MAX_PIXELS, size: tuple[int, int] | None = None) -> Image.Image:
+    """``Image.open`` (header only) refusing, before anything is decoded, an image of more than ``max_pixels``
+    pixels or (``size``) of another width x height: :class:`DatasetError`. The caller decodes (``load()``)."""
+    prefix = f"{name}: " if name else ""
+    with _OPEN_LOCK, warnings.catch_warnings():             # our limit replaces PIL's bomb warning ...
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(f)
+        except Image.DecompressionBombError as exc:         # ... not its hard limit (2x its warning level)
+            raise DatasetError(f"{prefix}{exc}") from None
+    w, h = im.size
+    if w * h > max_pixels:
+        im.close()
+        raise DatasetError(f"{prefix}{w}x{h} is {w * h / 1e6:.1f} megapixels, more than the limit of "
+                           f"{max_pixels / 1e6:.1f} (--max-pixels)")
+    if size is not None and (w, h) != size:
+        im.close()
+        raise DatasetError(f"{prefix}{w}x{h}, but the first image is {size[0]}x{size[1]}; all images must have "
+                           f"the same size and channels (use `stylegan dataset`)")
+    return im
+
+
+def parse_labels(text: bytes | str, where: str) -> tuple[dict[str, int | list[float]] | None, list[str] | None]:
+    """``dataset.json`` -> ({image name: class index or float vector} or None, class names or None).
+
+    NVIDIA's layout ``{"labels": [[name, label], ...] | null}`` plus our optional ``class_names``; anything
+    else (not JSON, wrong types, negative or huge classes, vectors of unequal length) is a DatasetError."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise DatasetError(f"{where} is not valid JSON ({str(exc)[:100]})") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{where} must be a JSON object with a 'labels' list")
+    table = data.get("labels")
+    if table is None:
+        return None, None
+    if not isinstance(table, list) or not all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], str)
+                                               for e in table):
+        raise DatasetError(f"{where}: 'labels' must be a list of [image name, label] pairs")
+    labels: dict[str, int | list[float]] = {}
+    width = None
+    for name, label in table:
+        if isinstance(label, float) and label.is_integer():
+            label = int(label)
+        if isinstance(label, int) and not isinstance(label, bool):
+            if not 0 <= label < MAX_CLASSES:
+                raise DatasetError(f"{where}: {name[:80]} has class {label}; classes are 0 to {MAX_CLASSES - 1}")
+        elif isinstance(label, list) and 1 <= len(label) <= MAX_LABEL_DIM and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in label):
+            if width not in (None, len(label)):
+                raise DatasetError(f"{where}: label vectors have different lengths ({width} and {len(label)})")
+            width = len(label)
+        else:
+            raise DatasetError(f"{where}: the label of {name[:80]} must be a class index or a list of numbers, "
+                               f"not {str(label)[:40]}")
+        labels[name.replace("\\", "/")] = label
+    names = data.get("class_names")
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        names = None
+    return labels, names
 
 
 def is_image_name(name: str) -> bool:
@@ -58,7 +134,7 @@ class ImageDataset:
             try:
                 with zipfile.ZipFile(self.path) as z:
                     names = sorted(n for n in z.namelist() if not n.endswith("/"))
-            except (zipfile.BadZipFile, OSError) as exc:
+            except ZIP_ERRORS as exc:
                 raise DatasetError(f"{self.path} is not a readable zip file ({exc}); "
                                    f"create a dataset with `stylegan dataset`") from None
         else:
@@ -132,14 +208,15 @@ class ImageDataset:
 
     def _read(self, raw_idx: int) -> np.ndarray:
         name = self._names[raw_idx]
+        size = (self.image_shape[2], self.image_shape[1]) if hasattr(self, "image_shape") else None
         try:
-            with self._open(name) as f, Image.open(f) as im:
+            with self._open(name) as f, open_image(f, f"{self.path}: {name}", size=size) as im:
                 im.load()
                 if im.mode not in ("L", "RGB", "RGBA"):
                     im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
                 arr = np.asarray(im)
-        except (OSError, UnidentifiedImageError, ValueError, zipfile.BadZipFile) as exc:
-            raise DatasetError(f"{self.path}: cannot read {name} ({exc}); rebuild the dataset with "
+        except (UnidentifiedImageError, SyntaxError, Image.DecompressionBombError, *ZIP_ERRORS) as exc:
+            raise DatasetError(f"{self.path}: cannot read {name} ({str(exc)[:200]}); rebuild the dataset with "
                                f"`stylegan dataset`, which skips unreadable files") from None
         arr = arr[:, :, None] if arr.ndim == 2 else arr
         arr = arr.transpose(2, 0, 1)
@@ -160,41 +237,35 @@ class ImageDataset:
     def _load_labels(self) -> tuple[np.ndarray, list[str] | None]:
         try:
             if self._type == "dir":
-                text = (self.path / LABELS_NAME).read_text()
+                text = (self.path / LABELS_NAME).read_bytes()
             else:
-                text = self._zip().read(LABELS_NAME).decode("utf-8")
+                text = self._zip().read(LABELS_NAME)
         except (FileNotFoundError, KeyError):
             raise DatasetError(f"{self.path} has no {LABELS_NAME}, so it cannot be used for conditional training "
                                f"(create one with `stylegan dataset --labels folders`)") from None
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise DatasetError(f"{self.path}: {LABELS_NAME} is not valid JSON ({exc})") from None
-        table = data.get("labels") if isinstance(data, dict) else None
+        except ZIP_ERRORS as exc:
+            raise DatasetError(f"{self.path}: cannot read {LABELS_NAME} ({str(exc)[:200]})") from None
+        table, names = parse_labels(text, f"{self.path}: {LABELS_NAME}")
         if not table:
             raise DatasetError(f"{self.path}: {LABELS_NAME} has no labels")
-        table = {str(k).replace("\\", "/"): v for k, v in table}
         missing = [n for n in self._names if n not in table]
         if missing:
             raise DatasetError(f"{self.path}: {len(missing)} image(s) have no label in {LABELS_NAME}, "
                                f"e.g. {missing[0]}")
         raw = [table[n] for n in self._names]
-        if all(isinstance(v, int) or (isinstance(v, float) and v.is_integer()) for v in raw):
+        if all(isinstance(v, int) for v in raw):
             idx = np.asarray(raw, dtype=np.int64)
-            if idx.min() < 0:
-                raise DatasetError(f"{self.path}: class labels must be >= 0")
-            labels = np.zeros([len(idx), int(idx.max()) + 1], dtype=np.float32)
+            classes = int(idx.max()) + 1
+            if len(idx) * classes > MAX_LABEL_VALUES:
+                raise DatasetError(f"{self.path}: {len(idx)} images x {classes} classes of one-hot labels is too "
+                                   f"many (at most {MAX_LABEL_VALUES} values)")
+            labels = np.zeros([len(idx), classes], dtype=np.float32)
             labels[np.arange(len(idx)), idx] = 1
+        elif all(isinstance(v, list) for v in raw):
+            labels = np.asarray(raw, dtype=np.float32)
         else:
-            try:
-                labels = np.asarray(raw, dtype=np.float32)
-            except ValueError:
-                raise DatasetError(f"{self.path}: labels must be class indices or equal-length number "
-                                   f"lists") from None
-            if labels.ndim != 2:
-                raise DatasetError(f"{self.path}: labels must be class indices or number lists")
-        names = data.get("class_names") if isinstance(data, dict) else None
-        return labels, names if isinstance(names, list) else None
+            raise DatasetError(f"{self.path}: {LABELS_NAME} mixes class indices and label vectors")
+        return labels, names
 
     def get_images(self, indices) -> np.ndarray:
         """uint8 ``[N, C, H, W]`` for dataset indices (mirrored copies for ``i >= num_raw_images``)."""

@@ -21,17 +21,15 @@ import numpy as np
 from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
 
 from ..errors import DatasetError, UserInputError
-from ..files import atomic_folder, atomic_output
+from ..files import ZIP_ERRORS, atomic_folder, atomic_output
 from ..progress import progress
-from .dataset import LABELS_NAME, is_image_name
+from .dataset import LABELS_NAME, MAX_PIXELS, is_image_name, open_image, parse_labels
 
 TRANSFORMS = ("center-crop", "center-crop-wide", "pad", "none")
 RESIZE_FILTERS = {"lanczos": Image.LANCZOS, "box": Image.BOX, "bicubic": Image.BICUBIC,
                   "bilinear": Image.BILINEAR, "hamming": Image.HAMMING, "nearest": Image.NEAREST}
 MODES = {"rgb": ("RGB", 3), "gray": ("L", 1), "grey": ("L", 1), "rgba": ("RGBA", 4)}
 LABEL_SOURCES = ("auto", "folders", "file", "none")
-# Decompression-bomb guard: refuse absurd images rather than exhausting memory.
-Image.MAX_IMAGE_PIXELS = 30_000 * 30_000
 
 
 @dataclass
@@ -68,24 +66,34 @@ def parse_color(value: str | tuple) -> tuple[int, int, int]:
 
 
 class _Source:
-    """Files of a source folder or zip: sorted relative names, bytes on demand."""
+    """Files of a source folder or zip: sorted relative names, bytes on demand (at most ``max_bytes`` each)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, max_bytes: int | None = None):
         self.path = path
+        self.max_bytes = max_bytes
+        self.sizes: dict[str, int] = {}
         if path.is_dir():
             self.zip = None
             self.names = sorted(str(p.relative_to(path)).replace(os.sep, "/") for p in path.rglob("*")
                                 if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
         elif path.is_file() and zipfile.is_zipfile(path):
             self.zip = path
-            with zipfile.ZipFile(path) as z:
-                self.names = sorted(n for n in z.namelist() if not n.endswith("/") and "__MACOSX" not in n)
+            try:
+                with zipfile.ZipFile(path) as z:
+                    self.sizes = {i.filename: i.file_size for i in z.infolist()}
+            except ZIP_ERRORS as exc:
+                raise DatasetError(f"{path} is a broken zip archive ({str(exc)[:200]})") from None
+            self.names = sorted(n for n in self.sizes if not n.endswith("/") and "__MACOSX" not in n)
         elif path.exists():
             raise DatasetError(f"{path} is neither a folder nor a zip file")
         else:
             raise DatasetError(f"source not found: {path}")
 
     def read(self, name: str) -> bytes:
+        """The file's bytes; OSError (a skip reason) when it is larger than ``max_bytes``."""
+        size = self.sizes[name] if self.zip is not None else (self.path / name).stat().st_size
+        if self.max_bytes is not None and size > self.max_bytes:
+            raise OSError(f"the file is {size / 2**20:.0f} MB, larger than any image within --max-pixels")
         if self.zip is None:
             return (self.path / name).read_bytes()
         with zipfile.ZipFile(self.zip) as z:
@@ -174,8 +182,11 @@ def _class_of(name: str) -> str | None:
 def make_dataset(source: str | os.PathLike, dest: str | os.PathLike, resolution: int | None = None,
                  transform: str = "center-crop", resize_filter: str = "lanczos", mode: str = "rgb",
                  background: str | tuple = "white", labels: str = "auto", max_images: int | None = None,
-                 aspect: float = 2.0, workers: int | None = None, overwrite: bool = False) -> DatasetReport:
-    """Convert the images under ``source`` (folder or zip) into a dataset at ``dest`` (``.zip`` or folder)."""
+                 aspect: float = 2.0, workers: int | None = None, overwrite: bool = False,
+                 max_pixels: int = MAX_PIXELS) -> DatasetReport:
+    """Convert the images under ``source`` (folder or zip) into a dataset at ``dest`` (``.zip`` or folder).
+
+    Images of more than ``max_pixels`` pixels are skipped (and reported) before they are decoded."""
     source, dest = Path(source), Path(dest)
     if transform not in TRANSFORMS:
         raise UserInputError(f"unknown transform {transform!r}; use one of {', '.join(TRANSFORMS)}")
@@ -189,10 +200,12 @@ def make_dataset(source: str | os.PathLike, dest: str | os.PathLike, resolution:
         _check_resolution(int(resolution), "--resolution is")
     if aspect <= 0:
         raise UserInputError("--aspect must be positive")
+    if max_pixels < 1:
+        raise UserInputError("--max-pixels must be at least 1")
     bg = parse_color(background)
     pil_mode, channels = MODES[mode]
     filt = RESIZE_FILTERS[resize_filter]
-    src = _Source(source)
+    src = _Source(source, max_bytes=8 * max_pixels + (1 << 20))   # 16-bit RGBA, uncompressed, + metadata
     if dest.resolve() == source.resolve():
         raise UserInputError("--dest must differ from --source")
     _check_dest(dest, overwrite)
@@ -217,14 +230,18 @@ def make_dataset(source: str | os.PathLike, dest: str | os.PathLike, resolution:
 
     def load(name: str):
         try:
-            with Image.open(io.BytesIO(src.read(name))) as im:
+            with open_image(io.BytesIO(src.read(name)), "", max_pixels) as im:
                 im.load()
                 im = ImageOps.exif_transpose(im)            # phone photos: apply the EXIF orientation
                 out = transform_image(im, resolution, transform, filt, pil_mode, bg, aspect)
             return np.asarray(out), None
-        except Image.DecompressionBombError:
-            return None, "image too large"
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, zipfile.BadZipFile) as exc:
+        except DatasetError as exc:
+            return None, f"image too large: {exc}"
+        except Image.DecompressionBombError as exc:
+            return None, f"image too large: {exc}"
+        except MemoryError:
+            return None, "image too large: not enough memory to decode it"
+        except (UnidentifiedImageError, SyntaxError, *ZIP_ERRORS) as exc:
             return None, f"unreadable: {exc}" if "not square" not in str(exc) else str(exc)
 
     workers = workers or min(4, os.cpu_count() or 1)
@@ -279,12 +296,12 @@ def _labels(src: _Source, names: list[str], how: str, report: DatasetReport):
         return None, None
     if how in ("auto", "file") and src.exists(LABELS_NAME):
         try:
-            table = json.loads(src.read(LABELS_NAME)).get("labels")
-        except (ValueError, AttributeError) as exc:
-            raise DatasetError(f"{src.path}/{LABELS_NAME} is not valid JSON ({exc})") from None
-        if not table:
+            text = src.read(LABELS_NAME)
+        except ZIP_ERRORS as exc:
+            raise DatasetError(f"cannot read {src.path}/{LABELS_NAME} ({exc})") from None
+        label_of, _ = parse_labels(text, f"{src.path}/{LABELS_NAME}")
+        if not label_of:
             return None, None
-        label_of = {str(k).replace("\\", "/"): v for k, v in table}
         for n in names:
             if n not in label_of:
                 report.skipped.append((n, f"no label in {LABELS_NAME}"))

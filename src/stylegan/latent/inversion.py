@@ -24,7 +24,8 @@ from ..networks import Generator
 from ..networks.encoder import Encoder, mapping_fingerprint
 from ..perception.lpips import PerceptualLoss
 from ..render.images import to_uint8
-from .projection import Projection, ProjectionConfig, _labels, _targets_tensor, project, psnr
+from .projection import Projection, ProjectionConfig, _targets_tensor, project, psnr
+from .seeds import check_labels
 
 #: Refinement after an encoder start: W+, the projector's learning rate from the first step (no ramp-up), no
 #: w noise (the start is already close). Measured on the built-in model against lr 0.01/0.03 and W space.
@@ -62,7 +63,7 @@ def encode(G: Generator, targets, encoder: Encoder, c: torch.Tensor | None = Non
     """Encoder-only inversion of ``targets`` (uint8 [N, H, W, C] / [H, W, C], or float [N, C, H, W])."""
     device = next(G.parameters()).device
     target = _targets_tensor(G, targets, device)
-    c = _labels(G, c, target.shape[0], device)
+    c = check_labels(c, G.c_dim, target.shape[0], device)
     start = time.perf_counter()
     ws = encoder_ws(encoder, G, target, batch_size)
     elapsed = time.perf_counter() - start

@@ -33,7 +33,7 @@ from ..networks import Generator
 from ..perception.lpips import NoDownloadLoss, PerceptualLoss
 from ..progress import progress as progress_bar
 from ..render.images import to_uint8
-from .projection import _targets_tensor, clip_like_target, psnr, use_noise_maps, w_stats
+from .projection import _targets_tensor, clip_like_target, psnr, w_stats
 
 
 @dataclass(frozen=True)
@@ -92,16 +92,15 @@ def tune_generator(G: Generator, targets, ws: torch.Tensor, loss: PerceptualLoss
     optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999))
     _, w_std = w_stats(G0)
     target_u8 = to_uint8(target)
-    with torch.no_grad(), use_noise_maps(G0, noise):
-        before = to_uint8(G0.synthesis(ws, noise_mode="const"))
+    with torch.no_grad():
+        before = to_uint8(G0.synthesis(ws, noise_mode="const", noise=noise))
         target_features = loss.features(target)
     gen = torch.Generator().manual_seed(cfg.seed)
     history = np.zeros(cfg.steps, np.float32)
     bar = progress_bar(range(cfg.steps), desc=desc, unit="step", disable=not show_progress)
     start = time.perf_counter()
     for step in bar:
-        with use_noise_maps(G1, noise):
-            synth = G1.synthesis(ws, noise_mode="const")
+        synth = G1.synthesis(ws, noise_mode="const", noise=noise)
         rec = loss.distance(target_features, loss.features(clip_like_target(synth, target))).mean()
         rec = rec + cfg.l2_weight * (synth - target).square().mean()
         total = rec
@@ -116,8 +115,8 @@ def tune_generator(G: Generator, targets, ws: torch.Tensor, loss: PerceptualLoss
     elapsed = time.perf_counter() - start
     bar.close()
     G1.eval().requires_grad_(False)
-    with torch.no_grad(), use_noise_maps(G1, noise):
-        after = to_uint8(G1.synthesis(ws, noise_mode="const"))
+    with torch.no_grad():
+        after = to_uint8(G1.synthesis(ws, noise_mode="const", noise=noise))
     return Tuning(G=G1, ws=ws.cpu(), images=after, targets=target_u8, psnr_before=psnr(before, target_u8),
                   psnr_after=psnr(after, target_u8), loss_history=history, seconds_per_step=elapsed / cfg.steps,
                   config=cfg)

@@ -3,12 +3,17 @@
 A config is stored as JSON beside the weights (see ``stylegan.checkpoints.native``); a network is
 ``build_generator(config)`` plus ``load_state_dict``. Field names follow the official constructor
 arguments so that a user of NVIDIA's code recognises them.
+
+``from_dict`` reads configs from files, which may be hostile: every field is checked for its type and
+a sane range (:data:`LIMITS`) and a bad one raises ``ValueError`` naming it, so that no network is ever
+built from a string, a negative size or a resolution of 2**30.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,12 +110,17 @@ class GeneratorConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
-        d = dict(d)
-        gen = d["generation"]
-        mapping = MappingConfig(**_tuples(MappingConfig, d.pop("mapping", {})))
+        d = dict(_mapping_of(d, "generator config"))
+        gen = d.get("generation")
+        if gen not in SYNTHESIS_CONFIGS:
+            raise ValueError(f"generation is {_shown(gen)}; expected one of {sorted(SYNTHESIS_CONFIGS)}")
+        _require(d, ("z_dim", "w_dim", "img_resolution"), "generator config")
+        mapping = MappingConfig(**_tuples(MappingConfig, _mapping_of(d.pop("mapping", {}), "mapping")))
         syn_cls = SYNTHESIS_CONFIGS[gen]
-        synthesis = syn_cls(**_tuples(syn_cls, d.pop("synthesis", {}) or {}))
-        return cls(mapping=mapping, synthesis=synthesis, **_known(cls, d))
+        synthesis = syn_cls(**_tuples(syn_cls, _mapping_of(d.pop("synthesis", {}) or {}, "synthesis")))
+        cfg = cls(mapping=mapping, synthesis=synthesis, **_tuples(cls, d))
+        _check_generator(cfg)
+        return cfg
 
     def replace(self, **changes) -> "GeneratorConfig":
         return dataclasses.replace(self, **changes)
@@ -139,9 +149,14 @@ class DiscriminatorConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DiscriminatorConfig":
-        d = dict(d)
-        mapping = MappingConfig(**_tuples(MappingConfig, d.pop("mapping", {})))
-        return cls(mapping=mapping, **_tuples(cls, _known(cls, d)))
+        d = dict(_mapping_of(d, "discriminator config"))
+        _require(d, ("img_resolution",), "discriminator config")
+        mapping = MappingConfig(**_tuples(MappingConfig, _mapping_of(d.pop("mapping", {}), "mapping")))
+        cfg = cls(mapping=mapping, **_tuples(cls, d))
+        if cfg.generation not in ("stylegan1", "stylegan2"):
+            raise ValueError(f"DiscriminatorConfig.generation is {_shown(cfg.generation)}; expected 'stylegan1' "
+                             f"or 'stylegan2'")
+        return cfg
 
     def replace(self, **changes) -> "DiscriminatorConfig":
         return dataclasses.replace(self, **changes)
@@ -156,9 +171,98 @@ def _known(cls, d: dict) -> dict:
 
 
 def _tuples(cls, d: dict) -> dict:
-    """JSON turns tuples into lists; turn them back so configs stay hashable and comparable."""
+    """Checked fields of ``cls`` from JSON data; JSON turns tuples into lists, turned back here so that
+    configs stay hashable and comparable."""
     d = _known(cls, dict(d))
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+    types = {f.name: f.type for f in dataclasses.fields(cls)}
+    return {k: _checked(cls, k, types[k], v) for k, v in d.items()}
+
+
+#: Sane ranges (inclusive) of the numeric fields read from files: far beyond any published network,
+#: small enough that building one never loops for hours or overflows. Memory is bounded separately
+#: (stylegan.checkpoints.architecture checks every network against the tensors its file holds).
+LIMITS: dict[str, tuple[float, float]] = {
+    "z_dim": (1, 1 << 16), "w_dim": (1, 1 << 16), "c_dim": (0, 1 << 16), "img_resolution": (4, 1 << 14),
+    "img_channels": (1, 16), "num_layers": (0, 64), "embed_features": (1, 1 << 16),
+    "layer_features": (1, 1 << 16), "lr_multiplier": (1e-8, 1e4), "w_avg_beta": (0, 1),
+    "channel_base": (1, 1 << 32), "channel_max": (1, 1 << 16), "num_fp16_res": (0, 32),
+    "conv_clamp": (1e-8, 1e8), "kernel_size": (1, 15), "num_critical": (0, 64), "first_cutoff": (1e-6, 1e6),
+    "first_stopband": (1e-6, 1e6), "last_stopband_rel": (1e-6, 1e6), "margin_size": (0, 1024),
+    "output_scale": (-1e6, 1e6), "conv_kernel": (1, 15), "filter_size": (1, 64), "lrelu_upsampling": (1, 16),
+    "magnitude_ema_beta": (0, 1), "fused_threshold": (1, 1 << 20), "cmap_dim": (1, 1 << 16),
+    "mbstd_group_size": (1, 1 << 12), "mbstd_num_channels": (0, 64),
+}
+_CHOICES = {"architecture": ("orig", "skip", "resnet"), "generation": ("stylegan1", "stylegan2", "stylegan3")}
+_MAX_TAPS = 32
+
+
+def _checked(cls, name: str, kind: str, value: Any) -> Any:
+    """``value`` of field ``name`` (annotation ``kind``) if it has the right type and range, else ValueError."""
+    where = f"{cls.__name__}.{name}"
+    if value is None:
+        if "None" in kind:
+            return None
+        raise ValueError(f"{where} is missing (null)")
+    if kind.startswith("tuple"):
+        if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= _MAX_TAPS or not all(
+                _is_number(v) and math.isfinite(v) for v in value) or abs(sum(value)) < 1e-8:
+            raise ValueError(f"{where} must be a list of 1 to {_MAX_TAPS} finite numbers with a non-zero sum, "
+                             f"not {_shown(value)}")
+        return tuple(float(v) for v in value)
+    base = kind.split("|")[0].strip()
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} must be true or false, not {_shown(value)}")
+        return value
+    if base == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"{where} must be a string, not {_shown(value)}")
+        if name in _CHOICES and value not in _CHOICES[name]:
+            raise ValueError(f"{where} is {_shown(value)}; expected one of {list(_CHOICES[name])}")
+        if name == "activation":
+            from .ops import ACTIVATIONS
+            if value not in ACTIVATIONS:
+                raise ValueError(f"{where} is {_shown(value)}; expected one of {sorted(ACTIVATIONS)}")
+        return value
+    if base in ("int", "float"):
+        if not _is_number(value) or (base == "int" and not isinstance(value, int)) or not math.isfinite(value):
+            raise ValueError(f"{where} must be {'an integer' if base == 'int' else 'a number'}, not {_shown(value)}")
+        lo, hi = LIMITS.get(name, (-math.inf, math.inf))
+        if not lo <= value <= hi:
+            raise ValueError(f"{where} is {value}; it must lie between {lo:g} and {hi:g}")
+        return value if base == "int" else float(value)
+    return value
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _mapping_of(d: Any, what: str) -> dict:
+    if not isinstance(d, dict):
+        raise ValueError(f"the {what} must be a JSON object, not {_shown(d)}")
+    return d
+
+
+def _require(d: dict, names: tuple[str, ...], what: str) -> None:
+    missing = [n for n in names if n not in d]
+    if missing:
+        raise ValueError(f"the {what} lacks {', '.join(missing)}")
+
+
+def _check_generator(cfg: "GeneratorConfig") -> None:
+    syn = cfg.synthesis
+    if cfg.generation != "stylegan3" and cfg.img_resolution & (cfg.img_resolution - 1):
+        raise ValueError(f"GeneratorConfig.img_resolution is {cfg.img_resolution}; {cfg.generation} needs a "
+                         f"power of two")
+    if cfg.generation == "stylegan3" and syn.num_critical >= syn.num_layers:
+        raise ValueError(f"StyleGAN3SynthesisConfig.num_critical ({syn.num_critical}) must be below num_layers "
+                         f"({syn.num_layers})")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _to_jsonable(obj):

@@ -274,11 +274,8 @@ def _ssim(a: torch.Tensor, b: torch.Tensor, window: torch.Tensor) -> torch.Tenso
 
 
 def _load_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for corrupt or unsafe files
-        raise CheckpointError(f"cannot read {what} {path.name} as a PyTorch state dict "
-                              f"(torch.load with weights_only=True): {str(exc).splitlines()[0]}") from None
+    from ..checkpoints.torch_save import read_torch_save
+    state = read_torch_save(path)           # our restricted torch.save reader (torch.load can crash on hostile files)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -2,7 +2,9 @@
 
 A TorchScript archive is a zip of tensors and TorchScript code, run by TorchScript's own interpreter:
 no Python code from the file is executed. Python pickles (NVIDIA's StyleGAN3-era ``.pkl``
-detectors rebuild themselves by running code stored in the file) are refused before loading.
+detectors rebuild themselves by running code stored in the file) are refused before loading, and so
+are archives that would crash TorchScript's own reader (members outside the file or unpacking to much
+more than it, pickles nested too deep or changed after use: :mod:`stylegan.checkpoints.safe_pickle`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,23 @@ def check_torchscript_file(path: str | os.PathLike, what: str = "network", hint:
     if head != b"PK\x03\x04":
         kind = "empty" if not head else "not a TorchScript archive (a .pt file saved with torch.jit.save)"
         raise CheckpointError(f"{what} {path.name} is {kind}{hint}")
+    check_archive_pickles(path, what)
+
+
+def check_archive_pickles(path: Path, what: str = "network") -> None:
+    """The archive's directory and every pickle in it (``data.pkl``, ``constants.pkl``, debug info) pass
+    the structure rules of our unpickler before TorchScript's C++ reader sees them."""
+    from ..checkpoints.safe_pickle import check_pickle_structure
+    from ..files import ZIP_ERRORS, check_zip_directory
+    try:
+        with zipfile.ZipFile(path) as zf:
+            size = path.stat().st_size
+            for info in check_zip_directory(zf, size, max_unpacked=size + (256 << 20)):   # code is deflated
+                if info.filename.endswith(("pkl", ".debug_pkl")):
+                    check_pickle_structure(zf.read(info), path.name, info.filename)
+    except ZIP_ERRORS as exc:
+        raise CheckpointError(f"cannot load {what} {path.name}: corrupt or not a TorchScript archive "
+                              f"({str(exc)[:200]})") from None
 
 
 def load_torchscript(path: str | os.PathLike, what: str = "network",

@@ -1,22 +1,25 @@
 """The explorer's HTTP side (FastAPI): a static page plus a small JSON/PNG API.
 
-Renders run in a bounded worker-thread pool and model loads/uploads in another, so the event loop (and
-every other request) stays responsive while torch works; renders of one model are serialised by an
-``asyncio.Lock`` (StyleGAN3's transform is state on the model), and a render that a newer request of the
-same page has made stale is dropped before it starts. Request bodies are read through a size cap; every
-parameter is bounded by :mod:`stylegan.web.schemas`.
+Renders run in their own thread pool and model loads/uploads in another (two executors: a slow load never
+occupies a render thread, and a render of a model already in memory never waits for any load), so the
+event loop (and every other request) stays responsive while torch works; renders of one model are
+serialised by an ``asyncio.Lock`` (StyleGAN3's transform is state on the model), and a render that a
+newer request of the same page has made stale is dropped before it starts. Request bodies are read
+through a size cap; every parameter is bounded by :mod:`stylegan.web.schemas`; model files of
+``--model-dir`` are first opened in a memory-limited child process (:mod:`stylegan.web.models`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import tempfile
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import anyio
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -42,6 +45,8 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 MAX_CLIENTS = 4096
+#: Model loads (and uploads, SeFa) that may run at once; each untrusted load also runs a child process.
+LOAD_THREADS = 2
 
 
 def create_app(network: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
@@ -62,12 +67,20 @@ def create_app(network: str | os.PathLike | None = None, model_dir: str | os.Pat
     explorer = Explorer(library, max_upload_bytes=max_upload_bytes)
     if preload:
         library.get(None)
-    render_slots = anyio.CapacityLimiter(max(1, render_threads))
-    load_slots = anyio.CapacityLimiter(2)
+    render_pool = ThreadPoolExecutor(max(1, render_threads), thread_name_prefix="stylegan-render")
+    load_pool = ThreadPoolExecutor(LOAD_THREADS, thread_name_prefix="stylegan-load")
     model_locks: dict[str, asyncio.Lock] = {}
     latest: OrderedDict[str, int] = OrderedDict()
 
-    app = FastAPI(title="StyleGAN explorer", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        library.close()
+        render_pool.shutdown(wait=False, cancel_futures=True)
+        load_pool.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="StyleGAN explorer", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
     app.state.explorer = explorer
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOCAL_HOSTS)
 
@@ -87,11 +100,16 @@ def create_app(network: str | os.PathLike | None = None, model_dir: str | os.Pat
 
     async def work(fn, *args):
         """Run a render in the render pool, off the event loop."""
-        return await anyio.to_thread.run_sync(fn, *args, limiter=render_slots)
+        return await asyncio.get_running_loop().run_in_executor(render_pool, fn, *args)
 
     async def load(fn, *args):
-        """Run model loads, listings and uploads in their own small pool, so they never wait for renders."""
-        return await anyio.to_thread.run_sync(fn, *args, limiter=load_slots)
+        """Run model loads, listings and uploads in their own pool: they never wait for renders, nor renders
+        for them."""
+        return await asyncio.get_running_loop().run_in_executor(load_pool, fn, *args)
+
+    async def model(name: str | None):
+        """The model ``name``: at once when it is in memory, else loaded in the load pool."""
+        return library.loaded(name) or await load(explorer.model, name)
 
     async def read_body(request: Request, limit: int, content_type: str) -> bytes:
         """The request body, refused (413) as soon as it passes ``limit`` bytes; the content type must be
@@ -137,7 +155,7 @@ def create_app(network: str | os.PathLike | None = None, model_dir: str | os.Pat
 
     async def rendered(req: RenderRequest, fn) -> Rendered | None:
         note_latest(req)
-        m = await load(explorer.model, req.model)
+        m = await model(req.model)
         lock = model_locks.setdefault(m.name, asyncio.Lock())
         async with lock:
             if stale(req):
@@ -150,13 +168,12 @@ def create_app(network: str | os.PathLike | None = None, model_dir: str | os.Pat
 
     @app.get("/api/info")
     async def info():
-        return {"version": __version__, "models": await anyio.to_thread.run_sync(library.models), "default": "default",
+        return {"version": __version__, "models": await asyncio.to_thread(library.models), "default": "default",
                 "limits": {"upload_bytes": max_upload_bytes, "json_bytes": MAX_JSON_BYTES}}
 
     @app.get("/api/model")
     async def model_info(name: str | None = None):
-        m = await load(explorer.model, name)
-        return m.info()
+        return (await model(name)).info()
 
     @app.post("/api/render")
     async def render(request: Request):

@@ -2,11 +2,19 @@
 ``--model-dir``. The page names models only by their path relative to that folder; every name is checked
 against a fresh listing and resolved (symlinks and ``..`` included) before it is opened, so a client can
 never make the server read a file outside the folder.
+
+Files of ``--model-dir`` are untrusted: each is first opened in a child process under a memory limit
+(:func:`stylegan.checkpoints.isolation.convert_untrusted`), which writes its generator in our native
+format; the server then loads only that file. A file that crashes or exhausts the child is reported
+as a one-line error and the server keeps running. Loads of one model are serialised (one per name);
+a model already loaded is handed out without waiting for any load.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -60,7 +68,8 @@ class ModelLibrary:
     """
 
     def __init__(self, network: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
-                 device: torch.device | str = "cpu", half: torch.dtype | None = None, max_loaded: int = 2):
+                 device: torch.device | str = "cpu", half: torch.dtype | None = None, max_loaded: int = 2,
+                 isolate: bool = True):
         self.root = None
         if model_dir is not None:
             root = Path(model_dir).expanduser()
@@ -73,6 +82,9 @@ class ModelLibrary:
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._guard = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+        self.isolate = isolate
+        self._workers: queue.LifoQueue = queue.LifoQueue()
+        self._closed = False
         if network is not None:
             self.default_source: str | os.PathLike | None = network
             self.default_label = Path(str(network)).name or str(network)
@@ -85,6 +97,8 @@ class ModelLibrary:
             self.default_label = listed[0]
         else:
             self.default_source, self.default_label = None, "built-in model"
+        #: Files of the model folder are untrusted; the operator's --network (or the built-in model) is not.
+        self.default_untrusted = network is None and self.root is not None
 
     def list_models(self) -> list[str]:
         """Model files (and native model folders) inside ``model_dir``, as sorted relative POSIX paths.
@@ -141,13 +155,21 @@ class ModelLibrary:
         return [{"name": DEFAULT_NAME, "label": self.default_label}] + [
             {"name": n, "label": n} for n in self.list_models()]
 
+    def loaded(self, name: str | None) -> LoadedModel | None:
+        """The model for ``name`` if it is in memory now (never waits for a load), else None."""
+        key = DEFAULT_NAME if name in (None, "") else name
+        with self._guard:
+            model = self._loaded.get(key)               # only names that passed resolve() are ever stored
+            if model is not None:
+                self._loaded.move_to_end(key)
+            return model
+
     def get(self, name: str | None) -> LoadedModel:
         """The loaded model for ``name``; loads it (once, even when asked concurrently) if needed. Blocking."""
         key = DEFAULT_NAME if name in (None, "") else name
-        with self._guard:
-            if key in self._loaded:                     # only names that passed resolve() get here
-                self._loaded.move_to_end(key)
-                return self._loaded[key]
+        model = self.loaded(key)
+        if model is not None:
+            return model
         source = self.resolve(key)
         with self._guard:
             lock = self._loading.setdefault(key, threading.Lock())
@@ -168,9 +190,38 @@ class ModelLibrary:
     def _load(self, key: str, source) -> LoadedModel:
         from ..checkpoints import load_generator
         try:
-            G = load_generator(source, device=self.device)
+            if self.isolate and (key != DEFAULT_NAME or self.default_untrusted):
+                with tempfile.TemporaryDirectory(prefix="stylegan-model-") as tmp:
+                    G = load_generator(self._convert(source, tmp), device=self.device)
+            else:
+                G = load_generator(source, device=self.device)
         except MemoryError:
             raise CheckpointError(f"out of memory while loading {key}") from None
+        G = G.eval().requires_grad_(False)
         G.set_half_dtype(self.half)
         label = self.default_label if key == DEFAULT_NAME else key
         return LoadedModel(name=key, G=G, label=label)
+
+    def _convert(self, source, folder: str):
+        """The untrusted file ``source`` opened in a child process (a pooled worker), as a native file."""
+        from ..checkpoints.isolation import Worker, convert_untrusted
+        try:
+            worker = self._workers.get_nowait()
+        except queue.Empty:
+            worker = Worker()
+        try:
+            return convert_untrusted(source, folder, worker=worker)
+        finally:
+            if self._closed:
+                worker.close()
+            else:
+                self._workers.put(worker)
+
+    def close(self) -> None:
+        """Stop the child processes that open untrusted files."""
+        self._closed = True
+        while True:
+            try:
+                self._workers.get_nowait().close()
+            except queue.Empty:
+                return

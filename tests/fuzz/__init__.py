@@ -1,0 +1,1 @@
+"""The fuzzing suite: seeded mutations of valid files through the real loaders (see harness.py)."""
