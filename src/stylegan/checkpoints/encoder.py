@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from ..errors import CheckpointError
 from ..files import atomic_write, read_safetensors_header
 from ..networks.encoder import Encoder, EncoderConfig
-from .types import load_tensors
+from .architecture import NetworkBudget, build_network
 
 FORMAT_NAME = "stylegan-encoder"
 FORMAT_VERSION = 1
@@ -49,7 +49,8 @@ def read_encoder_header(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"cannot read encoder {path}: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise CheckpointError(f"{path.name} is not a safetensors file ({exc})") from None
-    meta = (raw.get("__metadata__") or {}).get(META_KEY)
+    meta = raw.get("__metadata__")
+    meta = meta.get(META_KEY) if isinstance(meta, dict) else None
     if meta is None:
         raise CheckpointError(f"{path.name} is not an encoder file (train one with `stylegan encoder train`)")
     try:
@@ -58,7 +59,10 @@ def read_encoder_header(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path.name}: the encoder config in the header is not valid JSON") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path.name} is not an encoder file")
-    if int(header.get("format_version", 0)) > FORMAT_VERSION:
+    version = header.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{path.name}: format_version is {version!r}, not an integer")
+    if version > FORMAT_VERSION:
         raise CheckpointError(f"{path.name} was written by a newer stylegan; please upgrade")
     return header
 
@@ -71,14 +75,17 @@ def load_encoder(source: str | os.PathLike, device: torch.device | str = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"encoder file not found: {path}")
     header = read_encoder_header(path)
+    if not isinstance(header.get("config"), dict):
+        raise CheckpointError(f"{path.name}: the encoder file has no config")
     try:
         config = EncoderConfig.from_dict(header["config"])
-        encoder = Encoder(config)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path.name}: invalid encoder config: {exc}") from None
     try:
         tensors = load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for torn files
         raise CheckpointError(f"{path.name} is corrupt or truncated ({exc})") from None
-    load_tensors(encoder, tensors, f"{path.name}: encoder")
-    return encoder.to(device).eval().requires_grad_(False), dict(header.get("metadata") or {})
+    what = f"{path.name}: encoder"
+    encoder = build_network(Encoder, config, tensors, what, NetworkBudget(path.name, path.stat().st_size))
+    metadata = header.get("metadata")
+    return encoder.to(device), dict(metadata) if isinstance(metadata, dict) else {}

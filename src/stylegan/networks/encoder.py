@@ -43,6 +43,13 @@ class EncoderConfig:
     generator_fingerprint: str = ""        # hash of the mapping network the encoder was made for
 
     def __post_init__(self):
+        for name in ("img_resolution", "img_channels", "num_ws", "w_dim", "input_resolution", "channel_base",
+                     "channel_max", "fpn_channels", "head_channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1 << 20:
+                raise ValueError(f"{name} must be an integer in 1..{1 << 20}, got {value!r}")
+        if not isinstance(self.generator_fingerprint, str):
+            raise ValueError("generator_fingerprint must be a string")
         r = self.input_resolution
         if r < 8 or r & (r - 1):
             raise ValueError(f"input_resolution must be a power of two >= 8, got {r}")
@@ -82,7 +89,10 @@ class EncoderConfig:
         if unknown:
             raise ValueError(f"unknown EncoderConfig fields: {sorted(unknown)}")
         d = dict(d)
-        d["head_resolutions"] = tuple(int(x) for x in d.get("head_resolutions", ()))
+        heads = d.get("head_resolutions", ())
+        if not isinstance(heads, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) for x in heads):
+            raise ValueError("head_resolutions must be a list of integers")
+        d["head_resolutions"] = tuple(heads)
         return cls(**d)
 
 
