@@ -51,11 +51,11 @@ def test_metrics_of_a_run_snapshot_print_json_lines_and_append_them_to_the_run(t
                               "--detector", f"vgg16={vgg}", "--num-gen", "16", "--device", "cpu"], capsys)
     assert code == 0, err
     records = [json.loads(line) for line in out.splitlines()]
-    assert [r["metric"] for r in records] == ["fid16_full", "pr163_full", "ppl2_wend_16"]
+    assert [r["metric"] for r in records] == ["fid16_full", "pr0.016k3_full", "ppl2_wend_16"]
     assert records[0]["detector"] == f"inception-2015-12-05.pt (sha256:{_short_hash(inception)})"
     assert records[1]["detector"] == records[2]["detector"] == f"vgg16.pt (sha256:{_short_hash(vgg)})"
     assert records[0]["results"]["fid16_full"] > 0 and records[0]["num_real"] == 24 and records[0]["dataset"] == "faces"
-    assert 0 <= records[1]["results"]["pr163_full_recall"] <= 1
+    assert 0 <= records[1]["results"]["pr0.016k3_full_recall"] <= 1
     for r in records:
         assert r["snapshot_pkl"] == snapshot.name
         assert json.loads((run / f"metric-{r['metric']}.jsonl").read_text()) == r

@@ -8,8 +8,15 @@ from support.models import make_tiny_checkpoint
 
 from stylegan.errors import DatasetError
 from stylegan.metrics.data import ImageArray, ImageBatches, open_images
+from stylegan.metrics.features import (
+    FeatureStats,
+    generated_batch,
+    generated_images,
+    random_labels,
+    real_features,
+    to_uint8,
+)
 from stylegan.perception.detectors import load_detector
-from stylegan.metrics.features import FeatureStats, generated_images, random_labels, real_features
 
 
 def test_feature_stats_mean_and_covariance_match_numpy(tmp_path):
@@ -55,18 +62,23 @@ def test_real_features_match_the_detector_applied_directly(inception_file, real_
     np.testing.assert_allclose(stats.get_all()[0], det.features(torch.from_numpy(first))[0].numpy(), rtol=1e-5)
 
 
-def test_generated_images_are_reproducible_uint8_from_the_seed():
+def test_generated_images_are_reproducible_uint8_from_the_seed_batch_by_batch():
     G = make_tiny_checkpoint("stylegan2").G_ema
     a = torch.cat(list(generated_images(G, 6, batch_size=4, seed=5)))
     b = torch.cat(list(generated_images(G, 6, batch_size=4, seed=5)))
     c = torch.cat(list(generated_images(G, 6, batch_size=4, seed=6)))
     assert a.shape == (6, 3, 32, 32) and a.dtype == torch.uint8
     assert torch.equal(a, b) and not torch.equal(a, c)
-    z = torch.randn([6, G.z_dim], generator=torch.Generator().manual_seed(5))
-    torch.manual_seed(5)
-    with torch.no_grad():
-        direct = (G(z[:4], None, noise_mode="random") * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    assert torch.equal(a[:4], direct)
+    # Each batch is made from its own seeds alone (what lets processes share the batches out).
+    assert torch.equal(generated_batch(G, 2, batch=1, seed=5), a[4:])
+    assert torch.equal(generated_batch(G, 4, batch=0, seed=5), a[:4])
+    assert torch.equal(generated_batch(G, 2, batch=0, seed=5), a[:2])     # a shorter last batch: a prefix
+
+
+def test_uint8_conversion_is_nvidias_truncation_of_x_times_127_5_plus_128():
+    x = torch.tensor([-1.5, -1.0, -0.999, -0.1 / 127.5, 0.0, 0.5 / 127.5, 1 / 127.5, 0.9999, 1.0, 2.0])
+    # 127.9 -> 127 (truncated, not rounded); 128.5 -> 128; clamped to [0, 255].
+    assert to_uint8(x).tolist() == [0, 0, 0, 127, 128, 128, 129, 255, 255, 255]
 
 
 def test_conditional_labels_come_from_the_dataset():

@@ -37,3 +37,11 @@ def test_kid_is_near_zero_for_one_distribution_and_grows_with_the_shift():
     kid_small = kernel_inception_distance(same + 0.3, real, num_subsets=20, max_subset_size=200)
     kid_large = kernel_inception_distance(same + 1.0, real, num_subsets=20, max_subset_size=200)
     assert abs(kid_same) < 0.1 * kid_small < kid_small < kid_large
+
+
+def test_kid_in_nvidias_float32_arithmetic_differs_only_by_round_off():
+    rng = np.random.RandomState(3)
+    gen, real = rng.rand(300, 64).astype(np.float32), (rng.rand(250, 64) * 1.1).astype(np.float32)
+    k64 = kernel_inception_distance(gen, real, num_subsets=5, max_subset_size=200)
+    k32 = kernel_inception_distance(gen, real, num_subsets=5, max_subset_size=200, dtype=np.float32)
+    assert k32 != k64 and k32 == pytest.approx(k64, rel=1e-3)

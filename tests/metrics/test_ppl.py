@@ -6,8 +6,8 @@ import torch
 from support.models import make_tiny_checkpoint
 
 from stylegan.metrics import compute_metric
-from stylegan.perception.detectors import load_detector
 from stylegan.metrics.ppl import filtered_mean, path_length_samples, slerp
+from stylegan.perception.detectors import load_detector
 
 
 @pytest.fixture(scope="module")

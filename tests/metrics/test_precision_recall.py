@@ -23,7 +23,7 @@ def test_disjoint_sets_have_none():
 def test_half_of_the_samples_off_the_manifold_halves_precision_but_keeps_recall():
     real = _lattice()
     gen = np.concatenate([real + 0.1, real + 100])
-    precision, recall = precision_recall(real, gen, k=3, batch_size=10)
+    precision, recall = precision_recall(real, gen, k=3, block=10)
     assert precision == pytest.approx(0.5) and recall == 1.0
 
 
@@ -44,8 +44,9 @@ def test_batched_computation_matches_a_brute_force_one():
         dba = np.linalg.norm(b[:, None] - a[None], axis=2)
         return float((dba <= radii[None]).any(axis=1).mean())
 
-    p, r = precision_recall(real, gen, k=3, batch_size=8)
+    p, r = precision_recall(real, gen, k=3, block=8)
     assert p == pytest.approx(brute(real, gen, 3)) and r == pytest.approx(brute(gen, real, 3))
-    radii = knn_radii(torch.from_numpy(real), 3, batch_size=5)
-    np.testing.assert_allclose(radii.numpy(), np.sort(np.linalg.norm(real[:, None] - real[None], axis=2), 1)[:, 3],
-                               rtol=1e-5)
+    radii = knn_radii(torch.from_numpy(real).half(), 3, block=5)
+    assert radii.dtype == torch.float16
+    np.testing.assert_allclose(radii.float().numpy(), np.sort(np.linalg.norm(real[:, None] - real[None], axis=2), 1)[:, 3],
+                               rtol=1e-3)

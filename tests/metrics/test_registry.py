@@ -22,6 +22,10 @@ from stylegan.metrics import (
     ("fid50k_full", 1000, (1000, "fid1k_full")),
     ("kid50k_full", 1500, (1500, "kid1500_full")),
     ("pr50k3_full", 1000, (1000, "pr1k3_full")),
+    ("pr50k3_full", 100, (100, "pr0.1k3_full")),
+    ("pr50k3_full", 1500, (1500, "pr1.5k3_full")),
+    ("pr50k3_full", 7, (7, "pr0.007k3_full")),
+    ("pr50k3", 250, (250, "pr0.25k3")),
     ("pr50k3", None, (50_000, "pr50k3")),
     ("ppl2_wend", None, (50_000, "ppl2_wend")),
     ("ppl2_wend", 2000, (2000, "ppl2_wend_2k")),
@@ -33,6 +37,14 @@ def test_metric_names_carry_the_sample_count(name, num, expected):
     _, n, full = parse_metric(name, num)
     assert (n, full) == expected
     assert parse_metric(full)[1] == n    # the reported name parses back to the same count
+
+
+def test_a_count_that_would_run_into_the_neighbour_count_is_refused():
+    # 'pr1003_full' could be 100 samples with k=3 or 1003 samples: the count must carry its k.
+    with pytest.raises(UserInputError, match="pr1003_full is ambiguous.*pr0.1k3_full"):
+        parse_metric("pr1003_full")
+    with pytest.raises(UserInputError, match="whole number"):
+        parse_metric("pr0.0005k3_full")
 
 
 def test_unknown_metrics_list_the_known_ones():
@@ -65,13 +77,14 @@ def test_every_result_record_names_its_detector_and_lands_in_the_run_dir(tmp_pat
     results = evaluate(G, ["kid50k_full", "pr50k3_full", "is50k"], real, num_gen=20,
                        detector={"inception": inception_file, "vgg16": vgg_file}, run_dir=run,
                        snapshot="network-snapshot-000010.safetensors")
-    assert [r.metric for r in results] == ["kid20_full", "pr203_full", "is20"]
-    assert set(results[1].results) == {"pr203_full_precision", "pr203_full_recall"}
+    assert [r.metric for r in results] == ["kid20_full", "pr0.02k3_full", "is20"]
+    assert set(results[1].results) == {"pr0.02k3_full_precision", "pr0.02k3_full_recall"}
     for r, det in zip(results, ("inception-tiny.pt", "vgg16-tiny.pt", "inception-tiny.pt")):
         lines = (run / f"metric-{r.metric}.jsonl").read_text().splitlines()
         record = json.loads(lines[-1])
         assert record["detector"].startswith(f"{det} (sha256:") and record["results"] == r.results
         assert record["snapshot_pkl"] == "network-snapshot-000010.safetensors" and record["num_gen"] == 20
         assert {"metric", "total_time", "total_time_str", "num_gpus", "timestamp"} <= set(record)
+        assert record["seed"] == 0 and record["precision"] == "fp32" and record["num_gpus"] == 1
     append_record(results[0], run)
     assert len((run / "metric-kid20_full.jsonl").read_text().splitlines()) == 2

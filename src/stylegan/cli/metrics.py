@@ -44,37 +44,49 @@ def _list_metrics() -> None:
 def metrics(network, metric_names, data, detectors, num_gen, batch_size, seed, no_cache, list_only, device,
             precision):
     """Measure a model; prints one JSON line per metric and, for a snapshot inside a training run
-    folder, appends it to metric-<name>.jsonl there."""
+    folder, appends it to metric-<name>.jsonl there. Under torchrun the processes share the work
+    (same numbers as one process); process 0 prints and writes."""
     if list_only:
         _list_metrics()
         return
     from ..checkpoints import load_network
-    from ..devices import half_dtype, pick_device
+    from ..devices import half_dtype
     from ..errors import UserInputError
-    from ..metrics import append_record, compute_metric, is_training_run_dir, parse_metric, required_detectors
+    from ..metrics import (
+        append_record,
+        compute_metric,
+        is_training_run_dir,
+        parse_metric,
+        required_detectors,
+    )
     from ..perception.detectors import parse_detector_args
+    from ..train import distributed
 
     names = [n.strip() for n in metric_names.split(",") if n.strip()]
     if not names:
         raise UserInputError("--metrics is empty; name at least one metric (see --list)")
     specs = [parse_metric(n, num_gen) for n in names]
     detector_map = parse_detector_args(detectors, required_detectors(names))
-    dev = pick_device(device)
-    half = half_dtype(precision or "fp32", dev)
-
-    ckpt = load_network(network, which=("G_ema", "G"))
-    G = ckpt.generator().to(dev).eval().requires_grad_(False)
-    G.set_half_dtype(half)
-    if data is None and any(spec.needs_data for spec, _, _ in specs):
-        data = (ckpt.training_set_kwargs or {}).get("path")
-        if not data or not Path(data).exists():
-            raise UserInputError("give the real images with --data DATASET (the model file records no usable "
-                                 "training set path)")
-    run_dir = Path(ckpt.path).parent if ckpt.path else None
-    snapshot = Path(ckpt.path).name if ckpt.path else None
-    for name in names:
-        result = compute_metric(name, G, data, num_gen=num_gen, detector=detector_map, batch_size=batch_size,
-                                seed=seed, cache=not no_cache)
-        click.echo(json.dumps(result.record(snapshot)))
-        if run_dir is not None and is_training_run_dir(run_dir):
-            append_record(result, run_dir, snapshot)
+    _, dev = distributed.init(device)      # joins torchrun's process group, if any
+    try:
+        half = half_dtype(precision or "fp32", dev)
+        ckpt = load_network(network, which=("G_ema", "G"))
+        G = ckpt.generator().to(dev).eval().requires_grad_(False)
+        G.set_half_dtype(half)
+        if data is None and any(spec.needs_data for spec, _, _ in specs):
+            data = (ckpt.training_set_kwargs or {}).get("path")
+            if not data or not Path(data).exists():
+                raise UserInputError("give the real images with --data DATASET (the model file records no usable "
+                                     "training set path)")
+        run_dir = Path(ckpt.path).parent if ckpt.path else None
+        snapshot = Path(ckpt.path).name if ckpt.path else None
+        for name in names:
+            result = compute_metric(name, G, data, num_gen=num_gen, detector=detector_map, batch_size=batch_size,
+                                    seed=seed, cache=not no_cache)
+            if result is None:        # not process 0
+                continue
+            click.echo(json.dumps(result.record(snapshot)))
+            if run_dir is not None and is_training_run_dir(run_dir):
+                append_record(result, run_dir, snapshot)
+    finally:
+        distributed.shutdown()

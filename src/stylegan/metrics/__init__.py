@@ -15,14 +15,16 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 
 import torch
 
 from ..errors import UserInputError
-from .data import open_images
 from ..perception.detectors import DEFAULT_DETECTORS, Detector, load_detector
+from .data import open_images
+from .distributed import current_shard
 
 RUN_DIR_MARKER = "training_options.json"
 
@@ -36,30 +38,50 @@ class MetricSpec:
     description: str
     run: Callable = field(repr=False, compare=False)   # (G, data, detector, num, name, batch_size, seed, cache) -> dict
 
+    @property
+    def count_needs_k(self) -> bool:
+        """Whether digits follow the count in the name (``pr{n}3_full``): then the count is always
+        written with ``k`` (``pr0.1k3_full`` = 100 samples, k = 3), never as ``pr1003_full``."""
+        return "{n}" in self.template and self.template.split("{n}")[1][:1].isdigit()
+
     def name_for(self, num: int) -> str:
         if "{n}" in self.template:
-            return self.template.format(n=format_count(num))
+            return self.template.format(n=format_count(num, always_k=self.count_needs_k))
         return self.template if num == self.default_num else f"{self.template}_{format_count(num)}"
 
     def parse(self, name: str) -> int | None:
         """The sample count a name asks for, or None if the name is not this metric."""
         if "{n}" in self.template:
             before, after = self.template.split("{n}")
-            pattern = f"^{re.escape(before)}(\\d+k?){re.escape(after)}$"
+            count = r"\d+(?:\.\d+)?k" if self.count_needs_k else r"\d+k?"
+            pattern = f"^{re.escape(before)}({count}){re.escape(after)}$"
         else:
             pattern = f"^{re.escape(self.template)}(?:_(\\d+k?))?$"
         m = re.match(pattern, name)
         if m is None:
+            if self.count_needs_k and re.match(f"^{re.escape(before)}\\d+{re.escape(after)}$", name):
+                raise UserInputError(f"{name} is ambiguous: write its sample count with k, e.g. "
+                                     f"{self.template.format(n='0.1k')} for 100 samples")
             return None
         return parse_count(m.group(1)) if m.group(1) else self.default_num
 
 
-def format_count(n: int) -> str:
-    return f"{n // 1000}k" if n % 1000 == 0 and n >= 1000 else str(n)
+def format_count(n: int, always_k: bool = False) -> str:
+    """10000 -> '10k', 1500 -> '1500' (or '1.5k' with ``always_k``), 100 -> '100' (or '0.1k')."""
+    if n % 1000 == 0 and n >= 1000:
+        return f"{n // 1000}k"
+    if not always_k:
+        return str(n)
+    return f"{n // 1000}.{n % 1000:03d}".rstrip("0") + "k"
 
 
 def parse_count(text: str) -> int:
-    return int(text[:-1]) * 1000 if text.endswith("k") else int(text)
+    if not text.endswith("k"):
+        return int(text)
+    value = Decimal(text[:-1]) * 1000
+    if value != value.to_integral_value():
+        raise UserInputError(f"sample count {text} is not a whole number of samples")
+    return int(value)
 
 
 def _fid(max_real, G, data, det, num, name, batch_size, seed, cache):
@@ -153,13 +175,17 @@ class MetricResult:
     dataset: str | None = None
     real_stats_cached: bool | None = None
     timestamp: float = field(default_factory=time.time)   # when the metric finished
+    num_gpus: int = 1               # processes that shared the work (torchrun)
+    seed: int = 0
+    precision: str = "fp32"         # of the generator's fp16-capable layers: 'fp32' (our default), 'fp16', 'bf16'
 
     def record(self, snapshot: str | None = None) -> dict:
-        """The JSON line NVIDIA's tools write, plus detector, counts and dataset."""
+        """The JSON line NVIDIA's tools write, plus detector, counts, dataset, seed and the
+        generator precision (NVIDIA's tools run the fp16 layers in fp16 on GPUs; see docs/metrics.md)."""
         return {"results": self.results, "metric": self.metric, "total_time": self.total_time,
-                "total_time_str": format_time(self.total_time), "num_gpus": 1, "snapshot_pkl": snapshot,
+                "total_time_str": format_time(self.total_time), "num_gpus": self.num_gpus, "snapshot_pkl": snapshot,
                 "timestamp": self.timestamp, "detector": self.detector, "num_gen": self.num_gen,
-                "num_real": self.num_real, "dataset": self.dataset}
+                "num_real": self.num_real, "dataset": self.dataset, "seed": self.seed, "precision": self.precision}
 
 
 def format_time(seconds: float) -> str:
@@ -192,11 +218,15 @@ def compute_metric(name: str, G, data=None, *, num_gen: int | None = None, detec
     ``device``: where the detector runs (default: G's device). ``mirror``: the legacy metrics
     (``fid50k``, ``kid50k``, ``pr50k3``) also read the mirrored copies of a mirrored training set, as
     NVIDIA's do; the ``_full`` ones never do.
-    In a multi-process run every process may call this; process ``rank`` 0 computes the metric on its
-    own (no collective operations) and the others return None at once.
+
+    In a ``torchrun`` process group every process must call this with the same arguments: the
+    generated samples and real images are shared out batch by batch, process 0 gets the result (the
+    same numbers one process computes) and the others None. Without a process group, ``rank`` > 0
+    returns None at once (process 0 computes alone).
     """
     spec, num, full_name = parse_metric(name, num_gen)
-    if rank != 0:
+    shard = current_shard()
+    if shard.world == 1 and rank != 0:
         return None
     g_device = next(G.parameters()).device
     device = torch.device(device) if device is not None else g_device
@@ -209,16 +239,28 @@ def compute_metric(name: str, G, data=None, *, num_gen: int | None = None, detec
         if spec.detector else None
     start = time.time()
     out = spec.run(G, images, det, num, full_name, batch_size, seed, cache)
+    if out is None:         # not process 0
+        return None
     results = {}
     for key, value in out.items():
         if key.startswith("_"):
             continue
         suffix = {"precision": "_precision", "recall": "_recall", "is_mean": "_mean", "is_std": "_std"}.get(key, "")
         results[full_name + suffix] = float(value)
+    fp32_only = spec.template.startswith(("ppl", "eq"))     # PPL and EQ always synthesise in fp32
     return MetricResult(metric=full_name, results=results, detector=det.name if det else "none",
                         total_time=time.time() - start, num_gen=num, num_real=out.get("_num_real"),
                         dataset=getattr(images, "name", None) if spec.needs_data else None,
-                        real_stats_cached=out.get("_real_cached"))
+                        real_stats_cached=out.get("_real_cached"), num_gpus=shard.world, seed=seed,
+                        precision="fp32" if fp32_only else generator_precision(G))
+
+
+def generator_precision(G) -> str:
+    """'fp32', 'fp16' or 'bf16': how ``G`` runs its fp16-capable layers (``G.set_half_dtype``)."""
+    half = getattr(G.synthesis, "half_dtype", None)
+    if half is None or next(G.parameters()).device.type != "cuda":    # the networks use half types on CUDA only
+        return "fp32"
+    return {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(half, str(half))
 
 
 def is_training_run_dir(path: str | os.PathLike) -> bool:

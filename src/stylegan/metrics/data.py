@@ -53,10 +53,15 @@ class DatasetImages:
             h.update(f"{rel}:{st.st_size}:{st.st_mtime_ns};".encode())
         return h.hexdigest()
 
-    def batches(self, batch_size: int, max_items: int | None = None) -> Iterator[np.ndarray]:
+    def batches(self, batch_size: int, max_items: int | None = None, keep=None) -> Iterator[np.ndarray | None]:
+        """Images in dataset order, ``batch_size`` at a time; batch ``b`` is None (not read) unless
+        ``keep(b)`` (all are read without ``keep``)."""
         n = len(self) if max_items is None else min(max_items, len(self))
-        for i in range(0, n, batch_size):
-            yield self.dataset.get_images(np.arange(i, min(i + batch_size, n)))[:, :3]
+        for b, i in enumerate(range(0, n, batch_size)):
+            if keep is None or keep(b):
+                yield self.dataset.get_images(np.arange(i, min(i + batch_size, n)))[:, :3]
+            else:
+                yield None
 
 
 class ImageArray:
@@ -80,10 +85,10 @@ class ImageArray:
     def fingerprint(self) -> str:
         return hashlib.sha256(self.images.tobytes()).hexdigest()
 
-    def batches(self, batch_size: int, max_items: int | None = None) -> Iterator[np.ndarray]:
+    def batches(self, batch_size: int, max_items: int | None = None, keep=None) -> Iterator[np.ndarray | None]:
         n = len(self.images) if max_items is None else min(max_items, len(self.images))
-        for i in range(0, n, batch_size):
-            yield self.images[i:min(i + batch_size, n)]
+        for b, i in enumerate(range(0, n, batch_size)):
+            yield self.images[i:min(i + batch_size, n)] if keep is None or keep(b) else None
 
 
 class ImageBatches:
@@ -103,9 +108,10 @@ class ImageBatches:
     def fingerprint(self) -> str | None:
         return self._key
 
-    def batches(self, batch_size: int, max_items: int | None = None) -> Iterator[np.ndarray]:
+    def batches(self, batch_size: int, max_items: int | None = None, keep=None) -> Iterator[np.ndarray | None]:
+        """The stream's own batches (``batch_size`` is ignored); batch ``i`` is None unless ``keep(i)``."""
         seen = 0
-        for b in self._batches:
+        for i, b in enumerate(self._batches):
             b = b.cpu().numpy() if hasattr(b, "cpu") else np.asarray(b)
             if b.dtype != np.uint8 or b.ndim != 4:
                 raise DatasetError(f"real image batches must be uint8 [B, C, H, W], got {b.dtype} {b.shape}")
@@ -113,7 +119,7 @@ class ImageBatches:
                 b = b[:max_items - seen]
             seen += len(b)
             if len(b):
-                yield b
+                yield b if keep is None or keep(i) else None
             if max_items is not None and seen >= max_items:
                 return
 

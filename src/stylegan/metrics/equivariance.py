@@ -4,9 +4,10 @@ moving the input grid (``G.synthesis.input.transform``) moves the image, as a PS
 * EQ-T (``eqt50k_int``): integer-pixel translation; the reference is shifted by whole pixels.
 * EQ-T_frac (``eqt50k_frac``): sub-pixel translation; the reference is shifted with Lanczos-3
   (windowed sinc) interpolation.
-* EQ-R (``eqr50k``): rotation; the reference is resampled with a band-limited (radially symmetric,
-  Kaiser-windowed jinc) kernel at the rotated positions, and the generated image goes through the
-  same kernel without rotation, so both carry the same band limit.
+* EQ-R (``eqr50k``): rotation; the reference is rotated with band-limited resampling (a filter
+  whose pass band is the intersection of the image's and the rotated image's Nyquist squares,
+  applied on a 4x finer grid, then bilinear sampling) and the generated image goes through the
+  same band limit without resampling ("pseudo-rotation"), so both carry the same frequencies.
 
 Only pixels whose values are fully defined in both images count (a mask). The MSE is pooled over all
 samples and channels; PSNR = 20 log10(2) - 10 log10(MSE) for images in [-1, 1]. No detector is used.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 
 import numpy as np
 import torch
@@ -24,15 +24,15 @@ import torch
 from ..errors import UserInputError
 from ..latent.sampling import has_transform, transform_matrix
 from ..progress import progress
+from .distributed import Shard, batch_seeds, current_shard, sharded_map
 from .features import random_labels
 
 LANCZOS_A = 3
-#: Band limit of the rotation kernel: a disc of this radius in cycles/pixel (0.5 = Nyquist), and the
-#: kernel's support radius and Kaiser beta. Chosen so that resampling at any sub-pixel position
-#: differs from resampling on the grid by < -75 dB for every frequency an image can hold.
-ROTATION_CUTOFF = 0.32
-ROTATION_RADIUS = 8
-ROTATION_BETA = 8.0
+#: EQ-R's band-limited rotation: Lanczos-a windows, filter support ±ROTATION_SUPPORT input pixels,
+#: built on a ±ROTATION_GRID pixel grid, the reference upsampled ROTATION_UP times before sampling.
+ROTATION_SUPPORT = 6
+ROTATION_GRID = 64
+ROTATION_UP = 4
 
 
 def translate_integer(x: torch.Tensor, dx: int, dy: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,9 +62,9 @@ def _lanczos_shift_matrix(size: int, shift: float, a: int, device) -> tuple[torc
     src = i - shift
     m = lanczos(src[:, None] - i[None, :], a)
     m = m / m.sum(dim=1, keepdim=True).clamp(min=1e-12)
-    first = torch.floor(src - a) + 1          # taps j with |src - j| < a
-    last = torch.ceil(src + a) - 1
-    valid = (first >= 0) & (last <= size - 1)
+    # NVIDIA's mask: with ix = floor(shift), pixel i counts when samples i - ix - a .. i - ix + a - 1 exist.
+    ix = math.floor(shift)
+    valid = (i - ix - a >= 0) & (i - ix + a - 1 <= size - 1)
     return m, valid
 
 
@@ -79,92 +79,122 @@ def translate_fractional(x: torch.Tensor, dx: float, dy: float, a: int = LANCZOS
     return out, mask
 
 
-def jinc_kernel(r: torch.Tensor, cutoff: float = ROTATION_CUTOFF, radius: float = ROTATION_RADIUS,
-                beta: float = ROTATION_BETA) -> torch.Tensor:
-    """Radially symmetric low-pass: the ideal disc filter of radius ``cutoff`` (cycles/pixel),
-    ``cutoff * J1(2π cutoff r) / r``, times a Kaiser window of ``radius`` pixels."""
-    r = r.to(torch.float64)
-    safe = r.clamp(min=1e-9)
-    ideal = torch.where(r < 1e-9, torch.full_like(r, math.pi * cutoff ** 2),
-                        cutoff * torch.special.bessel_j1(2 * math.pi * cutoff * safe) / safe)
-    inside = (1 - (r / radius).square()).clamp(min=0)
-    window = torch.special.i0(beta * inside.sqrt()) / torch.special.i0(torch.tensor(beta, dtype=torch.float64))
-    return torch.where(r < radius, ideal * window, torch.zeros_like(r))
+def bandlimit_filter(matrix, up: int, a: int = LANCZOS_A, support: int = ROTATION_SUPPORT,
+                     grid: int = ROTATION_GRID, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The FIR filter [2·support·up − 1]² (taps 1/``up`` pixel apart) that band-limits an image to
+    the intersection of its Nyquist square and the square turned by the 2x2 ``matrix``.
+
+    On a grid of offsets ±``grid`` pixels: the product of two separable sincs (cutoff = Nyquist), one
+    in the input axes and one in the axes ``matrix`` maps them to, are circularly convolved; so are
+    two Lanczos-``a`` windows in the same two axes; the filter is their product, cut to ±``support``
+    pixels, and each polyphase component (taps a whole number of pixels apart) is scaled to sum
+    1/up² (StyleGAN3 paper, Appendix E; the construction of NVIDIA's EQ-R). float64 on the CPU,
+    float32 (as NVIDIA's) on other devices."""
+    device = torch.device(device)
+    dtype = torch.float64 if device.type == "cpu" else torch.float32
+    x, y, spectra = _filter_grid(up, a, grid, device, dtype)
+    m = [[float(v) for v in row] for row in np.asarray(matrix, dtype=np.float64)]
+    xo, yo = m[0][0] * x + m[0][1] * y, m[1][0] * x + m[1][1] * y
+    band = torch.fft.irfft2(spectra[0] * torch.fft.rfft2(torch.fft.ifftshift(torch.sinc(xo) * torch.sinc(yo))),
+                            s=x.shape)
+    win = torch.fft.irfft2(spectra[1] * torch.fft.rfft2(torch.fft.ifftshift(_window(xo, a) * _window(yo, a))),
+                           s=x.shape)
+    n, r = grid * up, support * up - 1
+    f = torch.fft.fftshift(band * win)[n - 1 - r:n + r, n - 1 - r:n + r]
+    phase = torch.arange(-r, r + 1, device=device) % up
+    cls = phase[:, None] * up + phase[None, :]                 # polyphase component of every tap
+    sums = torch.zeros(up * up, dtype=dtype, device=device).index_add_(0, cls.flatten(), f.flatten())
+    return f / (sums[cls] * up * up)
+
+
+def _window(u: torch.Tensor, a: int) -> torch.Tensor:
+    return torch.where(u.abs() < a, torch.sinc(u / a), torch.zeros_like(u))
 
 
 @functools.lru_cache(maxsize=8)
-def _kernel_table(cutoff: float, radius: float, beta: float, size: int = 1 << 14) -> torch.Tensor:
-    """:func:`jinc_kernel` sampled finely on [0, radius] (linear interpolation error < 1e-7)."""
-    return jinc_kernel(torch.linspace(0, radius, size, dtype=torch.float64), cutoff, radius, beta)
+def _filter_grid(up: int, a: int, grid: int, device: torch.device, dtype: torch.dtype):
+    """The offset grid of :func:`bandlimit_filter` (x along columns) and the spectra of its
+    angle-independent halves (input-axis sinc and window), in FFT order."""
+    n = grid * up
+    t = torch.arange(-(n - 1), n, device=device, dtype=dtype) / up
+    y, x = torch.meshgrid(t, t, indexing="ij")
+    spectra = (torch.fft.rfft2(torch.fft.ifftshift(torch.sinc(x) * torch.sinc(y))),
+               torch.fft.rfft2(torch.fft.ifftshift(_window(x, a) * _window(y, a))))
+    return x, y, spectra
 
 
-def _kernel_lookup(r: torch.Tensor, table: torch.Tensor, radius: float) -> torch.Tensor:
-    pos = (r / radius * (len(table) - 1)).clamp(max=len(table) - 1)
-    i = pos.floor().long().clamp(max=len(table) - 2)
-    frac = pos - i
-    k = table[i] * (1 - frac) + table[i + 1] * frac
-    return torch.where(r < radius, k, torch.zeros_like(k))
-
-
-def rotate_bandlimited(x: torch.Tensor, angle: float, cutoff: float = ROTATION_CUTOFF,
-                       radius: int = ROTATION_RADIUS, beta: float = ROTATION_BETA,
-                       chunk: int = 1 << 22) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotate images [N, C, H, W] by ``angle`` degrees about the image centre (positive = the
-    direction StyleGAN3's ``transform_matrix(rotate=angle)`` turns the image), low-passed to a disc
-    of radius ``cutoff``: ``out(p) = sum_j in(j) k(|R⁻¹p - j|) / sum_j k(|R⁻¹p - j|)``.
-    ``angle = 0`` gives the same low-pass without rotation. Returns (rotated, mask [1, 1, H, W]);
-    the mask keeps pixels whose kernel support lies inside the image (values outside it are not
-    meaningful)."""
-    n, c, h, w = x.shape
-    dev = x.device
-    table = _kernel_table(float(cutoff), float(radius), float(beta)).to(dev)
-    if angle % 360 == 0:
-        # On the grid the kernel is the same for every pixel: a plain convolution.
-        offs = torch.arange(-radius + 1, radius, dtype=torch.float64, device=dev)
-        k = _kernel_lookup(torch.hypot(offs[:, None], offs[None, :]), table, radius)
-        k = (k / k.sum()).to(x.dtype)
-        out = torch.nn.functional.conv2d(x.reshape(n * c, 1, h, w), k[None, None], padding=radius - 1)
-        mask = torch.zeros([1, 1, h, w], dtype=x.dtype, device=dev)
-        mask[:, :, radius - 1:h - radius, radius - 1:w - radius] = 1
-        return out.reshape(n, c, h, w), mask
+def _rotation(angle: float) -> np.ndarray:
+    """NVIDIA's ``rotation_matrix(angle)`` (2x2) for ``angle`` in degrees: [[c, s], [-s, c]]."""
     a = math.radians(angle)
-    cos, sin = math.cos(a), math.sin(a)
-    py, px = torch.meshgrid(torch.arange(h, dtype=torch.float64, device=dev) - (h - 1) / 2,
-                            torch.arange(w, dtype=torch.float64, device=dev) - (w - 1) / 2, indexing="ij")
-    # Source position of every output pixel (inverse rotation), in pixel coordinates.
-    qx = (cos * px - sin * py + (w - 1) / 2).reshape(-1)
-    qy = (sin * px + cos * py + (h - 1) / 2).reshape(-1)
-    bx, by = torch.floor(qx), torch.floor(qy)
-    fx, fy = (qx - bx).to(torch.float32), (qy - by).to(torch.float32)
-    offs = torch.arange(-radius + 1, radius + 1, device=dev)
-    oy, ox = (o.reshape(-1) for o in torch.meshgrid(offs, offs, indexing="ij"))
-    mask = ((bx - radius + 1 >= 0) & (bx + radius <= w - 1) & (by - radius + 1 >= 0) & (by + radius <= h - 1))
-    base = (by * w + bx).long()
-    tap = oy * w + ox
-    table32 = table.to(torch.float32)
-    flat = x.reshape(n * c, h * w)
-    out = torch.empty([n * c, h * w], dtype=x.dtype, device=dev)
-    step = max(1, chunk // oy.numel())
-    for s in range(0, h * w, step):
-        # Taps outside the image only feed pixels outside the mask; clamping keeps the reads valid.
-        r = torch.hypot(fx[s:s + step, None] - ox[None], fy[s:s + step, None] - oy[None])
-        k = _kernel_lookup(r, table32, radius)
-        k = (k / k.sum(dim=1, keepdim=True)).to(x.dtype)
-        idx = (base[s:s + step, None] + tap[None]).clamp(0, h * w - 1)
-        out[:, s:s + step] = _apply_taps(flat, idx, k)
-    return out.reshape(n, c, h, w), mask.reshape(1, 1, h, w).to(x.dtype)
+    return np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
 
 
-def _apply_taps(flat: torch.Tensor, idx: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """``out[:, p] = sum_t flat[:, idx[p, t]] * k[p, t]``: a sparse matrix product where supported."""
-    if flat.device.type not in ("cpu", "cuda"):
-        return (flat[:, idx] * k[None]).sum(dim=2)
-    p, t = idx.shape
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)   # "sparse CSR support is in beta"
-        m = torch.sparse_csr_tensor(torch.arange(0, p * t + 1, t, device=flat.device), idx.reshape(-1),
-                                    k.reshape(-1), size=(p, flat.shape[1]), check_invariants=False)
-        return (m @ flat.T).T
+def rotate_reference(x: torch.Tensor, angle: float, up: int = ROTATION_UP,
+                     max_bytes: int = 1 << 28) -> tuple[torch.Tensor, torch.Tensor]:
+    """EQ-R's reference: images [N, C, H, W] rotated by ``angle`` degrees about the centre (the
+    direction StyleGAN3's ``transform_matrix(rotate=angle)`` turns the image), in float32.
+
+    The image is upsampled ``up`` times with :func:`bandlimit_filter` (gain up²), sampled
+    bilinearly at the rotated pixel centres; a pixel counts (mask) when the nearest upsampled sample
+    lies at least one filter length inside the upsampled image (NVIDIA's padded layout). Returns
+    (rotated, mask [1, 1, H, W])."""
+    n, c, h, w = x.shape
+    f = bandlimit_filter(_rotation(angle), up, device=x.device)
+    fw = f.shape[0]
+    r = fw // 2
+    kernel = (f * up * up).to(torch.float32)
+    a = math.radians(angle)
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float64) - (h - 1) / 2,
+                            torch.arange(w, dtype=torch.float64) - (w - 1) / 2, indexing="ij")
+    u = math.cos(a) * xx - math.sin(a) * yy + (w - 1) / 2     # source position, input pixels
+    v = math.sin(a) * xx + math.cos(a) * yy + (h - 1) / 2
+    taps = -(-fw // up)
+    hy, wy = up * (h + taps - 1), up * (w + taps - 1)          # upsampled size; sample o at (o - r) / up
+    grid = torch.stack([(up * u + r) / (wy - 1) * 2 - 1, (up * v + r) / (hy - 1) * 2 - 1], dim=-1)
+    grid = grid.to(x.device, torch.float32)[None]
+    maps = x.reshape(n * c, 1, h, w).to(torch.float32)
+    out = []
+    step = max(1, max_bytes // (hy * wy * 4))
+    for i in range(0, n * c, step):
+        y = _upsample(maps[i:i + step], kernel, up, taps)
+        out.append(torch.nn.functional.grid_sample(y, grid.expand(len(y), -1, -1, -1), mode="bilinear",
+                                                   padding_mode="zeros", align_corners=True))
+    mask = _reference_mask(u, w, up, fw) & _reference_mask(v, h, up, fw)
+    return torch.cat(out).reshape(n, c, h, w), mask.to(x.device, x.dtype)[None, None]
+
+
+def _upsample(maps: torch.Tensor, kernel: torch.Tensor, up: int, taps: int) -> torch.Tensor:
+    """Zero-insertion upsampling by ``up`` followed by a full convolution with ``kernel`` [fw, fw]:
+    sample o of the output lies at input position (o - fw // 2) / up. Computed as ``up``² polyphase
+    convolutions of ``taps``² (one conv2d) interleaved by ``pixel_shuffle``."""
+    fw = kernel.shape[0]
+    padded = torch.nn.functional.pad(kernel, [0, up * taps - fw, 0, up * taps - fw])
+    phases = padded.reshape(taps, up, taps, up).permute(1, 3, 0, 2).reshape(up * up, 1, taps, taps)
+    y = torch.nn.functional.conv2d(maps, phases.flip(2, 3), padding=taps - 1)
+    return torch.nn.functional.pixel_shuffle(y, up)
+
+
+def _reference_mask(pos: torch.Tensor, size: int, up: int, fw: int) -> torch.Tensor:
+    """NVIDIA's layout upsamples with ``pos = (m - (fw + up - 1) // 2) / up`` for samples m of an
+    array of ``up·size + (fw + up - 1)//2 + (fw - up)//2`` samples (``fw - 1`` of padding); a pixel
+    counts when its nearest sample m is at least ``fw`` samples from either end."""
+    length = up * size + (fw + up - 1) // 2 + (fw - up) // 2
+    m = torch.round(up * pos + (fw + up - 1) // 2)
+    return (m >= fw) & (m < length - fw)
+
+
+def pseudo_rotate(x: torch.Tensor, angle: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """EQ-R's treatment of the generated image: the band limit of a rotation by ``angle`` degrees
+    (:func:`bandlimit_filter` of the inverse rotation, on the pixel grid) without moving anything.
+    Returns (filtered float32, mask [1, 1, H, W] of pixels at least half a filter from the border)."""
+    n, c, h, w = x.shape
+    f = bandlimit_filter(_rotation(-angle), 1, device=x.device)
+    p = f.shape[0] // 2
+    out = torch.nn.functional.conv2d(x.reshape(n * c, 1, h, w).to(torch.float32),
+                                     f.to(torch.float32)[None, None], padding=p)
+    mask = torch.zeros([1, 1, h, w], dtype=x.dtype, device=x.device)
+    mask[:, :, p:h - p, p:w - p] = 1
+    return out.reshape(n, c, h, w), mask
 
 
 def psnr(sum_sq: float, count: float) -> float:
@@ -177,53 +207,69 @@ def psnr(sum_sq: float, count: float) -> float:
 
 def compute_equivariance(G, kind: str, *, num_samples: int = 50_000, batch_size: int = 4, seed: int = 0,
                          translate_max: float = 0.125, rotate_max: float = 180.0,
-                         labels: np.ndarray | None = None, name: str | None = None) -> dict:
+                         labels: np.ndarray | None = None, name: str | None = None,
+                         shard: Shard | None = None) -> dict | None:
     """EQ-T (``kind='int'``), EQ-T_frac (``'frac'``) or EQ-R (``'rot'``) of a StyleGAN3 generator, in dB.
 
-    Each batch shares one random transform: a translation uniform in ±``translate_max`` (image widths)
-    per axis (rounded to whole pixels for ``'int'``), or a rotation uniform in ±``rotate_max`` degrees.
+    Whole batches of ``batch_size`` samples (``num_samples`` rounded up), as NVIDIA's; each batch
+    shares one random transform: a translation uniform in ±``translate_max`` image widths per axis
+    (rounded to whole pixels for ``'int'``), or a rotation uniform in ±``rotate_max`` degrees.
+    None outside process 0 of a multi-process run.
     """
     if kind not in ("int", "frac", "rot"):
         raise ValueError(f"unknown equivariance kind {kind!r}; use 'int', 'frac' or 'rot'")
     if not has_transform(G):
         raise UserInputError(f"{name or 'equivariance metrics'} need a StyleGAN3 model (one with an input "
                              f"transform); this is a {getattr(G.config, 'variant', G.generation)} model")
-    device = next(G.parameters()).device
-    res = G.img_resolution
-    gen = torch.Generator().manual_seed(seed)
-    rng = np.random.RandomState(seed)
+    shard = shard or current_shard()
     buf = G.synthesis.input.transform
     saved = buf.clone()
+    run = functools.partial(_equivariance_batch, G, kind, batch_size=batch_size, seed=seed,
+                            translate_max=translate_max, rotate_max=rotate_max, labels=labels)
+    num_batches = -(-num_samples // batch_size)
     sum_sq = count = 0.0
     try:
-        for start in progress(range(0, num_samples, batch_size), desc=name or f"eq-{kind}", unit="batch"):
-            n = min(batch_size, num_samples - start)
-            z = torch.randn([n, G.z_dim], generator=gen).to(device)
-            c = random_labels(G.c_dim, n, rng, labels).to(device)
-            with torch.no_grad():
-                ws = G.mapping(z, c)
-                buf.copy_(torch.eye(3))
-                ref = G.synthesis(ws, noise_mode="const", force_fp32=True).to(torch.float64)
-                if kind == "rot":
-                    angle = float((torch.rand([], generator=gen, dtype=torch.float64) * 2 - 1) * rotate_max)
-                    buf.copy_(torch.from_numpy(transform_matrix(rotate=angle)).to(buf))
-                    img = G.synthesis(ws, noise_mode="const", force_fp32=True).to(torch.float64)
-                    ref, ref_mask = rotate_bandlimited(ref, angle)
-                    img, img_mask = rotate_bandlimited(img, 0.0)
-                    mask = ref_mask * img_mask
-                else:
-                    t = (torch.rand([2], generator=gen, dtype=torch.float64) * 2 - 1) * translate_max
-                    if kind == "int":
-                        t = torch.round(t * res) / res
-                    tx, ty = float(t[0]), float(t[1])
-                    buf.copy_(torch.from_numpy(transform_matrix(translate=(tx, ty))).to(buf))
-                    img = G.synthesis(ws, noise_mode="const", force_fp32=True).to(torch.float64)
-                    if kind == "int":
-                        ref, mask = translate_integer(ref, round(tx * res), round(ty * res))
-                    else:
-                        ref, mask = translate_fractional(ref, tx * res, ty * res)
-            sum_sq += float(((img - ref).square() * mask).sum())
-            count += float(mask.sum()) * n * img.shape[1]
+        with progress(total=num_batches, desc=name or f"eq-{kind}", unit="batch", disable=not shard.is_main) as bar:
+            for part in sharded_map(run, num_batches, shard, dtype=torch.float64):
+                sum_sq, count = sum_sq + float(part[0, 0]), count + float(part[0, 1])
+                bar.update(1)
     finally:
         buf.copy_(saved)
-    return {"psnr": psnr(sum_sq, count)}
+    return {"psnr": psnr(sum_sq, count)} if shard.is_main else None
+
+
+def _equivariance_batch(G, kind: str, b: int, *, batch_size: int, seed: int, translate_max: float,
+                        rotate_max: float, labels: np.ndarray | None) -> torch.Tensor:
+    """Batch ``b``: [[sum of masked squared differences, number of masked values]] (float64)."""
+    device = next(G.parameters()).device
+    res = G.img_resolution
+    draw_seed, label_seed = batch_seeds(seed, b, 2)
+    gen = torch.Generator().manual_seed(draw_seed)
+    buf = G.synthesis.input.transform
+    z = torch.randn([batch_size, G.z_dim], generator=gen).to(device)
+    c = random_labels(G.c_dim, batch_size, np.random.RandomState(label_seed), labels).to(device)
+    with torch.no_grad():
+        ws = G.mapping(z, c)
+        buf.copy_(torch.eye(3))
+        ref = G.synthesis(ws, noise_mode="const", force_fp32=True).to(torch.float64)
+        if kind == "rot":
+            angle = float((torch.rand([], generator=gen, dtype=torch.float64) * 2 - 1) * rotate_max)
+            buf.copy_(torch.from_numpy(transform_matrix(rotate=angle)).to(buf))
+            img = G.synthesis(ws, noise_mode="const", force_fp32=True)
+            ref, ref_mask = rotate_reference(ref, angle)
+            img, img_mask = pseudo_rotate(img, angle)
+            ref, img, mask = ref.to(torch.float64), img.to(torch.float64), ref_mask * img_mask
+        else:
+            t = (torch.rand([2], generator=gen, dtype=torch.float64) * 2 - 1) * translate_max
+            if kind == "int":
+                t = torch.round(t * res) / res
+            tx, ty = float(t[0]), float(t[1])
+            buf.copy_(torch.from_numpy(transform_matrix(translate=(tx, ty))).to(buf))
+            img = G.synthesis(ws, noise_mode="const", force_fp32=True).to(torch.float64)
+            if kind == "int":
+                ref, mask = translate_integer(ref, round(tx * res), round(ty * res))
+            else:
+                ref, mask = translate_fractional(ref, tx * res, ty * res)
+    sum_sq = float(((img - ref).square() * mask).sum())
+    count = float(mask.sum()) * batch_size * img.shape[1]
+    return torch.tensor([[sum_sq, count]], dtype=torch.float64)

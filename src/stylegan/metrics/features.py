@@ -1,10 +1,13 @@
 """Streaming images through a detector: generated images in batches, real images with their
 statistics cached on disk (keyed by dataset, detector and options), never kept all in memory
-unless a metric needs every feature vector (KID, precision/recall)."""
+unless a metric needs every feature vector (KID, precision/recall). Under ``torchrun`` the batches
+are shared out over the processes (:mod:`.distributed`) and the numbers are the one-process ones."""
 
 from __future__ import annotations
 
 import hashlib
+import inspect
+import itertools
 import json
 import warnings
 from collections.abc import Iterator
@@ -16,8 +19,16 @@ import torch
 from ..checkpoints.download import cache_dir
 from ..errors import DatasetError
 from ..files import atomic_write
-from ..progress import progress
 from ..perception.detectors import Detector
+from ..progress import progress
+from .distributed import (
+    Shard,
+    batch_seeds,
+    broadcast_flag,
+    current_shard,
+    gather_rows,
+    sharded_map,
+)
 
 CACHE_VERSION = 1
 
@@ -121,31 +132,57 @@ def stats_cache_path(data, detector: Detector, options: dict) -> Path | None:
 
 def real_features(data, detector: Detector, *, max_items: int | None = None, capture_all: bool = False,
                   capture_mean_cov: bool = False, batch_size: int = 64, cache: bool = True,
-                  desc: str = "real images") -> FeatureStats:
-    """Detector features of (up to ``max_items``) real images; read from / written to the cache."""
+                  desc: str = "real images", shard: Shard | None = None) -> FeatureStats | None:
+    """Detector features of (up to ``max_items``) real images in dataset order; read from / written to
+    the cache. With several processes each reads and runs its share of the batches; process 0 gets
+    the statistics, the others None."""
+    shard = shard or current_shard()
     path = stats_cache_path(data, detector, {"max_items": max_items, "capture_all": capture_all,
                                              "capture_mean_cov": capture_mean_cov}) if cache else None
-    if path is not None and path.exists():
-        try:
-            return FeatureStats.load(path, capture_all, capture_mean_cov, max_items)
-        except (OSError, ValueError, KeyError, EOFError) as exc:
-            warnings.warn(f"ignoring unreadable cached statistics {path}: {exc}")
+    cached = _load_cached(path, capture_all, capture_mean_cov, max_items) if shard.is_main else None
+    if broadcast_flag(shard, cached is not None):    # every process takes the same branch
+        return cached
     stats = FeatureStats(capture_all, capture_mean_cov, max_items)
     total = len(data) if _has_len(data) else None
     if total is not None and max_items is not None:
         total = min(total, max_items)
-    with progress(total=total, desc=desc, unit="img") as bar:
-        for batch in data.batches(batch_size, max_items):
-            stats.append(detector.features(torch.from_numpy(np.asarray(batch))))
-            bar.update(len(batch))
-            if stats.is_full():
-                break
+    batches = _keep_batches(data, batch_size, max_items, lambda b: b % shard.world == shard.rank)
+    with progress(total=total, desc=desc, unit="img", disable=not shard.is_main) as bar:
+        while group := list(itertools.islice(batches, shard.world)):   # one batch per process and round
+            mine = group[shard.rank] if shard.rank < len(group) else None
+            feats = detector.features(torch.from_numpy(np.asarray(mine))) if mine is not None else None
+            for part in gather_rows(shard, feats, torch.float32):
+                stats.append(part)
+                bar.update(len(part))
+    if not shard.is_main:
+        return None
     if stats.num_items == 0:
         raise DatasetError(f"dataset {getattr(data, 'name', '')} yielded no images")
     if path is not None:
         stats.save(path)
         stats.cache_path = path
     return stats
+
+
+def _load_cached(path: Path | None, capture_all: bool, capture_mean_cov: bool,
+                 max_items: int | None) -> FeatureStats | None:
+    if path is None or not path.exists():
+        return None
+    try:
+        return FeatureStats.load(path, capture_all, capture_mean_cov, max_items)
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        warnings.warn(f"ignoring unreadable cached statistics {path}: {exc}")
+        return None
+
+
+def _keep_batches(data, batch_size: int, max_items: int | None, keep) -> Iterator[np.ndarray | None]:
+    """``data.batches`` where batches that ``keep`` rejects are None (and, where the source can,
+    never read)."""
+    if "keep" in inspect.signature(data.batches).parameters:
+        yield from data.batches(batch_size, max_items, keep=keep)
+        return
+    for b, batch in enumerate(data.batches(batch_size, max_items)):   # a source of another kind
+        yield batch if keep(b) else None
 
 
 def _has_len(data) -> bool:
@@ -156,26 +193,47 @@ def _has_len(data) -> bool:
         return False
 
 
-def generated_images(G, num: int, *, batch_size: int = 32, seed: int = 0, labels: np.ndarray | None = None,
-                     noise_mode: str = "random") -> Iterator[torch.Tensor]:
-    """``num`` images from ``G`` as uint8 [B, C, H, W] on G's device: z ~ N(0, I) from ``seed``, class
-    labels drawn from the dataset's ``labels`` (uniform classes when there are none), psi = 1."""
+def generated_batch(G, n: int, *, batch: int, seed: int = 0, labels: np.ndarray | None = None,
+                    noise_mode: str = "random", chunk: int = 4) -> torch.Tensor:
+    """Batch number ``batch`` of a metric run's generated images (``n`` of them), uint8 [n, C, H, W]
+    on G's device.
+
+    NVIDIA's definition: ``z ~ N(0, I)``; labels of dataset images drawn uniformly (each image's
+    label equally likely; uniform classes when ``labels`` is None); psi = 1; noise inputs random;
+    G evaluated ``chunk`` (4) samples at a time; ``(x * 127.5 + 128).clamp(0, 255)`` truncated to
+    uint8. The random numbers come from three independent streams seeded by (``seed``, ``batch``),
+    so batch ``batch`` is the same images in any process."""
     device = next(G.parameters()).device
-    gen = torch.Generator().manual_seed(seed)
-    rng = np.random.RandomState(seed)
+    z_seed, label_seed, noise_seed = batch_seeds(seed, batch)
+    z = torch.randn([n, G.z_dim], generator=torch.Generator().manual_seed(z_seed))
+    c = random_labels(G.c_dim, n, np.random.RandomState(label_seed), labels)
     cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):   # noise inputs draw from the global generators: seed, then restore
-        torch.manual_seed(seed)
-        for start in range(0, num, batch_size):
-            n = min(batch_size, num - start)
-            z = torch.randn([n, G.z_dim], generator=gen).to(device)
-            c = random_labels(G.c_dim, n, rng, labels).to(device)
-            with torch.no_grad():
-                img = G(z, c, truncation_psi=1, noise_mode=noise_mode)
-            yield (img.to(torch.float32) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    out = []
+    with torch.random.fork_rng(devices=cuda), torch.no_grad():   # noise inputs draw from the global generators
+        torch.manual_seed(noise_seed)
+        for i in range(0, n, chunk):
+            img = G(z[i:i + chunk].to(device), c[i:i + chunk].to(device), truncation_psi=1, noise_mode=noise_mode)
+            out.append(to_uint8(img))
+    return torch.cat(out)
+
+
+def to_uint8(img: torch.Tensor) -> torch.Tensor:
+    """NVIDIA's metric conversion: ``x * 127.5 + 128``, clamped to [0, 255], truncated (so a value
+    rounds half up from ``x * 127.5 + 127.5``)."""
+    return (img.to(torch.float32) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
+def generated_images(G, num: int, *, batch_size: int = 64, seed: int = 0, labels: np.ndarray | None = None,
+                     noise_mode: str = "random") -> Iterator[torch.Tensor]:
+    """All ``num`` images of a metric run in one process, batch by batch (uint8 [B, C, H, W])."""
+    for b, start in enumerate(range(0, num, batch_size)):
+        yield generated_batch(G, min(batch_size, num - start), batch=b, seed=seed, labels=labels,
+                              noise_mode=noise_mode)
 
 
 def random_labels(c_dim: int, n: int, rng: np.random.RandomState, labels: np.ndarray | None) -> torch.Tensor:
+    """``n`` labels: those of uniformly drawn dataset images (``labels`` [N, c_dim]), or one-hot
+    uniform classes when there are none; [n, 0] for an unconditional model."""
     if c_dim == 0:
         return torch.zeros([n, 0])
     if labels is not None and len(labels):
@@ -186,12 +244,23 @@ def random_labels(c_dim: int, n: int, rng: np.random.RandomState, labels: np.nda
 
 
 def generated_features(G, detector: Detector, *, num_gen: int, capture_all: bool = False,
-                       capture_mean_cov: bool = False, batch_size: int = 32, seed: int = 0,
-                       labels: np.ndarray | None = None, desc: str = "generated images") -> FeatureStats:
-    """Detector features of ``num_gen`` images generated by ``G``."""
+                       capture_mean_cov: bool = False, batch_size: int = 64, seed: int = 0,
+                       labels: np.ndarray | None = None, desc: str = "generated images",
+                       shard: Shard | None = None, noise_mode: str = "random",
+                       output: str = "features") -> FeatureStats | None:
+    """Detector features (or, ``output='probabilities'``, Inception class probabilities) of
+    ``num_gen`` generated images, ``batch_size`` per detector call; None outside process 0."""
+    shard = shard or current_shard()
+
+    def run(b: int) -> torch.Tensor:
+        start = b * batch_size
+        images = generated_batch(G, min(batch_size, num_gen - start), batch=b, seed=seed, labels=labels,
+                                 noise_mode=noise_mode)
+        return detector.probabilities(images) if output == "probabilities" else detector.features(images)
+
     stats = FeatureStats(capture_all, capture_mean_cov, num_gen)
-    with progress(total=num_gen, desc=desc, unit="img") as bar:
-        for images in generated_images(G, num_gen, batch_size=batch_size, seed=seed, labels=labels):
-            stats.append(detector.features(images))
-            bar.update(len(images))
-    return stats
+    with progress(total=num_gen, desc=desc, unit="img", disable=not shard.is_main) as bar:
+        for part in sharded_map(run, -(-num_gen // batch_size), shard):
+            stats.append(part)
+            bar.update(len(part))
+    return stats if shard.is_main else None

@@ -27,11 +27,15 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 
 def compute_fid(G, data, detector: Detector, *, num_gen: int, max_real: int | None = None,
-                batch_size: int = 64, seed: int = 0, cache: bool = True, name: str = "fid") -> dict:
+                batch_size: int = 64, seed: int = 0, cache: bool = True, name: str = "fid") -> dict | None:
+    """FID of ``num_gen`` generated images against (up to ``max_real``) real images; None outside
+    process 0 of a multi-process run."""
     real = real_features(data, detector, max_items=max_real, capture_mean_cov=True, batch_size=batch_size,
                          cache=cache, desc=f"{name}: real images")
     gen = generated_features(G, detector, num_gen=num_gen, capture_mean_cov=True, batch_size=batch_size,
                              seed=seed, labels=getattr(data, "labels", None), desc=f"{name}: generated")
+    if gen is None:
+        return None
     mu_r, sigma_r = real.get_mean_cov()
     mu_g, sigma_g = gen.get_mean_cov()
     return {"fid": frechet_distance(mu_g, sigma_g, mu_r, sigma_r), "_num_real": real.num_items,

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..progress import progress
 from ..perception.detectors import Detector
-from .features import generated_images
+from .features import generated_features
 
 
 def inception_score(probs: np.ndarray, num_splits: int = 10) -> tuple[float, float]:
@@ -25,12 +24,11 @@ def inception_score(probs: np.ndarray, num_splits: int = 10) -> tuple[float, flo
 
 
 def compute_is(G, data, detector: Detector, *, num_gen: int, num_splits: int = 10, batch_size: int = 64,
-               seed: int = 0, name: str = "is", **_unused) -> dict:
-    probs = []
+               seed: int = 0, name: str = "is", **_unused) -> dict | None:
     labels = getattr(data, "labels", None) if data is not None else None
-    with progress(total=num_gen, desc=f"{name}: generated", unit="img") as bar:
-        for images in generated_images(G, num_gen, batch_size=batch_size, seed=seed, labels=labels):
-            probs.append(detector.probabilities(images).cpu().numpy())
-            bar.update(len(images))
-    mean, std = inception_score(np.concatenate(probs), num_splits)
+    probs = generated_features(G, detector, num_gen=num_gen, capture_all=True, batch_size=batch_size, seed=seed,
+                               labels=labels, desc=f"{name}: generated", output="probabilities")
+    if probs is None:
+        return None
+    mean, std = inception_score(probs.get_all(), num_splits)
     return {"is_mean": mean, "is_std": std}

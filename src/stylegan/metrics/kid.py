@@ -10,11 +10,12 @@ from ..perception.detectors import Detector
 from .features import generated_features, real_features
 
 
-def polynomial_mmd2(x: np.ndarray, y: np.ndarray) -> float:
+def polynomial_mmd2(x: np.ndarray, y: np.ndarray, dtype=np.float64) -> float:
     """Unbiased MMD² of samples ``x`` [m, d] and ``y`` [n, d] under ``(a·b/d + 1)³``: within-set sums
-    exclude the diagonal (i = j) and are divided by m(m−1), n(n−1); the cross term by m·n."""
+    exclude the diagonal (i = j) and are divided by m(m−1), n(n−1); the cross term by m·n. The
+    products and sums in ``dtype`` (NVIDIA's code: float32)."""
     d = x.shape[1]
-    x, y = x.astype(np.float64), y.astype(np.float64)
+    x, y = x.astype(dtype), y.astype(dtype)
     kxx = (x @ x.T / d + 1) ** 3
     kyy = (y @ y.T / d + 1) ** 3
     kxy = (x @ y.T / d + 1) ** 3
@@ -24,9 +25,10 @@ def polynomial_mmd2(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def kernel_inception_distance(gen: np.ndarray, real: np.ndarray, num_subsets: int = 100,
-                              max_subset_size: int = 1000, seed: int = 0) -> float:
+                              max_subset_size: int = 1000, seed: int = 0, dtype=np.float64) -> float:
     """Mean of :func:`polynomial_mmd2` over ``num_subsets`` random subsets (without replacement) of
-    ``min(len(gen), len(real), max_subset_size)`` vectors from each set."""
+    ``min(len(gen), len(real), max_subset_size)`` vectors from each set: per subset the generated
+    indices are drawn first, then the real ones, from ``np.random.RandomState(seed)``."""
     m = min(len(gen), len(real), max_subset_size)
     if m < 2:
         raise ValueError("KID needs at least 2 real and 2 generated images")
@@ -35,16 +37,18 @@ def kernel_inception_distance(gen: np.ndarray, real: np.ndarray, num_subsets: in
     for _ in range(num_subsets):
         x = gen[rng.choice(len(gen), m, replace=False)]
         y = real[rng.choice(len(real), m, replace=False)]
-        total += polynomial_mmd2(x, y)
+        total += polynomial_mmd2(x, y, dtype)
     return total / num_subsets
 
 
 def compute_kid(G, data, detector: Detector, *, num_gen: int, max_real: int | None = 1_000_000,
                 num_subsets: int = 100, max_subset_size: int = 1000, batch_size: int = 64, seed: int = 0,
-                cache: bool = True, name: str = "kid") -> dict:
+                cache: bool = True, name: str = "kid") -> dict | None:
     real = real_features(data, detector, max_items=max_real, capture_all=True, batch_size=batch_size,
                          cache=cache, desc=f"{name}: real images")
     gen = generated_features(G, detector, num_gen=num_gen, capture_all=True, batch_size=batch_size,
                              seed=seed, labels=getattr(data, "labels", None), desc=f"{name}: generated")
+    if gen is None:
+        return None
     kid = kernel_inception_distance(gen.get_all(), real.get_all(), num_subsets, max_subset_size, seed)
     return {"kid": kid, "_num_real": real.num_items, "_real_cached": real.from_cache}
