@@ -4,12 +4,10 @@ refused before any network is built (no memory is spent on a config the tensors 
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 
 import pytest
-import torch
 from safetensors.torch import save_file
 
 from stylegan.checkpoints.encoder import META_KEY, load_encoder, save_encoder
