@@ -11,7 +11,7 @@ import torch
 from stylegan.checkpoints.architecture import (NetworkBudget, as_float, as_int, as_ints, build_network,
                                                channel_base_max, probe_shapes)
 from stylegan.errors import CheckpointError
-from stylegan.networks import (Discriminator, build_discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig,
+from stylegan.networks import (build_discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig,
                                StyleGAN1SynthesisConfig, StyleGAN2SynthesisConfig, StyleGAN3SynthesisConfig)
 
 CONFIGS = {

@@ -55,7 +55,6 @@ def train(network, out: Path, kimg, batch, lr, seed, data, real_fraction, mirror
       stylegan encoder train --network ffhq.pkl --out ffhq-enc.safetensors --data ffhq256.zip --device cuda
       stylegan encoder train --network ffhq.pkl --out ffhq-enc.safetensors --resume     # after a stop
     """
-    import torch
 
     from ..checkpoints import load_network
     from ..data import ImageDataset
