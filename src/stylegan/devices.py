@@ -82,7 +82,8 @@ def _cgroup_cpu_quota() -> float | None:
 
 
 def set_threads(threads: int | None = None) -> int:
-    """Set torch's CPU threads: ``threads``, else ``$STYLEGAN_THREADS``, else :func:`available_cpus`.
+    """Set torch's CPU threads: ``threads``, else ``$STYLEGAN_THREADS``, else ``$OMP_NUM_THREADS`` (which torch
+    reads itself), else :func:`available_cpus`.
     Returns the number set. On a shared machine, 1 or 2 threads are often several times faster than
     many spinning OpenMP threads (docs/operating.md)."""
     if threads is None:
@@ -94,6 +95,8 @@ def set_threads(threads: int | None = None) -> int:
                 raise UserInputError(f"${THREADS_ENV} must be a whole number of threads, got {env!r}") from None
     if threads is not None and threads < 1:
         raise UserInputError(f"the number of threads must be at least 1, got {threads}")
+    if threads is None and os.environ.get("OMP_NUM_THREADS", "").strip():
+        return torch.get_num_threads()          # torch already follows the standard OpenMP variable
     n = threads or available_cpus()
     torch.set_num_threads(n)
     return n

@@ -83,8 +83,14 @@ def test_default_threads_follow_the_cpus_this_process_may_use():
     probe = ("import os, torch; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
              "from stylegan.devices import available_cpus, set_threads; "
              "print(available_cpus(), set_threads(), torch.get_num_threads())")
-    out = subprocess.run([sys.executable, "-c", probe], env=_env(), capture_output=True, text=True, check=True)
+    env = _env()
+    del env["OMP_NUM_THREADS"]
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["1", "1", "1"]
+    if (os.cpu_count() or 1) >= 2:
+        out = subprocess.run([sys.executable, "-c", probe], env=_env(OMP_NUM_THREADS="2"), capture_output=True,
+                             text=True, check=True)
+        assert out.stdout.split() == ["1", "2", "2"]      # the standard OpenMP variable wins over the default
     assert 1 <= available_cpus() <= (os.cpu_count() or 1)
 
 
@@ -104,7 +110,7 @@ def _interrupt_video(tmp_path: Path, sig: int) -> tuple[int, str, list[str]]:
             time.sleep(0.05)
         time.sleep(0.5)   # frames are being encoded
         proc.send_signal(sig)
-        code = proc.wait(timeout=60)
+        code = proc.wait(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
