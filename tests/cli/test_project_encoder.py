@@ -129,3 +129,13 @@ def test_encoder_tune_and_face_errors_are_one_line(sg2_model, tmp_path, capsys, 
 
 def test_default_refinement_steps_are_the_inversion_defaults():
     assert project_cmd.REFINE_STEPS == REFINE_CONFIG.num_steps
+
+
+def test_face_without_a_detector_is_one_line_not_a_centre_crop(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(faces, "PACKAGE", "facenet-pytorch-not-installed")
+    monkeypatch.setattr(faces, "_cached", None)
+    code, err = run(capsys, "project", "--encoder", "builtin", "--steps", 0, "--face", 0,
+                    "--target", EMOJI / "cat.png", "--outdir", tmp_path / "out")
+    assert code != 0 and err.strip().splitlines()[-1] == \
+        "error: --face needs the MTCNN face detector: pip install --no-deps facenet-pytorch"
+    assert not (tmp_path / "out" / "projected_w.npz").exists()
