@@ -24,6 +24,8 @@ from support.web import CHROMIUM_ARGS, chromium_path, serve_in_thread
 from stylegan.checkpoints import load_generator
 from stylegan.checkpoints.encoder import load_encoder
 from stylegan.cli.main import main
+from stylegan.latent.directions import sefa
+from stylegan.latent.editing import direction_offsets
 from stylegan.latent.inversion import encode
 from stylegan.latent.io import load_npz_extra
 from stylegan.latent.projection import psnr
@@ -178,7 +180,10 @@ def wait_image(page, expect: dict, timeout: float = 60.0) -> dict:
 
 def _lookup(obj, dotted: str):
     for key in dotted.split("."):
-        obj = obj.get(key) if isinstance(obj, dict) else None
+        if isinstance(obj, list) and key.isdigit():
+            obj = obj[int(key)] if int(key) < len(obj) else None
+        else:
+            obj = obj.get(key) if isinstance(obj, dict) else None
     return obj
 
 
@@ -210,6 +215,15 @@ def test_upload_a_photo_in_the_page(page, builtin, tmp_path):
     assert done.value.code == 0
     assert np.array_equal(np.asarray(Image.open(tmp_path / "again" / f"{ws_file.stem}.png")), shown)
     assert "labels" in load_npz_extra(ws_file)
+
+    page.click("#sefa")                                                # a direction slider moves the photo's w
+    page.wait_for_selector("#direction-0")
+    page.press("#direction-0", "End")                                  # +10
+    wait_image(page, {"latent.kind": "upload", "edits.0.index": 0, "edits.0.strength": 10})
+    found = sefa(G, None, 8)
+    offset = direction_offsets(found.vectors[0], G.num_ws, G.w_dim, found.layers).numpy()
+    edited = np.load(download(page, "#download-ws", tmp_path / "edited"))["ws"]
+    np.testing.assert_allclose(edited, expected.ws.numpy() + 10 * offset, atol=1e-5)
 
     (tmp_path / "bad.png").write_bytes(b"not a picture")             # a hostile upload: one line in the page
     page.set_input_files("#upload-photo", str(tmp_path / "bad.png"))
