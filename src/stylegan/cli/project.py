@@ -139,7 +139,7 @@ def _unique_stems(files: list[Path]) -> list[str]:
                    "Default: on; off with --tune.")
 @click.option("--tune", "tune_steps", type=click.IntRange(min=1), default=None, metavar="N",
               help="Pivotal tuning: then fine-tune the generator for N steps so that the result draws the "
-                   "target exactly; writes the tuned model (--tune-out).")
+                   "target more closely; writes the tuned model (--tune-out).")
 @click.option("--tune-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where --tune writes the tuned model. Default: OUTDIR/tuned.safetensors.")
 @click.option("--vgg", default=None, metavar="PATH|URL|nvidia",
