@@ -7,10 +7,8 @@ its reason on a model without an encoder)."""
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import struct
-import time
 import zlib
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from support.models import REPO
-from support.web import CHROMIUM_ARGS, chromium_path, serve_in_thread
+from support.web import CHROMIUM_ARGS, chromium_path, download, serve_in_thread, wait_image
 
 from stylegan.checkpoints import load_generator
 from stylegan.checkpoints.encoder import load_encoder
@@ -156,43 +154,10 @@ def page(server):
         problems = []
         page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
         page.goto(server)
-        wait_image(page, {"latent.kind": "seed"})
+        wait_image(page, timeout=60, **{"latent.kind": "seed"})
         yield page
         browser.close()
         assert not problems, problems
-
-
-def wait_image(page, expect: dict, timeout: float = 60.0) -> dict:
-    """Wait until the page shows the image of a request with ``expect`` (dotted keys) and nothing is pending."""
-    img = page.locator("#image")
-    deadline = time.monotonic() + timeout
-    while True:
-        assert img.get_attribute("data-error") is None, img.get_attribute("data-error")
-        raw = img.get_attribute("data-request")
-        if img.get_attribute("data-state") == "ready" and raw:
-            req = json.loads(raw)
-            got = {k: _lookup(req, k) for k in expect}
-            if got == expect:
-                return req
-        assert time.monotonic() < deadline, f"the page did not show {expect}; it shows {raw}"
-        time.sleep(0.05)
-
-
-def _lookup(obj, dotted: str):
-    for key in dotted.split("."):
-        if isinstance(obj, list) and key.isdigit():
-            obj = obj[int(key)] if int(key) < len(obj) else None
-        else:
-            obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj
-
-
-def download(page, button: str, dest: Path) -> Path:
-    with page.expect_download() as info:
-        page.click(button)
-    path = dest / info.value.suggested_filename
-    info.value.save_as(path)
-    return path
 
 
 @pytest.mark.browser
@@ -200,7 +165,7 @@ def test_upload_a_photo_in_the_page(page, builtin, tmp_path):
     G, E = builtin
     assert page.is_enabled("#upload-photo")
     page.set_input_files("#upload-photo", str(EMOJI / "dog.png"))
-    wait_image(page, {"latent.kind": "upload"})
+    wait_image(page, timeout=60, **{"latent.kind": "upload"})
     assert page.is_checked("#source-upload") and page.is_visible("#photo-target")
     assert "dog: " in page.text_content("#photo-status")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -219,7 +184,7 @@ def test_upload_a_photo_in_the_page(page, builtin, tmp_path):
     page.click("#sefa")                                                # a direction slider moves the photo's w
     page.wait_for_selector("#direction-0")
     page.press("#direction-0", "End")                                  # +10
-    wait_image(page, {"latent.kind": "upload", "edits.0.index": 0, "edits.0.strength": 10})
+    wait_image(page, timeout=60, **{"latent.kind": "upload", "edits.0.index": 0, "edits.0.strength": 10})
     found = sefa(G, None, 8)
     offset = direction_offsets(found.vectors[0], G.num_ws, G.w_dim, found.layers).numpy()
     edited = np.load(download(page, "#download-ws", tmp_path / "edited"))["ws"]
