@@ -7,12 +7,16 @@ README names (documented substitutions, nothing else changes):
   ``sg3.pkl`` and the published name ``stylegan3-r-afhqv2-512x512`` (a download): its StyleGAN3-R network;
   ``stylegan2-ffhq-256x256.pkl`` (a download, transfer learning): ``ffhq.pkl``;
 - ``karras2019stylegan-ffhq-1024x1024.pkl``: a small TensorFlow StyleGAN1 pickle; ``550000.pt``: a small
-  rosinality checkpoint; ``inception-2015-12-05.pt``: a tiny TorchScript file with Inception's signature;
-- ``me.jpg`` and ``~/photos``: emoji the built-in model never saw (``tests/assets/emoji-unseen``);
+  rosinality checkpoint; ``inception-2015-12-05.pt``: a tiny TorchScript file with Inception's signature
+  (and one with VGG16's for precision/recall, which would otherwise be downloaded);
+- ``me.jpg``, ``emoji.png`` and ``~/photos``: emoji the built-in model never saw (``tests/assets/emoji-unseen``);
+  ``group.jpg``: scikit-image's astronaut photo with a second, smaller copy of her face; ``ffhq-enc.safetensors``
+  (an encoder trained for ffhq.pkl): the built-in model and its shipped encoder;
   ``smile.csv``: labels keyed by seed; ``faces.zip``: those photos at ffhq.pkl's 64².
 
 Sizes are cut so that the whole tour takes about a minute: ``--resolution 256`` becomes 32, training gets a
-tiny network and 64 images (``TRAIN_EXTRA``), projection 5 steps, metrics 64 samples (``--num-gen``).
+tiny network and 16 images (``TRAIN_EXTRA``), projection 5 steps, videos 6 frames
+(or 2 per transition), metrics 64 samples (EQ: 16).
 Not run: ``stylegan serve`` (a server: tests/web) and ``torchrun`` lines (tests/train/test_distributed.py,
 tests/metrics/test_metrics_distributed.py).
 """
@@ -34,7 +38,7 @@ from support.cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "tests" / "assets" / "emoji-unseen"
-TRAIN_EXTRA = ["--kimg", "0.064", "--tick", "0.032", "--snap", "1", "--batch", "8", "--metrics", "none",
+TRAIN_EXTRA = ["--kimg", "0.016", "--tick", "0.008", "--snap", "1", "--batch", "8", "--metrics", "none",
                "--workers", "1"]
 SMALL_NET = ["--cbase", "512", "--cmax", "16", "--z-dim", "32", "--w-dim", "32"]
 SUBSTITUTIONS = [
@@ -42,6 +46,9 @@ SUBSTITUTIONS = [
     (r"\bstylegan2-ffhq-256x256\.pkl\b", "ffhq.pkl"),
     (r"--resolution 256\b", "--resolution 32"),
     (r"--steps 500\b", "--steps 5"),
+    (r"--transition-frames 10\b", "--transition-frames 2"),
+    (r"--tune 50\b", "--tune 3 --steps 3"),
+    (r"--network ffhq\.pkl --encoder ffhq-enc\.safetensors", "--encoder builtin"),
 ]
 NOT_RUN = ("stylegan serve", "torchrun ")
 
@@ -73,11 +80,15 @@ def _argv(command: str, home: Path) -> list[str]:
         out += TRAIN_EXTRA + ([] if "--resume" in out and out[out.index("--resume") + 1].endswith(".pkl") else
                               [] if "--resume" in out else SMALL_NET)
     if out[0] == "metrics":
-        out += ["--num-gen", "64", "--batch", "16"]
+        out += ["--num-gen", "16" if "eqt50k_int,eqr50k" in out else "64", "--batch", "16",
+                "--detector", "vgg16=vgg16.pt"]
+    if out[0] == "video" and "--frames" not in out and "--transition-frames" not in out:
+        out += ["--frames", "6"]
     return out
 
 
 def _stand_ins(folder: Path, home: Path, capsys) -> None:
+    import skimage.data as skimage_data
     from support.detectors import save_detector
     from support.models import reference_npz
     from support.official_pickle import TFNetwork, dumps_official, write_reference_pickle
@@ -89,12 +100,19 @@ def _stand_ins(folder: Path, home: Path, capsys) -> None:
     (folder / "karras2019stylegan-ffhq-1024x1024.pkl").write_bytes(dumps_official((G, TFNetwork("D"), G), 3))
     _rosinality(folder / "550000.pt")
     save_detector("inception", folder / "inception-2015-12-05.pt")
+    save_detector("vgg16", folder / "vgg16.pt")
     photos = home / "photos"
     photos.mkdir(parents=True)
     images = sorted(ASSETS.glob("*.png"))
     for i, path in enumerate(images):
         Image.open(path).convert("RGB").save(photos / f"photo{i}.png")
     Image.open(images[0]).convert("RGB").resize((64, 64)).save(folder / "me.jpg", quality=95)
+    Image.open(images[1]).convert("RGB").save(folder / "emoji.png")
+    photo = skimage_data.astronaut()
+    group = np.full([512, 900, 3], 255, np.uint8)
+    group[:, :512] = photo
+    group[300:407, 700:793] = np.asarray(Image.fromarray(photo[40:200, 150:290]).resize((93, 107), Image.LANCZOS))
+    Image.fromarray(group).save(folder / "group.jpg", quality=95)
     (folder / "smile.csv").write_text("".join(f"{seed},{seed % 2}\n" for seed in range(24)))
     code, err = run(capsys, *["dataset", "--source", str(photos), "--dest", str(folder / "faces.zip"),
                             "--resolution", "64"])
