@@ -3,6 +3,8 @@ differ at most in its help text and default), so every command spells and checks
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 
 import click
@@ -30,6 +32,21 @@ def precision_options(f):
     """``--fp32`` (default), ``--fp16``, ``--bf16`` into ``precision``."""
     return precision_option(bf16_option(click.option("--fp32", "precision", flag_value="fp32", default=True,
                                                      help="Full precision (default).")(f)))
+
+
+def torchrun_shared(command):
+    """Run a command (taking ``device=``) inside torchrun's process group, if any: join it, pass this
+    process's device (cuda:LOCAL_RANK, or the CPU with gloo) instead of the name, leave the group after.
+    Without torchrun it is the plain command on the chosen device."""
+    @functools.wraps(command)
+    def run(*args, device="auto", **kwargs):
+        from .. import distributed
+        _, dev = distributed.init(device)
+        try:
+            return command(*args, device=dev, **kwargs)
+        finally:
+            distributed.shutdown()
+    return run
 
 
 def trunc_option(help: str = "Truncation psi (seeds only).", default: float | None = 1.0):
@@ -84,7 +101,7 @@ def ensure_outdir(path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserInputError(f"cannot create output folder {path}: {exc.strerror or exc}") from None
-    probe = path / ".stylegan-write-test"
+    probe = path / f".stylegan-write-test-{os.uname().nodename}-{os.getpid()}"   # torchrun: one per process
     try:
         probe.write_bytes(b"")
         probe.unlink()

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .common import (batch_option, class_option, device_option, echo_done, ensure_outdir, network_option,
-                     outdir_option, precision_options)
+                     outdir_option, precision_options, torchrun_shared)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -78,6 +78,7 @@ def _unique_stems(files: list[Path]) -> list[str]:
 @device_option
 @precision_options
 @outdir_option
+@torchrun_shared
 def project(network, targets, space, num_steps, seed, class_idx, learning_rate, optimize_noise, vgg, lpips_lin,
             align, landmarks, landmark_model, save_video, video_every, batch_size, device, precision, outdir: Path):
     """Project photos into the latent space: find the latent that makes the model draw each target.
@@ -109,6 +110,8 @@ def project(network, targets, space, num_steps, seed, class_idx, learning_rate, 
     prepared = _prepare_targets(G, files, marks, align, landmark_model)
     results = _project_in_batches(G, files, prepared, loss, cfg, c, batch_size, outdir,
                                   video_every if save_video else None)
+    if not results:                       # torchrun: process 0 reports
+        return
     spp = sum(r.seconds_per_step * num_steps for r in results) / (num_steps * len(results))
     echo_done(f"projected {len(files)} image(s) in {space.upper()} ({num_steps} steps, {spp:.3f} s/step); "
               f"wrote to {outdir}")
@@ -161,8 +164,9 @@ def _project_in_batches(G, files, prepared, loss, cfg, c, batch_size: int, outdi
     from ..render.images import save_image
     stems = _unique_stems(files)
     single = len(files) == 1
-    results = []
-    for start in range(0, len(files), batch_size):
+
+    def run_batch(b: int):
+        start = b * batch_size
         idx = list(range(start, min(start + batch_size, len(files))))
         dirs = [outdir if single else outdir / stems[i] for i in idx]
         batch_targets = np.stack([prepared[i] for i in idx])
@@ -178,14 +182,52 @@ def _project_in_batches(G, files, prepared, loss, cfg, c, batch_size: int, outdi
                     **noise_to_npz({k: v[j:j + 1] for k, v in res.noise.items()}))
             click.echo(f"{files[i].name}: PSNR {res.psnr[j]:.2f} dB (start {res.initial_psnr[j]:.2f} dB), "
                        f"final loss {res.final_loss[j]:.4f}", err=True)
-        results.append(res)
-    if not single:
+        return res
+    results = _shared_batches(run_batch, -(-len(files) // batch_size))
+    if not single and results:
         save_ws(outdir / "projected_w.npz", torch.cat([r.ws for r in results]), labels=[f.name for f in files],
                 c=None if results[0].c is None else torch.cat([r.c for r in results]),
                 psnr=np.concatenate([r.psnr for r in results]).astype(np.float32),
                 space=np.array(cfg.space),
                 **noise_to_npz({k: torch.cat([r.noise[k] for r in results]) for k in results[0].noise}))
     return results
+
+
+def _shared_batches(run_batch, num_batches: int) -> list:
+    """``run_batch(b)`` for every batch, or under torchrun for this process's batches (``b mod world``).
+    Returns every batch's projection in order (under torchrun: on process 0, as their ws, c, psnr,
+    noise and seconds_per_step, gathered; an empty list elsewhere)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from ..distributed import current_shard, sharded_map
+    shard = current_shard()
+    if shard.world == 1:
+        return [run_batch(b) for b in range(num_batches)]
+    first = []
+
+    def packed(b: int) -> torch.Tensor:
+        r = run_batch(b)
+        first.append(r)
+        parts = [r.ws.flatten(1), *([] if r.c is None else [r.c.flatten(1).float()]),
+                 torch.as_tensor(r.psnr, dtype=torch.float32)[:, None], torch.full([len(r.ws), 1], r.seconds_per_step),
+                 *(r.noise[k].flatten(1) for k in sorted(r.noise))]
+        return torch.cat([p.cpu().float() for p in parts], dim=1)
+    rows = list(sharded_map(packed, num_batches, shard))
+    if not shard.is_main:
+        return []
+    t = first[0]                          # batch 0 ran here: the shapes of every part
+    sizes = [t.ws[0].numel(), *([] if t.c is None else [t.c[0].numel()]), 1, 1, *(t.noise[k][0].numel()
+                                                                                  for k in sorted(t.noise))]
+    out = []
+    for row in rows:
+        parts = list(torch.split(row, sizes, dim=1))
+        ws, c = parts.pop(0).reshape(-1, *t.ws.shape[1:]), None if t.c is None else parts.pop(0).reshape(-1, *t.c.shape[1:])
+        psnr, sps = parts.pop(0)[:, 0].numpy(), float(parts.pop(0)[0, 0])
+        noise = {k: p.reshape(-1, *t.noise[k].shape[1:]) for k, p in zip(sorted(t.noise), parts)}
+        out.append(SimpleNamespace(ws=ws, c=c, psnr=psnr, noise=noise, seconds_per_step=sps))
+    return out
 
 
 def _project_batch(G, targets, loss, cfg, c, desc: str, video_paths: list[Path], video_every: int | None):
