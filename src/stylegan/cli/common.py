@@ -19,7 +19,8 @@ network_option = click.option(
 device_option = click.option("--device", default="auto", show_default=True,
                              help="auto, cpu, cuda, cuda:N or mps.")
 precision_option = click.option("--fp16", "precision", flag_value="fp16", help="Half precision (CUDA).")
-bf16_option = click.option("--bf16", "precision", flag_value="bf16", help="bfloat16 (CUDA).")
+bf16_option = click.option("--bf16", "precision", flag_value="bf16",
+                           help="bfloat16 (CUDA, or CPUs with native bf16: AVX512-BF16 / AMX).")
 compile_option = click.option(
     "--compile", "compile_synthesis", is_flag=True,
     help="torch.compile the synthesis network: a one-time compilation (tens of seconds) that pays off "
@@ -120,7 +121,11 @@ def load_G(network, device="auto", precision="fp32", compile_synthesis=False):
             G.compile_synthesis()
         except RuntimeError as exc:
             raise UserInputError(f"--compile: {exc}") from None
-    return G, next(G.parameters()).device, G.synthesis.half_dtype
+    dev, half = next(G.parameters()).device, G.synthesis.half_dtype
+    if dev.type == "cpu" and half is not None:
+        from ..devices import cpu_bf16_kernel
+        echo_done(f"bf16 on the CPU: {cpu_bf16_kernel()} instructions (oneDNN)")
+    return G, dev, half
 
 
 def echo_done(message: str) -> None:
