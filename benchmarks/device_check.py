@@ -31,14 +31,12 @@ import math
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -139,8 +137,8 @@ def check_net(ck: Check, label: str, G, ws: torch.Tensor, nvidia: torch.Tensor |
 
     for precision, half in PRECISIONS.items():
         def run(precision=precision, half=half) -> dict:
-            if precision == "bf16" and ck.device.type == "cuda" and not torch.cuda.is_bf16_supported():
-                return {"status": "skipped", "reason": "this GPU has no bfloat16"}
+            if precision not in precisions(ck.device):
+                return {"status": "skipped", "reason": no_half_reason(ck.device)}
             img = synthesize(G, ws, ck.device, half)
             row = compare(img, reference())
             if precision == "fp32":
@@ -150,8 +148,8 @@ def check_net(ck: Check, label: str, G, ws: torch.Tensor, nvidia: torch.Tensor |
                 row["status"] = "pass" if worst <= FP32_TOLERANCE else "fail"
             else:
                 row["status"] = "measured" if row["finite"] else "fail"
-                if ck.device.type != "cuda":
-                    row["note"] = "half layers run on CUDA only: this ran fp32"
+                if ck.device.type != "cuda" and half is not torch.bfloat16:
+                    row["note"] = "fp16 layers run on CUDA only: this ran fp32"
             return row
         ck.item("correctness", f"{label} {precision}", run, need_s=5)
 
@@ -195,9 +193,8 @@ def correctness(ck: Check) -> None:
 
 
 def cli_env(ck: Check) -> dict:
-    env = dict(os.environ, STYLEGAN_QUIET="1", PYTHONUNBUFFERED="1", STYLEGAN_CACHE=str(ck.work / "cache"))
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src")] + [p for p in [env.get("PYTHONPATH")] if p])
-    return env
+    """The commands' environment: this checkout's package (``main`` puts it on PYTHONPATH), a private cache."""
+    return dict(os.environ, STYLEGAN_QUIET="1", PYTHONUNBUFFERED="1", STYLEGAN_CACHE=str(ck.work / "cache"))
 
 
 def stylegan(*args) -> list[str]:
@@ -332,45 +329,16 @@ def train_commands(ck: Check, w: Path) -> None:
             lambda: {**run_command(ck, argv, train_check(out), limit_s=180), "processes": nproc}, need_s=40)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve_render(ck: Check, model: Path) -> dict:
-    """Start ``stylegan serve``, render one image over HTTP, stop the server."""
-    port = free_port()
-    proc = subprocess.Popen(stylegan("serve", "--network", model, "--device", ck.device, "--port", port),
-                            env=cli_env(ck), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + min(120, max(ck.left(), 5))
-        while True:
-            try:
-                urllib.request.urlopen(urllib.request.Request(base + "/api/info", headers={"Host": f"localhost:{port}"}),
-                                       timeout=5).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the server did not come up") from None
-                time.sleep(0.5)
-        body = json.dumps({"latent": {"kind": "seed", "seed": 3}, "psi": 0.7}).encode()
-        req = urllib.request.Request(base + "/api/render", data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "Host": f"localhost:{port}"})
+    """Start ``stylegan serve`` (tests/support/web.py's server process), render one image over HTTP, stop it."""
+    import httpx
+    from support.web import serve_process
+    with serve_process("--network", model, "--device", ck.device) as (base, _):
         start = time.perf_counter()
-        with urllib.request.urlopen(req, timeout=60) as r:
-            png, render_ms = r.read(), r.headers.get("X-Render-Ms")
-        ok = png.startswith(b"\x89PNG")
-        return {"status": "pass" if ok else "fail", "bytes": len(png), "server_render_ms": render_ms,
-                "request_s": round(time.perf_counter() - start, 3)}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        r = httpx.post(f"{base}/api/render", json={"latent": {"kind": "seed", "seed": 3}, "psi": 0.7}, timeout=60)
+        ok = r.status_code == 200 and r.content.startswith(b"\x89PNG")
+        return {"status": "pass" if ok else "fail", "http_status": r.status_code, "bytes": len(r.content),
+                "server_render_ms": r.headers.get("X-Render-Ms"), "request_s": round(time.perf_counter() - start, 3)}
 
 
 def time_synthesis(G, ws: torch.Tensor, device: torch.device) -> tuple[float, int]:
@@ -400,9 +368,15 @@ def interleaved(variants: dict[str, Callable[[], tuple[float, int]]], batch: int
 
 
 def precisions(device: torch.device) -> dict[str, torch.dtype | None]:
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return {k: v for k, v in PRECISIONS.items() if k != "bf16"}
-    return dict(PRECISIONS)
+    """The precisions worth timing on ``device``: bf16 where it is native (GPUs that have it; CPUs with
+    AVX512-BF16 / AMX-BF16, where bf16 runs; elsewhere it would be emulated), fp16 (fp32 off CUDA)."""
+    from stylegan.devices import cpu_bf16_kernel
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else device.type == "cpu" and cpu_bf16_kernel()
+    return {k: v for k, v in PRECISIONS.items() if k != "bf16" or native}
+
+
+def no_half_reason(device: torch.device) -> str:
+    return "this GPU has no bfloat16" if device.type == "cuda" else "no native bf16 on this device (emulated: not run)"
 
 
 def inference_speed(ck: Check) -> None:
@@ -543,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from stylegan.devices import pick_device
     device = pick_device(args.device)
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     ck = Check(device, args.out, args.quick, args.budget)

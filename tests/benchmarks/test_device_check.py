@@ -50,6 +50,8 @@ def test_a_failing_item_or_section_is_recorded_and_the_rest_still_runs(tmp_path)
 
 @pytest.mark.slow
 def test_cpu_quick_mode_runs_every_section(tmp_path):
+    from stylegan.devices import cpu_bf16_kernel
+    native_bf16 = cpu_bf16_kernel() is not None
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--out", str(tmp_path),
                            "--budget", "1500"], env=env, capture_output=True, text=True, timeout=1500, check=False)
@@ -57,13 +59,15 @@ def test_cpu_quick_mode_runs_every_section(tmp_path):
     report = json.loads((tmp_path / "device-check.json").read_text())
     assert list(report["sections"]) == ["correctness", "commands", "speed"]
     items = {s: {i["name"]: i for i in sec["items"]} for s, sec in report["sections"].items()}
-    bad = {n: i for sec in items.values() for n, i in sec.items() if i["status"] not in ("pass", "measured")}
+    bad = {n: i for sec in items.values() for n, i in sec.items() if i["status"] not in ("pass", "measured")
+           and not (n.endswith("bf16") and not native_bf16)}
     assert not bad, bad
     correctness = items["correctness"]
     for net in ("reference sg2 64", "reference sg3t 64", "reference sg3r 64",
                 "published sg2 32", "published sg3t 32", "published sg3r 32"):
-        assert correctness[f"{net} fp32"]["max_abs"] <= 1e-3
-        assert correctness[f"{net} bf16"]["psnr_db"] > 30 and f"{net} fp16" in correctness
+        assert correctness[f"{net} fp32"]["max_abs"] <= 1e-3 and f"{net} fp16" in correctness
+        bf16 = correctness[f"{net} bf16"]         # runs where the CPU has native bf16
+        assert bf16["psnr_db"] > 30 if native_bf16 else "no native bf16" in bf16["reason"]
     assert correctness["reference sg3r 64 fp32"]["max_abs_vs_nvidia"] <= 1e-3
     assert set(items["commands"]) == {
         "generate", "mix", "video", "project 2 steps", "variations", "directions sefa", "edit", "metrics eqt_int",
@@ -72,7 +76,7 @@ def test_cpu_quick_mode_runs_every_section(tmp_path):
     assert items["commands"]["serve render"]["bytes"] > 100
     assert items["commands"]["train stylegan3-t 16x16 0.008 kimg"]["ticks"] >= 2
     speed = items["speed"]
-    assert set(speed["inference sg3r 32 batch 2"]["img_per_s"]) == {"fp32", "fp16", "bf16"}
+    assert set(speed["inference sg3r 32 batch 2"]["img_per_s"]) == {"fp32", "fp16"} | ({"bf16"} if native_bf16 else set())
     assert speed["compile sg2 32 batch 2 fp32"]["max_abs_compiled_vs_eager"] <= 1e-4
     assert speed["train stylegan3-r 16x16 batch 4"]["sec_per_kimg"] > 0
     md = (tmp_path / "device-check.md").read_text()
