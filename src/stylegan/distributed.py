@@ -149,3 +149,13 @@ def broadcast_object(shard: Shard, obj):
     box = [obj]
     dist.broadcast_object_list(box, src=0, device=shard.device)
     return box[0]
+
+
+def gather_objects(shard: Shard, obj) -> list | None:
+    """Every process's ``obj`` (picklable, CPU tensors) in rank order on process 0; None elsewhere.
+    Only for data the processes of one job made themselves (it travels pickled between them)."""
+    if shard.world == 1:
+        return [obj]
+    out = [None] * shard.world if shard.is_main else None
+    dist.gather_object(obj, out, dst=0)
+    return out
