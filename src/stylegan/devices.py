@@ -1,4 +1,4 @@
-"""Choosing where to run: ``auto`` picks CUDA, then Apple's MPS, then the CPU."""
+"""Choosing where to run: ``auto`` picks CUDA, then Apple's MPS, then the CPU; and in which precision."""
 
 from __future__ import annotations
 
@@ -42,12 +42,53 @@ def half_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         raise UserInputError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if precision == "fp32":
         return None
+    if device.type == "cpu" and precision == "bf16":
+        if cpu_bf16_kernel() is None:
+            raise UserInputError(f"--bf16 on the CPU needs native bfloat16 (AVX512-BF16 or AMX-BF16); this CPU has "
+                                 f"neither (PyTorch's CPU level: {cpu_capability()}), so bf16 would be emulated and "
+                                 f"slower than fp32: leave it out (fp32 is the default)")
+        return torch.bfloat16
     if device.type != "cuda":
         raise UserInputError(f"--{precision} needs a CUDA GPU (this run is on {device.type}); "
-                             f"the CPU and MPS paths run in fp32")
+                             f"the {'CPU runs fp32 or --bf16' if device.type == 'cpu' else 'MPS path runs in fp32'}")
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise UserInputError("--bf16: this GPU does not support bfloat16")
     return torch.float16 if precision == "fp16" else torch.bfloat16
+
+
+def accumulation_dtype(device: torch.device | str) -> torch.dtype:
+    """The dtype of sums kept on ``device`` (statistics, metric accumulators): float64, except on
+    Apple's MPS, which has no float64 (float32 there; the test of MPS-safe paths swaps this in)."""
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
+
+
+def cpu_capability() -> str:
+    """PyTorch's vector level on this CPU (``DEFAULT``, ``AVX2``, ``AVX512``, ...)."""
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return "unknown"
+
+
+def cpu_bf16_kernel(cpuinfo: str | None = None) -> str | None:
+    """The native bfloat16 instructions of this CPU that oneDNN's convolutions and matmuls use:
+    ``'AMX-BF16'`` (Sapphire Rapids and later), ``'AVX512-BF16'`` (Cooper Lake, Zen 4 and later), or
+    None. ``cpuinfo``: the text of /proc/cpuinfo (default: read it; other systems: None)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return None
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags |= set(line.split(":", 1)[-1].split())
+    if "amx_bf16" in flags:
+        return "AMX-BF16"
+    if "avx512_bf16" in flags:
+        return "AVX512-BF16"
+    return None
 
 
 THREADS_ENV = "STYLEGAN_THREADS"

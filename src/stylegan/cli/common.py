@@ -3,6 +3,8 @@ differ at most in its help text and default), so every command spells and checks
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 
 import click
@@ -17,7 +19,8 @@ network_option = click.option(
 device_option = click.option("--device", default="auto", show_default=True,
                              help="auto, cpu, cuda, cuda:N or mps.")
 precision_option = click.option("--fp16", "precision", flag_value="fp16", help="Half precision (CUDA).")
-bf16_option = click.option("--bf16", "precision", flag_value="bf16", help="bfloat16 (CUDA).")
+bf16_option = click.option("--bf16", "precision", flag_value="bf16",
+                           help="bfloat16 (CUDA, or CPUs with native bf16: AVX512-BF16 / AMX).")
 compile_option = click.option(
     "--compile", "compile_synthesis", is_flag=True,
     help="torch.compile the synthesis network: a one-time compilation (tens of seconds) that pays off "
@@ -30,6 +33,21 @@ def precision_options(f):
     """``--fp32`` (default), ``--fp16``, ``--bf16`` into ``precision``."""
     return precision_option(bf16_option(click.option("--fp32", "precision", flag_value="fp32", default=True,
                                                      help="Full precision (default).")(f)))
+
+
+def torchrun_shared(command):
+    """Run a command (taking ``device=``) inside torchrun's process group, if any: join it, pass this
+    process's device (cuda:LOCAL_RANK, or the CPU with gloo) instead of the name, leave the group after.
+    Without torchrun it is the plain command on the chosen device."""
+    @functools.wraps(command)
+    def run(*args, device="auto", **kwargs):
+        from .. import distributed
+        _, dev = distributed.init(device)
+        try:
+            return command(*args, device=dev, **kwargs)
+        finally:
+            distributed.shutdown()
+    return run
 
 
 def trunc_option(help: str = "Truncation psi (seeds only).", default: float | None = 1.0):
@@ -84,7 +102,7 @@ def ensure_outdir(path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserInputError(f"cannot create output folder {path}: {exc.strerror or exc}") from None
-    probe = path / ".stylegan-write-test"
+    probe = path / f".stylegan-write-test-{os.uname().nodename}-{os.getpid()}"   # torchrun: one per process
     try:
         probe.write_bytes(b"")
         probe.unlink()
@@ -103,7 +121,11 @@ def load_G(network, device="auto", precision="fp32", compile_synthesis=False):
             G.compile_synthesis()
         except RuntimeError as exc:
             raise UserInputError(f"--compile: {exc}") from None
-    return G, next(G.parameters()).device, G.synthesis.half_dtype
+    dev, half = next(G.parameters()).device, G.synthesis.half_dtype
+    if dev.type == "cpu" and half is not None:
+        from ..devices import cpu_bf16_kernel
+        echo_done(f"bf16 on the CPU: {cpu_bf16_kernel()} instructions (oneDNN)")
+    return G, dev, half
 
 
 def echo_done(message: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .common import (batch_option, class_option, device_option, echo_done, ensure_outdir, load_G, network_option,
-                     outdir_option, precision_options, trunc_option)
+                     outdir_option, precision_options, torchrun_shared, trunc_option)
 
 
 @click.command()
@@ -42,6 +42,7 @@ from .common import (batch_option, class_option, device_option, echo_done, ensur
               default=None, help="boundary: keep these directions fixed (project them out).")
 @click.option("--name", default=None, help="boundary: the direction's name (default: the labels file's name).")
 @device_option
+@torchrun_shared
 def directions(network, method, out_path, layers, num, num_samples, seed, class_idx, ws_file, labels_file,
                classifier, classifier_output, classifier_resolution, fraction, orthogonal_to, name, device):
     """Find latent directions and save them (.npz) for 'stylegan edit'.
@@ -52,7 +53,29 @@ def directions(network, method, out_path, layers, num, num_samples, seed, class_
       stylegan directions --network ffhq.pkl --method pca --num 20 --out pca.npz
       stylegan directions --network ffhq.pkl --method boundary --labels smile.csv --out smile.npz
       stylegan directions --network ffhq.pkl --method boundary --classifier smile.pt --out smile.npz
+
+    Under torchrun the processes share the sampling of pca and --classifier (same file as one process).
     """
+    from .. import distributed
+
+    G, dev, _ = load_G(network, device, "fp32")
+    result, note = _find(G, dev, method, layers, num, num_samples, seed, class_idx, ws_file, labels_file,
+                         classifier, classifier_output, classifier_resolution, fraction, orthogonal_to, name)
+    if not distributed.current_shard().is_main:
+        return
+    if note:
+        click.echo(note, err=True)
+    path = result.save(out_path)
+    if result.values is not None and method != "boundary":
+        top = ", ".join(f"{v:.3g}" for v in result.values[:5])
+        click.echo(f"{method}: {len(result)} directions; {'eigenvalues' if method == 'sefa' else 'variances'} "
+                   f"{top}{' ...' if len(result) > 5 else ''}", err=True)
+    echo_done(f"wrote {path}")
+
+
+def _find(G, dev, method, layers, num, num_samples, seed, class_idx, ws_file, labels_file, classifier,
+          classifier_output, classifier_resolution, fraction, orthogonal_to, name):
+    """The directions of ``method`` and a line to print (or None)."""
     import numpy as np
 
     from ..errors import UserInputError
@@ -61,7 +84,7 @@ def directions(network, method, out_path, layers, num, num_samples, seed, class_
     from ..latent.mixing import parse_layers
     from ..latent.sampling import GenerationRequest
 
-    G, dev, _ = load_G(network, device, "fp32")
+    note = None
     layer_list = parse_layers(layers, G) if layers is not None else None
     if method != "boundary" and any(x is not None for x in (ws_file, labels_file, classifier, orthogonal_to)):
         raise UserInputError("--ws, --labels, --classifier and --orthogonal-to go with --method boundary")
@@ -103,13 +126,8 @@ def directions(network, method, out_path, layers, num, num_samples, seed, class_
             fixed = dirs.Directions.load(orthogonal_to, G).vectors
             result.vectors = dirs.orthogonalize(result.vectors[0], fixed)[None]
         result.layers = layer_list
-        click.echo(f"{label_name}: {len(ws)} labelled latents, held-out accuracy {result.values[0]:.1%}", err=True)
-    path = result.save(out_path)
-    if result.values is not None and method != "boundary":
-        top = ", ".join(f"{v:.3g}" for v in result.values[:5])
-        click.echo(f"{method}: {len(result)} directions; {'eigenvalues' if method == 'sefa' else 'variances'} "
-                   f"{top}{' ...' if len(result) > 5 else ''}", err=True)
-    echo_done(f"wrote {path}")
+        note = f"{label_name}: {len(ws)} labelled latents, held-out accuracy {result.values[0]:.1%}"
+    return result, note
 
 
 @click.command()

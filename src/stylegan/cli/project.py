@@ -18,6 +18,7 @@ from .common import (
     network_option,
     outdir_option,
     precision_options,
+    torchrun_shared,
 )
 
 if TYPE_CHECKING:
@@ -162,6 +163,7 @@ def _unique_stems(files: list[Path]) -> list[str]:
 @device_option
 @precision_options
 @outdir_option
+@torchrun_shared
 def project(network, targets, space, num_steps, encoder, seed, class_idx, learning_rate, optimize_noise, tune_steps,
             tune_out, vgg, lpips_lin, align, face, landmarks, landmark_model, save_video, video_every, batch_size,
             device, precision, outdir: Path):
@@ -197,6 +199,8 @@ def project(network, targets, space, num_steps, encoder, seed, class_idx, learni
     prepared = _prepare_targets(G, files, marks, align, landmark_model, face)
     results = _project_in_batches(G, E, files, prepared, loss, plan, c, batch_size, outdir,
                                   video_every if save_video else None)
+    if not results:                       # torchrun: process 0 has every batch's results and reports
+        return
     steps = plan.steps
     if steps:
         spp = sum(r.seconds_per_step for r in results) / len(results)
@@ -269,8 +273,9 @@ def _project_in_batches(G, E, files, prepared, loss, plan: _Plan, c, batch_size:
     from ..latent.projection import noise_to_npz
     from ..render.images import save_image
     dirs = _target_dirs(files, outdir)
-    results = []
-    for start in range(0, len(files), batch_size):
+
+    def run_batch(b: int):
+        start = b * batch_size
         idx = list(range(start, min(start + batch_size, len(files))))
         batch_targets = np.stack([prepared[i] for i in idx])
         for i, tgt in zip(idx, batch_targets):
@@ -287,14 +292,38 @@ def _project_in_batches(G, E, files, prepared, loss, plan: _Plan, c, batch_size:
                     space=np.array(res.space), **loss_value,
                     **noise_to_npz({k: v[j:j + 1] for k, v in res.noise.items()}))
             click.echo(f"{files[i].name}: {_quality(res, j)}", err=True)
-        results.append(res)
-    if len(files) > 1:
+        return res
+    results = _shared_batches(run_batch, -(-len(files) // batch_size))
+    if len(files) > 1 and results:
         save_ws(outdir / "projected_w.npz", torch.cat([r.ws for r in results]), labels=[f.name for f in files],
                 c=None if results[0].c is None else torch.cat([r.c for r in results]),
                 psnr=np.concatenate([r.psnr for r in results]).astype(np.float32),
                 space=np.array(results[0].space),
                 **noise_to_npz({k: torch.cat([r.noise[k] for r in results]) for k in results[0].noise}))
     return results
+
+
+def _shared_batches(run_batch, num_batches: int) -> list:
+    """``run_batch(b)`` for every batch or, under torchrun, for this process's batches (``b mod world``).
+    Returns every batch's projection in order; under torchrun on process 0 (collected from the others
+    through torch's object collective, between the processes of one job), an empty list elsewhere."""
+    import torch
+
+    from ..distributed import current_shard, gather_objects
+    shard = current_shard()
+    if shard.world == 1:
+        return [run_batch(b) for b in range(num_batches)]
+
+    def on_cpu(r):
+        cpu = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in r.extra.items()}
+        return dataclasses.replace(r, ws=r.ws.cpu(), noise={k: v.cpu() for k, v in r.noise.items()},
+                                   c=None if r.c is None else r.c.cpu(), extra=cpu)
+    mine = {b: on_cpu(run_batch(b)) for b in shard.batches(num_batches)}
+    parts = gather_objects(shard, mine)
+    if not shard.is_main:
+        return []
+    done = {b: r for part in parts for b, r in part.items()}
+    return [done[b] for b in range(num_batches)]
 
 
 def _quality(res, j: int) -> str:

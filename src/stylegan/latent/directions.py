@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..distributed import current_shard, sharded_map
 from ..errors import UserInputError
 from ..networks import Generator
 from .io import load_directions, save_directions
@@ -93,10 +94,14 @@ def sefa(G: Generator, layers: list[int] | None = None, num: int | None = None,
 
 def sample_ws(G: Generator, num_samples: int, seed: int = 0, class_idx: int | None = None,
               batch_size: int = 4096) -> torch.Tensor:
-    """w [num_samples, w_dim] for z drawn from ``RandomState(seed)`` (one label for conditional models)."""
+    """w [num_samples, w_dim] (CPU) for z drawn from ``RandomState(seed)`` (one label for conditional
+    models). Under torchrun the processes share the batches; every process gets every w."""
     request = GenerationRequest(G, class_idx=class_idx)
     z = z_samples(num_samples, G.z_dim, seed)
-    return torch.cat([request.map_z(z[i:i + batch_size])[:, 0] for i in range(0, num_samples, batch_size)])
+
+    def batch(b: int) -> torch.Tensor:
+        return request.map_z(z[b * batch_size:(b + 1) * batch_size])[:, 0]
+    return torch.cat(list(sharded_map(batch, -(-num_samples // batch_size), current_shard(), everywhere=True)))
 
 
 def pca(G: Generator, num: int = 20, num_samples: int = 20000, seed: int = 0,
@@ -278,26 +283,29 @@ def load_classifier(path: str | os.PathLike, device: torch.device | str = "cpu")
 def classifier_scores(G: Generator, classifier, num_samples: int, seed: int = 0, output: int = 0,
                       class_idx: int | None = None, truncation_psi: float = 1.0, resolution: int | None = None,
                       batch_size: int = 16, show_progress: bool = False) -> tuple[torch.Tensor, np.ndarray]:
-    """Sample ``num_samples`` ws, generate their images and score them: (ws [N, num_ws, w_dim], scores [N])."""
+    """Sample ``num_samples`` ws, generate their images and score them: (ws [N, num_ws, w_dim], scores [N]).
+    Under torchrun the processes share the batches; every process gets every row."""
     import torch.nn.functional as F
 
     from ..progress import progress
     request = GenerationRequest(G, truncation_psi, class_idx=class_idx)
     z = z_samples(num_samples, G.z_dim, seed)
-    all_ws, scores = [], []
-    starts = range(0, num_samples, batch_size)
+    shard = current_shard()
+
+    def batch(b: int) -> torch.Tensor:
+        ws = request.map_z(z[b * batch_size:(b + 1) * batch_size])
+        img = request.synthesize(ws, batch_size=len(ws)).to(request.device).clamp(-1, 1)
+        if resolution is not None and resolution != img.shape[-1]:
+            img = F.interpolate(img, size=(resolution, resolution), mode="area" if resolution < img.shape[-1]
+                                else "bilinear", align_corners=None if resolution < img.shape[-1] else False)
+        s = classifier(img)
+        s = s[0] if isinstance(s, (tuple, list)) else s
+        s = s.reshape(len(ws), -1).float()
+        if not 0 <= output < s.shape[1]:
+            raise UserInputError(f"--output {output} is out of range: the classifier gives {s.shape[1]} score(s)")
+        return torch.cat([ws.reshape(len(ws), -1).cpu(), s[:, output:output + 1].cpu()], dim=1)
+    num_batches = -(-num_samples // batch_size)
     with torch.no_grad():
-        for i in progress(starts, desc="scoring", unit="batch", disable=not show_progress):
-            ws = request.map_z(z[i:i + batch_size])
-            img = request.synthesize(ws, batch_size=len(ws)).to(request.device).clamp(-1, 1)
-            if resolution is not None and resolution != img.shape[-1]:
-                img = F.interpolate(img, size=(resolution, resolution), mode="area" if resolution < img.shape[-1]
-                                    else "bilinear", align_corners=None if resolution < img.shape[-1] else False)
-            s = classifier(img)
-            s = s[0] if isinstance(s, (tuple, list)) else s
-            s = s.reshape(len(ws), -1).float()
-            if not 0 <= output < s.shape[1]:
-                raise UserInputError(f"--output {output} is out of range: the classifier gives {s.shape[1]} score(s)")
-            scores.append(s[:, output].cpu())
-            all_ws.append(ws)
-    return torch.cat(all_ws), torch.cat(scores).numpy()
+        rows = torch.cat(list(progress(sharded_map(batch, num_batches, shard, everywhere=True), total=num_batches,
+                                       desc="scoring", unit="batch", disable=not (show_progress and shard.is_main))))
+    return rows[:, :-1].reshape(num_samples, G.num_ws, G.w_dim), rows[:, -1].numpy()

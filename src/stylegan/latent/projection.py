@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .. import devices
 from ..errors import UserInputError
 from ..networks import Generator
 from ..progress import progress as progress_bar
@@ -94,7 +95,8 @@ def w_stats(G: Generator, c: torch.Tensor | None = None, num_samples: int = 1000
     ws = []
     with torch.no_grad():
         for i in range(0, num_samples, 2048):
-            ws.append(G.mapping(z[i:i + 2048], None if cs is None else cs[i:i + 2048])[:, 0].to(torch.float64))
+            ws.append(G.mapping(z[i:i + 2048], None if cs is None else cs[i:i + 2048])[:, 0]
+                      .to(devices.accumulation_dtype(device)))
     w = torch.cat(ws)
     w_mean = w.mean(0)
     w_std = float(((w - w_mean).square().sum() / num_samples).sqrt())

@@ -57,13 +57,13 @@ def z_from_seed(seed: int, z_dim: int) -> np.ndarray:
 def z_from_seeds(seeds: list[int], z_dim: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """[N, z_dim] float32 tensor of :func:`z_from_seed` rows."""
     z = np.stack([z_from_seed(s, z_dim) for s in seeds]) if seeds else np.zeros([0, z_dim])
-    return torch.from_numpy(z).to(device=device, dtype=torch.float32)
+    return torch.from_numpy(z.astype(np.float32)).to(device)     # float32 before the device: MPS has no float64
 
 
 def z_samples(count: int, z_dim: int, seed: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
     """[count, z_dim] float32 z drawn in one go from ``RandomState(seed)`` (the samples SeFa/PCA,
     classifier scoring and the projector's starting point use; one seed for the whole set)."""
-    return torch.from_numpy(np.random.RandomState(seed).randn(count, z_dim)).to(device, torch.float32)
+    return torch.from_numpy(np.random.RandomState(seed).randn(count, z_dim).astype(np.float32)).to(device)
 
 
 def _check_label_given(c_dim: int, given: bool, required: bool = True) -> None:

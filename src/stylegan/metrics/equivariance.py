@@ -21,6 +21,7 @@ import math
 import numpy as np
 import torch
 
+from .. import devices
 from ..errors import UserInputError
 from ..latent.sampling import has_transform, transform_matrix
 from ..progress import progress
@@ -56,9 +57,10 @@ def lanczos(u: torch.Tensor, a: int = LANCZOS_A) -> torch.Tensor:
     return torch.where(u.abs() < a, torch.sinc(u) * torch.sinc(u / a), torch.zeros_like(u))
 
 
-def _lanczos_shift_matrix(size: int, shift: float, a: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _lanczos_shift_matrix(size: int, shift: float, a: int, device,
+                          dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
     """M [size, size] with ``(M @ v)[i] ≈ v(i - shift)`` and which rows use only in-range samples."""
-    i = torch.arange(size, dtype=torch.float64, device=device)
+    i = torch.arange(size, dtype=dtype, device=device)
     src = i - shift
     m = lanczos(src[:, None] - i[None, :], a)
     m = m / m.sum(dim=1, keepdim=True).clamp(min=1e-12)
@@ -72,8 +74,9 @@ def translate_fractional(x: torch.Tensor, dx: float, dy: float, a: int = LANCZOS
     """Shift images [N, C, H, W] right by ``dx`` and down by ``dy`` pixels (any real numbers) with
     separable Lanczos-a interpolation. Returns (shifted, mask [1, 1, H, W])."""
     h, w = x.shape[2], x.shape[3]
-    my, vy = _lanczos_shift_matrix(h, dy, a, x.device)
-    mx, vx = _lanczos_shift_matrix(w, dx, a, x.device)
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    my, vy = _lanczos_shift_matrix(h, dy, a, x.device, dtype)
+    mx, vx = _lanczos_shift_matrix(w, dx, a, x.device, dtype)
     out = torch.einsum("yi,ncij,xj->ncyx", my.to(x.dtype), x, mx.to(x.dtype))
     mask = (vy[:, None] & vx[None, :]).to(x.dtype)[None, None]
     return out, mask
@@ -242,6 +245,7 @@ def _equivariance_batch(G, kind: str, b: int, *, batch_size: int, seed: int, tra
                         rotate_max: float, labels: np.ndarray | None) -> torch.Tensor:
     """Batch ``b``: [[sum of masked squared differences, number of masked values]] (float64)."""
     device = next(G.parameters()).device
+    acc = devices.accumulation_dtype(device)
     res = G.img_resolution
     draw_seed, label_seed = batch_seeds(seed, b, 2)
     gen = torch.Generator().manual_seed(draw_seed)
@@ -251,25 +255,37 @@ def _equivariance_batch(G, kind: str, b: int, *, batch_size: int, seed: int, tra
     with torch.no_grad():
         ws = G.mapping(z, c)
         buf.copy_(torch.eye(3))
-        ref = G.synthesis(ws, noise_mode="const", force_fp32=True).to(torch.float64)
+        ref = G.synthesis(ws, noise_mode="const", force_fp32=True).to(acc)
         if kind == "rot":
-            angle = float((torch.rand([], generator=gen, dtype=torch.float64) * 2 - 1) * rotate_max)
-            buf.copy_(torch.from_numpy(transform_matrix(rotate=angle)).to(buf))
+            angle = _host_uniform(gen, [], rotate_max)
+            buf.copy_(torch.from_numpy(transform_matrix(rotate=angle).astype(np.float32)).to(buf.device))
             img = G.synthesis(ws, noise_mode="const", force_fp32=True)
             ref, ref_mask = rotate_reference(ref, angle)
             img, img_mask = pseudo_rotate(img, angle)
-            ref, img, mask = ref.to(torch.float64), img.to(torch.float64), ref_mask * img_mask
+            ref, img, mask = ref.to(acc), img.to(acc), ref_mask * img_mask
         else:
-            t = (torch.rand([2], generator=gen, dtype=torch.float64) * 2 - 1) * translate_max
-            if kind == "int":
-                t = torch.round(t * res) / res
-            tx, ty = float(t[0]), float(t[1])
-            buf.copy_(torch.from_numpy(transform_matrix(translate=(tx, ty))).to(buf))
-            img = G.synthesis(ws, noise_mode="const", force_fp32=True).to(torch.float64)
+            tx, ty = _host_uniform(gen, [2], translate_max, res if kind == "int" else None)
+            buf.copy_(torch.from_numpy(transform_matrix(translate=(tx, ty)).astype(np.float32)).to(buf.device))
+            img = G.synthesis(ws, noise_mode="const", force_fp32=True).to(acc)
             if kind == "int":
                 ref, mask = translate_integer(ref, round(tx * res), round(ty * res))
             else:
                 ref, mask = translate_fractional(ref, tx * res, ty * res)
     sum_sq = float(((img - ref).square() * mask).sum())
     count = float(mask.sum()) * batch_size * img.shape[1]
-    return torch.tensor([[sum_sq, count]], dtype=torch.float64)
+    return _host_row(sum_sq, count)
+
+
+def _host_uniform(gen: torch.Generator, shape: list[int], scale: float = 1.0, grid: int | None = None):
+    """Uniform draws in [-scale, scale) from the CPU generator ``gen``, in float64 on the host (never on
+    the device: MPS has no float64); rounded to multiples of 1/``grid`` when given. [] -> a float,
+    [2] -> two floats."""
+    t = (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * scale
+    if grid is not None:
+        t = torch.round(t * grid) / grid
+    return float(t) if not shape else tuple(t.tolist())
+
+
+def _host_row(*values: float) -> torch.Tensor:
+    """A batch's sums as one float64 row on the host (what :func:`sharded_map` collects)."""
+    return torch.tensor([list(values)], dtype=torch.float64)

@@ -23,8 +23,10 @@ def check_half_dtype(dtype: torch.dtype | None) -> torch.dtype | None:
 
 def block_dtype(use_fp16: bool, force_fp32: bool, x_device: torch.device,
                 half_dtype: torch.dtype | None) -> torch.dtype:
-    """Half precision only where the network was built for it, when enabled, and on a GPU."""
-    if use_fp16 and half_dtype is not None and not force_fp32 and x_device.type == "cuda":
+    """Half precision only where the network was built for it, when enabled, and on a GPU (fp16 or bf16)
+    or in bf16 on a CPU (``devices.half_dtype`` allows that only where the CPU has native bf16)."""
+    on = x_device.type == "cuda" or (x_device.type == "cpu" and half_dtype == torch.bfloat16)
+    if use_fp16 and half_dtype is not None and not force_fp32 and on:
         return half_dtype
     return torch.float32
 

@@ -205,7 +205,7 @@ class AugmentPipe(nn.Module):
         cached = self._matrix_cache.get(key)
         if cached is not None:
             return cached
-        f = self.resample_filter.to(torch.float64).cpu()
+        f = self.resample_filter.cpu().to(torch.float64)              # built on the host (MPS has no float64)
         taps = f.numel()
         r = (taps // 2 + 1) // 2                             # source pixels of context the upsampler needs
         padded = _reflect(torch.arange(size + 2 * r) - r, size)

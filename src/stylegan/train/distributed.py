@@ -5,63 +5,16 @@ We synchronise by hand, as NVIDIA's StyleGAN3 loop does, instead of wrapping the
 (R1, path length) per phase, and one all-reduce of one flat gradient vector per optimiser step is
 both simpler and exactly what the single-process gradient accumulation computes. Parameters start
 identical (broadcast from rank 0); buffers are updated from all-reduced statistics, so they stay
-identical too. NCCL on GPUs, gloo on CPUs; multi-node works as with any ``torchrun`` job.
+identical too. NCCL on GPUs, gloo on CPUs; multi-node works as with any ``torchrun`` job. Joining
+the group is :func:`stylegan.distributed.init`, shared with the other commands.
 """
 
 from __future__ import annotations
 
-import datetime
-import os
-from dataclasses import dataclass
-
 import torch
 import torch.distributed as dist
 
-
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-
-def launched_by_torchrun() -> bool:
-    return "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
-
-
-def init(device_name: str = "auto") -> tuple[DistInfo, torch.device]:
-    """Join the process group torchrun set up (if any) and pick this process's device."""
-    from ..devices import pick_device
-    if not launched_by_torchrun():
-        return DistInfo(), pick_device(device_name)
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    local_rank = int(os.environ.get("LOCAL_RANK", rank))
-    name = str(device_name or "auto")
-    if name not in ("auto", "cpu") and not name.startswith("cuda"):
-        from ..errors import UserInputError
-        raise UserInputError(f"--device {name}: multi-process training runs on CUDA GPUs (NCCL) or CPUs (gloo)")
-    use_cuda = torch.cuda.is_available() and name != "cpu"   # one GPU per process: cuda:LOCAL_RANK
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    else:
-        device = torch.device("cpu")
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=30))
-    return DistInfo(rank=rank, world_size=world, local_rank=local_rank), device
-
-
-def shutdown() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+from ..distributed import DistInfo, barrier, init, launched_by_torchrun, shutdown  # noqa: F401 (the loop's entry points)
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
@@ -105,8 +58,3 @@ def any_flag(flag: bool, device: torch.device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     all_reduce_sum(t)
     return bool(t.item() > 0)
-
-
-def barrier() -> None:
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.barrier()

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import devices
 from ..data.dataset import ImageDataset
 from ..errors import CheckpointError, UserInputError
 from ..files import atomic_write
@@ -248,7 +249,7 @@ class TrainingRun:
         self.d_cfg = d_cfg.replace(mbstd_group_size=self.mbstd_group)
         self._build(begun)
         self.counters = Counters()
-        self.ada_acc = torch.zeros([2], dtype=torch.float64, device=dev)      # sum of sign(D(real)), count
+        self.ada_acc = torch.zeros([2], dtype=devices.accumulation_dtype(dev), device=dev)   # sum of sign(D(real)), count
         if self.state is not None:
             self._restore(self.state)
         self.total_nimg = round(self.opts.kimg * 1000)
@@ -353,7 +354,7 @@ class TrainingRun:
                 group["lr"], group["betas"] = settings[key][0], settings[key][1]
         restore_rng(state)
         self.counters = Counters.from_dict(state.counters)
-        self.ada_acc.copy_(state.tensors.get("ada_acc", self.ada_acc.cpu()).to(self.dev, torch.float64))
+        self.ada_acc.copy_(state.tensors.get("ada_acc", self.ada_acc.cpu()).to(self.ada_acc.dtype).to(self.dev))
 
     @property
     def run_info(self) -> dict:
@@ -455,7 +456,7 @@ class TrainingRun:
             if c.batch_idx % phase.interval == 0:
                 self._run_phase(phase_idx, phase, reals)
         # The step's global statistics in one all-reduce: G's buffers, PL mean, ADA signs, stop flag.
-        flag = torch.tensor([1.0 if stop_flag else 0.0], dtype=torch.float64, device=self.dev)
+        flag = torch.tensor([1.0 if stop_flag else 0.0], dtype=self.ada_acc.dtype, device=self.dev)
         packed = distributed.all_reduce_sum(torch.cat([self.loss.step_sums(), flag]))
         self.ada_acc += self.loss.end_step(packed[:-1])
         with torch.no_grad():

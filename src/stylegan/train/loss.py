@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import devices
 from ..networks import ops
 from .stats import Stats
 
@@ -144,7 +145,7 @@ class StyleGAN2Loss:
         (pl_grads,) = torch.autograd.grad(outputs=[(gen_img * pl_noise).sum()], inputs=[gen_ws], create_graph=True)
         pl_lengths = pl_grads.square().sum(2).mean(1).sqrt()
         pl_mean = self.pl_mean.lerp(pl_lengths.mean(), self.pl_decay)
-        self.pl_sum += pl_mean.detach().to(torch.float64)
+        self.pl_sum += pl_mean.detach().to(self.pl_sum.dtype)
         self.pl_count += 1
         pl_penalty = (pl_lengths - pl_mean).square()
         stats.report("Loss/pl_penalty", pl_penalty)
@@ -162,7 +163,7 @@ class StyleGAN2Loss:
         logits = self.run_D(real, real_c, blur_sigma)
         stats.report("Loss/scores/real", logits)
         stats.report("Loss/signs/real", logits.sign())
-        self.ada_sum += logits.detach().sign().sum().to(torch.float64)
+        self.ada_sum += logits.detach().sign().sum().to(self.ada_sum.dtype)
         self.ada_count += logits.shape[0]
         loss = torch.zeros_like(logits)
         if do_main:
@@ -181,16 +182,16 @@ class StyleGAN2Loss:
     def begin_step(self) -> None:
         """Zero the step's accumulators and remember the buffers' values at the start of the step."""
         dev = self.pl_mean.device
-        self.pl_sum = torch.zeros([], device=dev, dtype=torch.float64)
+        self.pl_sum = torch.zeros([], device=dev, dtype=devices.accumulation_dtype(dev))
         self.pl_count = 0
-        self.ada_sum = torch.zeros([], device=dev, dtype=torch.float64)
+        self.ada_sum = torch.zeros([], device=dev, dtype=devices.accumulation_dtype(dev))
         self.ada_count = 0
         self.tracker.reset()
 
     def step_sums(self) -> torch.Tensor:
-        """Everything the step accumulated, as one float64 vector to be summed over processes."""
+        """Everything the step accumulated, as one float64 vector (MPS: float32) to be summed over processes."""
         dev = self.pl_mean.device
-        counts = torch.tensor([self.pl_count, self.ada_count], dtype=torch.float64, device=dev)
+        counts = torch.tensor([self.pl_count, self.ada_count], dtype=devices.accumulation_dtype(dev), device=dev)
         return torch.cat([self.tracker.packed(), self.pl_sum.view(1), counts[:1], self.ada_sum.view(1), counts[1:]])
 
     @torch.no_grad()
@@ -224,7 +225,7 @@ class BufferTracker:
     def reset(self) -> None:
         self.start = [b.detach().clone() for b in self.buffers]
         numel = sum(b.numel() for b in self.buffers)
-        self.sum = torch.zeros([numel], device=self.device, dtype=torch.float64)
+        self.sum = torch.zeros([numel], device=self.device, dtype=devices.accumulation_dtype(self.device))
         self.count = 0
 
     @contextlib.contextmanager
@@ -238,14 +239,14 @@ class BufferTracker:
         finally:
             with torch.no_grad():
                 if self.buffers:
-                    self.sum += torch.cat([b.detach().flatten().to(torch.float64) for b in self.buffers])
+                    self.sum += torch.cat([b.detach().flatten().to(self.sum.dtype) for b in self.buffers])
                 self.count += 1
                 for b, s in zip(self.buffers, self.start):
                     b.copy_(s)
 
     def packed(self) -> torch.Tensor:
         """[sum of the buffers' values after each tracked pass..., number of passes]."""
-        return torch.cat([self.sum, torch.tensor([float(self.count)], device=self.device, dtype=torch.float64)])
+        return torch.cat([self.sum, torch.tensor([float(self.count)], device=self.device, dtype=self.sum.dtype)])
 
     @torch.no_grad()
     def apply(self, packed: torch.Tensor) -> None:

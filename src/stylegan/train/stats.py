@@ -10,23 +10,25 @@ import math
 
 import torch
 
+from .. import devices
 from . import distributed
 
 
 class Stats:
     def __init__(self, device: torch.device | str = "cpu"):
         self.device = torch.device(device)
-        self._acc: dict[str, torch.Tensor] = {}      # name -> [count, sum, sum of squares] (float64)
+        self.dtype = devices.accumulation_dtype(self.device)
+        self._acc: dict[str, torch.Tensor] = {}      # name -> [count, sum, sum of squares] (float64; MPS: float32)
 
     def report(self, name: str, value) -> None:
         """Add the finite elements of ``value`` (tensor or number) to statistic ``name``.
 
         Everything stays on the device (no host synchronisation per call); values are read once per tick.
         """
-        t = torch.as_tensor(value).detach().to(self.device, torch.float64).flatten()
+        t = torch.as_tensor(value).detach().to(self.device, self.dtype).flatten()
         finite = torch.isfinite(t)
         t = torch.where(finite, t, torch.zeros_like(t))
-        acc = torch.stack([finite.sum().to(torch.float64), t.sum(), t.square().sum()])
+        acc = torch.stack([finite.sum().to(self.dtype), t.sum(), t.square().sum()])
         if name in self._acc:
             self._acc[name] += acc
         else:
@@ -53,7 +55,7 @@ class Stats:
         names = sorted(self._acc) if names is None else names
         if not names:
             return {}
-        stacked = torch.stack([self._acc.get(n, torch.zeros(3, dtype=torch.float64, device=self.device))
+        stacked = torch.stack([self._acc.get(n, torch.zeros(3, dtype=self.dtype, device=self.device))
                                for n in names])
         distributed.all_reduce_sum(stacked)
         self._acc.clear()
