@@ -29,11 +29,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .options import IMPLS, NOISE_MODES
+from .options import CONST_EXTENSIONS, IMPLS, NOISE_MODES
 
-#: How StyleGAN1/2 extend their learned 4x4 constant (and constant noise maps) to a larger canvas.
-CONST_EXTENSIONS = ("reflect", "tile", "stretch")
-DEFAULT_CONST_EXTENSION = "tile"       # looked best on the built-in model: docs/canvas.md
+DEFAULT_CONST_EXTENSION = CONST_EXTENSIONS[0]
 
 @dataclass(frozen=True)
 class StyleLayer:
