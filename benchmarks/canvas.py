@@ -3,10 +3,12 @@ next to the model's own square, for the published StyleGAN2 (config F) and Style
 
     python benchmarks/canvas.py                                   # sg2 and sg3t at 1024, CPU
     python benchmarks/canvas.py --models sg3t --res 1024 --size 1920x1080 --reps 2 --device cuda
+    python benchmarks/canvas.py --extensions 64               # the built-in model's constant extensions
 
 Weights are random (speed and memory do not depend on their values). Each measurement runs in its own
 child process (so its peak resident memory is its own: weights + activations), the square and the
-canvas interleaved rep by rep; the first call of each child is a warm-up and is not timed.
+canvas interleaved rep by rep; the first call of each child is a warm-up and is not timed. Wall time
+and the process's CPU time are both printed: on a shared machine the CPU time is the steadier figure.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "benchmarks")]
 
-from inference import machine, published_config, sync  # noqa: E402
+from inference import machine, published_config, sync
 
-from stylegan.networks import Generator  # noqa: E402
+from stylegan.networks import Generator
 
 
 def child(model: str, res: int, canvas: tuple[int, int] | None, device: str) -> dict:
@@ -40,15 +42,40 @@ def child(model: str, res: int, canvas: tuple[int, int] | None, device: str) -> 
     with torch.inference_mode():
         G.synthesis(ws, noise_mode="const", **kw)
         sync(dev)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         img = G.synthesis(ws, noise_mode="const", **kw)
         sync(dev)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     peak = (torch.cuda.max_memory_allocated(dev) if dev.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     rendered = G.synthesis.canvas_size(canvas)
-    return dict(seconds=seconds, peak_bytes=int(peak), shape=list(img.shape), rendered=list(rendered),
+    return dict(seconds=seconds, cpu_seconds=cpu_seconds, peak_bytes=int(peak), shape=list(img.shape), rendered=list(rendered),
                 dtype=str(img.dtype))
+
+
+def extension_report(count: int) -> None:
+    """For the built-in model, each StyleGAN2 constant extension on canvases at the model's scale: how far
+    the part of the canvas drawn from the original 4x4 constant is from the normal render of the same
+    seed (mean absolute difference in uint8 levels: how much of the subject survives the extension),
+    next to the difference between the normal renders of different seeds."""
+    from stylegan.checkpoints import load_generator
+    from stylegan.latent.sampling import GenerationRequest
+    from stylegan.networks.options import CONST_EXTENSIONS
+    G = load_generator(None, device="cpu")
+    S, R = G.synthesis, G.img_resolution
+    lat = GenerationRequest(G, 0.7).seed_latents(list(range(count)))
+    square = GenerationRequest(G).images(lat.ws).astype(int)
+    print(f"built-in model, {count} seeds at psi 0.7; normal renders of different seeds differ by "
+          f"{abs(square - square[list(range(1, count)) + [0]]).mean():.1f} levels")
+    for h, w in [(R, 2 * R), (R * 3 // 2, 2 * R), (2 * R, 2 * R), (2 * R, 4 * R)]:
+        cells, (rh, rw) = S.const_cells((h, w)), S.canvas_size((h, w))
+        top = (cells[0] - 4) // 2 * S.canvas_stride - (rh - h) // 2
+        left = (cells[1] - 4) // 2 * S.canvas_stride - (rw - w) // 2
+        row = []
+        for ext in CONST_EXTENSIONS:
+            imgs = GenerationRequest(G, canvas=(h, w), extension=ext).images(lat.ws).astype(int)
+            row.append(f"{ext} {abs(imgs[:, top:top + R, left:left + R] - square).mean():5.1f}")
+        print(f"  canvas {w}x{h}, the original constant's {R}x{R}: " + ", ".join(row) + " levels")
 
 
 def main():
@@ -58,8 +85,14 @@ def main():
     ap.add_argument("--size", default="1920x1080", help="WxH of the canvas")
     ap.add_argument("--reps", type=int, default=1, help="child processes per model and size")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--extensions", type=int, default=None, metavar="SEEDS",
+                    help="instead: compare the StyleGAN1/2 constant extensions on the built-in model")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.extensions:
+        print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}")
+        extension_report(args.extensions)
+        return
     w, h = (int(v) for v in args.size.lower().split("x"))
     if args.child:
         model, which = args.child.split(":")
@@ -84,8 +117,9 @@ def main():
             label = f"{shape[3]}x{shape[2]}" + ("" if which == "square" else
                                                f" (rendered {runs[0]['rendered'][1]}x{runs[0]['rendered'][0]})")
             times = ", ".join(f"{r['seconds']:.2f}" for r in runs)
-            print(f"{model}-{args.res} {label:32s} {best:8.2f} s/frame (best of {len(runs)}: {times})  "
-                  f"peak {peak:.2f} GiB  {runs[0]['dtype']}")
+            cpu = min(r["cpu_seconds"] for r in runs)
+            print(f"{model}-{args.res} {label:32s} {best:8.2f} s/frame wall (best of {len(runs)}: {times}), "
+                  f"{cpu:.2f} s of CPU time  peak {peak:.2f} GiB  {runs[0]['dtype']}")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -17,12 +17,17 @@ The thresholds were measured on these networks (docs/canvas.md, "How it is teste
 import numpy as np
 import pytest
 import torch
+from support.models import make_tiny_checkpoint, reference_checkpoint, reference_npz
 
 from stylegan.latent.sampling import transform_matrix
-from stylegan.networks import Generator, GeneratorConfig, MappingConfig, StyleGAN1SynthesisConfig
+from stylegan.networks import (
+    Generator,
+    GeneratorConfig,
+    MappingConfig,
+    StyleGAN1SynthesisConfig,
+)
 from stylegan.networks.synthesis import CONST_EXTENSIONS
 from stylegan.render.images import to_uint8
-from support.models import make_tiny_checkpoint, reference_checkpoint, reference_npz
 
 PSNR_MIN_DB = 70.0
 SEAM_MAX = 2.0
@@ -189,7 +194,7 @@ def test_noise_maps_follow_the_canvas(nets, name):
         # Square maps of the training size (a projection's) are continued the same way.
         torch.testing.assert_close(S(ws, noise_mode="none", canvas=canvas, noise=S.noise_maps()), const,
                                    atol=1e-5, rtol=0)
-        last = sorted(maps)[-1]
+        last = max(maps)
         changed = S(ws, noise_mode="const", canvas=canvas, noise={last: torch.randn(maps[last].shape)})
         assert not torch.equal(changed, const)
         assert S(ws, noise_mode="none", canvas=canvas).shape == const.shape

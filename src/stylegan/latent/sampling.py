@@ -16,6 +16,7 @@ import torch
 from ..errors import UserInputError
 from ..networks import NOISE_MODES, Generator
 from ..networks.options import CONST_EXTENSIONS
+from ..networks.synthesis import check_canvas
 from ..progress import progress as progress_bar
 from ..render.images import to_uint8
 from .seeds import class_labels, parse_seeds, z_from_seeds
@@ -96,16 +97,14 @@ class GenerationRequest:
             if G.synthesis.has_input_transform:
                 raise UserInputError("StyleGAN3 has no constant to extend: its canvas is a wider view of the "
                                      "same image (leave out the extension)")
-        if canvas is None:
-            return None
         try:
-            h, w = (int(v) for v in canvas)
-        except (TypeError, ValueError):
-            raise UserInputError(f"canvas must be (height, width), got {canvas!r}") from None
-        if not (1 <= h <= MAX_CANVAS_SIDE and 1 <= w <= MAX_CANVAS_SIDE) or (h, w) != tuple(canvas):
-            raise UserInputError(f"canvas sides must be whole numbers from 1 to {MAX_CANVAS_SIDE} pixels, "
-                                 f"got {w}x{h} (width x height)")
-        return None if (h, w) == (G.img_resolution, G.img_resolution) else (h, w)
+            canvas = check_canvas(canvas, G.img_resolution)
+        except ValueError as exc:
+            raise UserInputError(str(exc)) from None
+        if canvas is not None and max(canvas) > MAX_CANVAS_SIDE:
+            raise UserInputError(f"canvas {canvas[1]}x{canvas[0]} (width x height) is too large: at most "
+                                 f"{MAX_CANVAS_SIDE} pixels a side")
+        return canvas
 
     @property
     def image_size(self) -> tuple[int, int]:

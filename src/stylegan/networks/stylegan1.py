@@ -47,9 +47,8 @@ from . import ops
 from .config import DiscriminatorConfig, StyleGAN1SynthesisConfig
 from .discriminator import MinibatchStdLayer
 from .layers import FullyConnectedLayer, check_half_dtype
-from .synthesis import (DEFAULT_CONST_EXTENSION, StyleLayer, block_canvas_noise, block_layer_resolutions,
-                        block_noise_maps, canvas_noise, centre_crop, check_call, check_canvas, check_noise, check_ws,
-                        extend_plane, round_canvas, split_noise)
+from .synthesis import (DEFAULT_CONST_EXTENSION, ConstantCanvas, StyleLayer, block_layer_resolutions, centre_crop,
+                        check_call, check_canvas, check_noise, check_ws, split_noise)
 
 LRELU_SLOPE = 0.2
 SQRT2 = math.sqrt(2)
@@ -195,8 +194,9 @@ class SynthesisBlock(nn.Module):
         return f"resolution={self.resolution}"
 
 
-class SynthesisNetwork(nn.Module):
-    """ws [N, num_ws, w_dim] -> image [N, C, R, R]; ``num_ws = 2 log2(R) - 2`` (one w per layer).
+class SynthesisNetwork(ConstantCanvas, nn.Module):
+    """ws [N, num_ws, w_dim] -> image [N, C, R, R]; ``num_ws = 2 log2(R) - 2`` (one w per layer); canvases:
+    :class:`ConstantCanvas`.
 
     StyleGAN1 has no half-precision layers: ``half_dtype`` is accepted and ignored (fp32 always).
     """
@@ -232,28 +232,6 @@ class SynthesisNetwork(nn.Module):
         """Resolution ``2**k`` owns ws ``2k-4`` and ``2k-3``."""
         return block_layer_resolutions(self.num_ws, self.img_resolution)
 
-    def noise_maps(self, canvas=None, extension: str = DEFAULT_CONST_EXTENSION) -> dict[str, torch.Tensor]:
-        """The constant noise map [H, W] of every layer with a noise input, by layer name; with ``canvas``
-        the maps that canvas uses (the stored maps continued as the constant is: docs/canvas.md)."""
-        canvas = check_canvas(canvas, self.img_resolution)
-        if canvas is None:
-            return block_noise_maps(self)
-        return block_canvas_noise(self, self.const_cells(canvas), mode=extension)
-
-    @property
-    def canvas_stride(self) -> int:
-        """One cell of the 4x4 constant becomes ``R / 4`` pixels: canvases grow by whole cells."""
-        return self.img_resolution // 4
-
-    def canvas_size(self, canvas) -> tuple[int, int]:
-        """The size rendered for ``canvas=(H, W)``: each side rounded up to a multiple of :attr:`canvas_stride`."""
-        canvas = check_canvas(canvas, self.img_resolution)
-        return (self.img_resolution,) * 2 if canvas is None else round_canvas(canvas, self.canvas_stride)
-
-    def const_cells(self, canvas) -> tuple[int, int]:
-        """Rows and columns of the extended constant for ``canvas``."""
-        return tuple(v // self.canvas_stride for v in self.canvas_size(canvas))
-
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False,
                 noise: dict | None = None, transform=None, impl: str = "fast", canvas=None,
                 extension: str = DEFAULT_CONST_EXTENSION, **_unused) -> torch.Tensor:
@@ -270,14 +248,7 @@ class SynthesisNetwork(nn.Module):
         if canvas is None:
             noise = check_noise(noise, self.noise_maps(), ws.shape[0]) if noise else {}
         else:
-            cells = self.const_cells(canvas)
-            maps = block_canvas_noise(self, cells, mode=extension)
-            noise = check_noise(canvas_noise(self, cells, noise, extension), maps, ws.shape[0]) if noise else {}
-            for name, const_map in maps.items():
-                if name not in noise and noise_mode != "none":
-                    noise[name] = const_map if noise_mode == "const" else torch.randn(
-                        [ws.shape[0], 1, *const_map.shape], device=ws.device)
-            const = extend_plane(self.b4.const, cells, ((cells[0] - 4) // 2, (cells[1] - 4) // 2), extension)
+            const, noise = self.canvas_inputs(canvas, noise, noise_mode, ws.shape[0], extension)
         ws = ws.to(torch.float32)
         x = img = None
         for i, res in enumerate(self.block_resolutions):

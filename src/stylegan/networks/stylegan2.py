@@ -15,9 +15,9 @@ from torch import nn
 from . import ops
 from .config import StyleGAN2SynthesisConfig
 from .layers import Conv2dLayer, FullyConnectedLayer, block_dtype
-from .synthesis import (DEFAULT_CONST_EXTENSION, StyleLayer, block_canvas_noise, block_layer_resolutions, canvas_noise,
-                        block_noise_maps, centre_crop, check_call, check_canvas, check_noise, check_ws,
-                        extend_plane, memory_format_for, one_at_a_time, round_canvas, split_noise)
+from .synthesis import (DEFAULT_CONST_EXTENSION, ConstantCanvas, StyleLayer, block_layer_resolutions, centre_crop,
+                        check_call, check_canvas, check_noise, check_ws, memory_format_for, one_at_a_time,
+                        split_noise)
 
 POSITIVELY_HOMOGENEOUS = ("linear", "lrelu", "relu")  # act(g * x) == g * act(x) for g > 0
 
@@ -330,8 +330,8 @@ class SynthesisBlock(nn.Module):
         return f"resolution={self.resolution}, architecture={self.architecture}, use_fp16={self.use_fp16}"
 
 
-class SynthesisNetwork(nn.Module):
-    """ws [N, num_ws, w_dim] -> image [N, C, H, W]."""
+class SynthesisNetwork(ConstantCanvas, nn.Module):
+    """ws [N, num_ws, w_dim] -> image [N, C, H, W] (canvases: :class:`ConstantCanvas`)."""
 
     def __init__(self, w_dim: int, img_resolution: int, img_channels: int,
                  config: StyleGAN2SynthesisConfig = StyleGAN2SynthesisConfig()):
@@ -381,28 +381,6 @@ class SynthesisNetwork(nn.Module):
         """Resolution ``2**k`` owns ws ``2k-4`` and ``2k-3``."""
         return block_layer_resolutions(self.num_ws, self.img_resolution)
 
-    def noise_maps(self, canvas=None, extension: str = DEFAULT_CONST_EXTENSION) -> dict[str, torch.Tensor]:
-        """The constant noise map [H, W] of every layer with a noise input, by layer name; with ``canvas``
-        the maps that canvas uses (the stored maps continued as the constant is: docs/canvas.md)."""
-        canvas = check_canvas(canvas, self.img_resolution)
-        if canvas is None:
-            return block_noise_maps(self)
-        return block_canvas_noise(self, self.const_cells(canvas), mode=extension)
-
-    @property
-    def canvas_stride(self) -> int:
-        """One cell of the 4x4 constant becomes ``R / 4`` pixels: canvases grow by whole cells."""
-        return self.img_resolution // 4
-
-    def canvas_size(self, canvas) -> tuple[int, int]:
-        """The size rendered for ``canvas=(H, W)``: each side rounded up to a multiple of :attr:`canvas_stride`."""
-        canvas = check_canvas(canvas, self.img_resolution)
-        return (self.img_resolution,) * 2 if canvas is None else round_canvas(canvas, self.canvas_stride)
-
-    def const_cells(self, canvas) -> tuple[int, int]:
-        """Rows and columns of the extended constant for ``canvas``."""
-        return tuple(v // self.canvas_stride for v in self.canvas_size(canvas))
-
     def block_ws(self, ws: torch.Tensor) -> list[torch.Tensor]:
         """Split ws per block: a block's ToRGB shares its w with the next block's first conv."""
         out, idx = [], 0
@@ -444,28 +422,18 @@ class SynthesisNetwork(nn.Module):
     def forward_canvas(self, ws: torch.Tensor, canvas: tuple[int, int], extension: str, noise_mode: str,
                        force_fp32: bool, fused_modconv: bool | None, noise: dict | None,
                        impl: str) -> torch.Tensor:
-        """A canvas: the 4x4 constant continued to :meth:`const_cells` cells (reflected, tiled or
+        """A canvas: the 4x4 constant continued to :meth:`const_cells` cells (tiled, reflected or
         stretched, the original centred), every noise map continued to match (explicit square maps of
         the training size too), the layers run unchanged, the result centre-cropped to ``canvas``."""
-        cells = self.const_cells(canvas)
-        offset = ((cells[0] - 4) // 2, (cells[1] - 4) // 2)
-        maps = block_canvas_noise(self, cells, mode=extension)
-        given = check_noise(canvas_noise(self, cells, noise, extension), maps, ws.shape[0]) if noise else {}
-        if one_at_a_time(ws, fused_modconv, impl) and not given:
+        if one_at_a_time(ws, fused_modconv, impl) and not noise:
             return torch.cat([self.forward_canvas(w, canvas, extension, noise_mode, force_fp32, True, None, impl)
                               for w in ws.split(1)])
-        n = ws.shape[0]
-        for name, const_map in maps.items():
-            if name in given or noise_mode == "none":
-                continue
-            given[name] = const_map if noise_mode == "const" else torch.randn([n, 1, *const_map.shape],
-                                                                               device=ws.device)
-        const = extend_plane(self.b4.const, cells, offset, extension)
+        const, noise = self.canvas_inputs(canvas, noise, noise_mode, ws.shape[0], extension)
         ws = ws.to(torch.float32)
         x = img = None
         for res, cur_ws in zip(self.block_resolutions, self.block_ws(ws)):
             block = getattr(self, f"b{res}")
             x, img = block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv, noise_mode="none",
                            half_dtype=self.half_dtype, channels_last=self.channels_last,
-                           noise=split_noise(given, f"b{res}."), impl=impl, const=const if res == 4 else None)
+                           noise=split_noise(noise, f"b{res}."), impl=impl, const=const if res == 4 else None)
         return centre_crop(img, canvas).contiguous()

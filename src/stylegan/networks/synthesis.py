@@ -190,3 +190,46 @@ def canvas_noise(synthesis: nn.Module, const_size: tuple[int, int], noise: dict,
     :func:`block_canvas_noise` does (names the network does not know are kept, for the check to refuse)."""
     extended = block_canvas_noise(synthesis, const_size, noise, mode)
     return {k: extended.get(k, v) for k, v in noise.items()}
+
+
+class ConstantCanvas:
+    """What StyleGAN1/2 synthesis networks (``img_resolution``, ``block_resolutions``, a 4x4 ``b4.const``)
+    share about canvases: the step, the rendered size, the extended constant's cells, the noise maps."""
+
+    def noise_maps(self, canvas=None, extension: str = DEFAULT_CONST_EXTENSION) -> dict[str, torch.Tensor]:
+        """The constant noise map [H, W] of every layer with a noise input, by layer name; with ``canvas``
+        the maps that canvas uses (the stored maps continued as the constant is: docs/canvas.md)."""
+        canvas = check_canvas(canvas, self.img_resolution)
+        if canvas is None:
+            return block_noise_maps(self)
+        return block_canvas_noise(self, self.const_cells(canvas), mode=extension)
+
+    @property
+    def canvas_stride(self) -> int:
+        """One cell of the 4x4 constant becomes ``R / 4`` pixels: canvases grow by whole cells."""
+        return self.img_resolution // 4
+
+    def canvas_size(self, canvas) -> tuple[int, int]:
+        """The size rendered for ``canvas=(H, W)``: each side rounded up to a multiple of :attr:`canvas_stride`."""
+        canvas = check_canvas(canvas, self.img_resolution)
+        return (self.img_resolution,) * 2 if canvas is None else round_canvas(canvas, self.canvas_stride)
+
+    def const_cells(self, canvas) -> tuple[int, int]:
+        """Rows and columns of the extended constant for ``canvas``."""
+        return tuple(v // self.canvas_stride for v in self.canvas_size(canvas))
+
+    def canvas_inputs(self, canvas, noise: dict | None, noise_mode: str, batch: int,
+                      extension: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The extended constant and every layer's noise map for ``canvas``: explicit ``noise`` (square
+        training-size maps continued), else by ``noise_mode`` (the stored maps continued, or fresh
+        ``randn`` of the canvas size; none for 'none')."""
+        cells = self.const_cells(canvas)
+        maps = block_canvas_noise(self, cells, mode=extension)
+        given = check_noise(canvas_noise(self, cells, noise, extension), maps, batch) if noise else {}
+        device = self.b4.const.device
+        for name, const_map in maps.items():
+            if name not in given and noise_mode != "none":
+                given[name] = const_map if noise_mode == "const" else torch.randn([batch, 1, *const_map.shape],
+                                                                                   device=device)
+        const = extend_plane(self.b4.const, cells, ((cells[0] - 4) // 2, (cells[1] - 4) // 2), extension)
+        return const, given
