@@ -57,4 +57,19 @@ for s in strips:
     im.paste(s, (0, y)); y += s.height
 im.resize((im.width * 3, im.height * 3), Image.NEAREST).save(sys.argv[2])
 PY
+for e in tile reflect stretch; do
+  $S generate --seeds 0-3 --trunc 0.7 --size 64x36 --extend $e --grid 1x4 --outdir "$tmp/ext-$e"
+done
+python - "$tmp" "$out/canvas-extensions.png" <<'PY'
+import sys
+import numpy as np
+from PIL import Image
+rows = [np.asarray(Image.open(f"{sys.argv[1]}/ext-{e}/grid.png")) for e in ("tile", "reflect", "stretch")]
+gap = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
+im = Image.fromarray(np.concatenate([rows[0], gap, rows[1], gap, rows[2]]))
+im.resize((im.width * 3, im.height * 3), Image.NEAREST).save(sys.argv[2])
+PY
+$S generate --seeds 0 --trunc 0.7 --size 1920x1080 --outdir "$tmp/hd"
+cp "$tmp/hd/seed0000.png" "$out/canvas-1080p.png"      # PNG: its repeats compress far better than JPEG
+
 echo "pictures written to $out"

@@ -119,10 +119,15 @@ def _latent_files(ws) -> list[Path] | None:
 
 def generate_images(model=None, seeds=None, *, ws=None, truncation_psi: float = 1.0,
                     truncation_cutoff: int | None = None, class_idx: int | None = None, noise_mode: str = "const",
-                    translate=(0.0, 0.0), rotate: float = 0.0, batch_size: int = 8, device="auto",
-                    precision: str | None = None, show_progress: bool = False) -> ImageBatch:
+                    translate=(0.0, 0.0), rotate: float = 0.0, canvas=None, extension: str | None = None,
+                    batch_size: int = 8, device="auto", precision: str | None = None,
+                    show_progress: bool = False) -> ImageBatch:
     """Images for ``seeds`` (NVIDIA's z and uint8 conversion, as gen_images.py) or for latents ``ws``
     (an array [N, num_ws, w_dim], an ``.npz`` path, or a list of paths).
+
+    ``canvas=(height, width)`` or ``'WxH'``: images of that size instead of the model's square (docs/canvas.md;
+    sizes off the model's stride are rendered larger and centre-cropped); ``extension``: how a
+    StyleGAN1/2 model continues its constant ('tile', 'reflect', 'stretch').
 
     The same call always gives the same pixels; with ``noise_mode='random'`` the noise is drawn
     from a generator seeded with the image's seed. Another ``batch_size`` batches the convolutions
@@ -130,7 +135,8 @@ def generate_images(model=None, seeds=None, *, ws=None, truncation_psi: float = 
     G = load_model(model, device, precision)
     if (seeds is None) == (ws is None):
         raise UserInputError("give either seeds or ws")
-    request = GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx, noise_mode, tuple(translate), rotate)
+    request = GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx, noise_mode, tuple(translate), rotate,
+                                canvas=canvas, extension=extension)
     if seeds is not None:
         lat = request.latents(_seed_items(seeds))
     elif _latent_files(ws) is not None:
@@ -159,15 +165,17 @@ class StyleMixResult:
 
 def style_mix(model=None, rows=None, cols=None, layers="coarse", *, truncation_psi: float = 1.0,
               truncation_cutoff: int | None = None, class_idx: int | None = None, noise_mode: str = "const",
-              batch_size: int = 8, device="auto", precision: str | None = None,
-              show_progress: bool = False) -> StyleMixResult:
+              canvas=None, extension: str | None = None, batch_size: int = 8, device="auto",
+              precision: str | None = None, show_progress: bool = False) -> StyleMixResult:
     """Style mixing as in the StyleGAN paper (Fig. 3): image (r, c) takes every layer from row
     latent r except ``layers`` (``'coarse'``, ``'middle'``, ``'fine'``, ``'0-3'``, ...), which come
-    from column latent c. ``rows``/``cols``: seeds (``'85,100'``, a list) or ``.npz`` files."""
+    from column latent c. ``rows``/``cols``: seeds (``'85,100'``, a list) or ``.npz`` files;
+    ``canvas``/``extension`` as for :func:`generate_images`."""
     G = load_model(model, device, precision)
     if rows is None or cols is None:
         raise UserInputError("style mixing needs row latents and column latents")
-    request = GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx, noise_mode)
+    request = GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx, noise_mode, canvas=canvas,
+                                extension=extension)
     row, col = request.latents(_seed_items(rows)), request.latents(_seed_items(cols))
     res = render_style_mix(request, row.ws, col.ws, layers, row.labels, col.labels, batch_size=batch_size,
                            show_progress=show_progress)
@@ -196,7 +204,8 @@ class VideoFrames:
     def frame_size(self) -> tuple[int, int]:
         """(width, height) of the frames (before any padding to even sizes for H.264)."""
         rows, cols = self.grid
-        return cols * self.request.G.img_resolution, rows * self.request.G.img_resolution
+        h, w = self.request.image_size
+        return cols * w, rows * h
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return walk_frames(self.request, self.walk, self.positions, self.grid, self.motion, self.batch_size)
@@ -221,8 +230,8 @@ def video_frames(model=None, keyframes=None, *, interpolation: str = "cubic", lo
                  grid=(1, 1), num_keyframes: int | None = None, shuffle_seed: int | None = None,
                  truncation_psi: float = 1.0, truncation_cutoff: int | None = None, class_idx: int | None = None,
                  noise_mode: str = "const", translate=(0.0, 0.0), rotate: float = 0.0,
-                 translate_anim=(0.0, 0.0), rotate_anim: float = 0.0, batch_size: int = 8, device="auto",
-                 precision: str | None = None) -> VideoFrames:
+                 translate_anim=(0.0, 0.0), rotate_anim: float = 0.0, canvas=None, extension: str | None = None,
+                 batch_size: int = 8, device="auto", precision: str | None = None) -> VideoFrames:
     """Plan an interpolation video through ``keyframes`` (seeds like ``'0-5'`` and/or ``.npz`` files).
 
     ``interpolation``: ``'lerp'`` (linear in W), ``'slerp'`` (spherical in Z, seeds only) or
@@ -230,7 +239,8 @@ def video_frames(model=None, keyframes=None, *, interpolation: str = "cubic", lo
     ``frames_per_transition`` (default 120 if ``num_frames`` is not given) or ``num_frames`` in
     total. ``grid=(rows, cols)`` runs one walk per cell, keyframes dealt as NVIDIA's gen_video.py
     (``num_keyframes`` per walk, default len(keyframes) // cells). StyleGAN3 models can also
-    ``translate``/``rotate`` and animate both (``translate_anim``, ``rotate_anim`` in degrees)."""
+    ``translate``/``rotate`` and animate both (``translate_anim``, ``rotate_anim`` in degrees): on a
+    wide ``canvas`` (as for :func:`generate_images`) a pan travels through the wider field of view."""
     G = load_model(model, device, precision)
     if keyframes is None:
         raise UserInputError("a video needs keyframes: seeds like 0-5 or .npz latent files")
@@ -240,7 +250,8 @@ def video_frames(model=None, keyframes=None, *, interpolation: str = "cubic", lo
         raise UserInputError(f"unknown easing {easing!r}; use one of {', '.join(EASINGS)}")
     if batch_size < 1:
         raise UserInputError("batch size must be at least 1")
-    request = GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx, noise_mode, tuple(translate), rotate)
+    request = GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx, noise_mode, tuple(translate), rotate,
+                                canvas=canvas, extension=extension)
     rows, cols = grid
     if rows < 1 or cols < 1:
         raise UserInputError(f"invalid grid {rows}x{cols}")

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserInputError
-from ..networks.options import NOISE_MODES
+from ..networks.options import CONST_EXTENSIONS, NOISE_MODES
 
 network_option = click.option(
     "--network", "network", metavar="PATH|URL|NAME", default=None,
@@ -84,6 +84,22 @@ def transform_options(what: str = "the image"):
         f = click.option("--rotate", type=float, default=0.0, help=f"StyleGAN3: rotate {what} (degrees).")(f)
         return click.option("--translate", default=None, metavar="X,Y", help=f"StyleGAN3: translate {what}.")(f)
     return decorate
+
+
+def canvas_options(f):
+    """``--size WxH`` (a canvas spec for ``GenerationRequest``) and ``--extend`` (StyleGAN1/2's constant)."""
+    f = click.option("--extend", "extension", type=click.Choice(CONST_EXTENSIONS), default=None,
+                     help="StyleGAN1/2 with --size: continue the 4x4 constant by copies (tile, the default), "
+                          "mirror images (reflect) or resampling (stretch).")(f)
+    return click.option("--size", "size", default=None, metavar="WxH",
+                        help="Image size instead of the model's square, e.g. 1920x1080: StyleGAN3 shows a wider "
+                             "view of the same scene, StyleGAN1/2 continue their constant (docs/canvas.md).")(f)
+
+
+def echo_canvas_note(request) -> None:
+    """Say once when the canvas is rendered larger and cropped (``GenerationRequest.canvas_note``)."""
+    if request.canvas_note:
+        echo_done(request.canvas_note)
 
 
 def parse_pair(value: str | None, name: str) -> tuple[float, float]:

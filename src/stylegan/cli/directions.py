@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from .common import (batch_option, class_option, device_option, echo_done, ensure_outdir, load_G, network_option,
-                     outdir_option, precision_options, torchrun_shared, trunc_option)
+from .common import (batch_option, canvas_options, class_option, device_option, echo_canvas_note, echo_done,
+                     ensure_outdir, load_G, network_option, outdir_option, precision_options, torchrun_shared,
+                     trunc_option)
 
 
 @click.command()
@@ -151,12 +152,13 @@ def _find(G, dev, method, layers, num, num_samples, seed, class_idx, ws_file, la
 @click.option("--frames", type=click.IntRange(min=2), default=60, show_default=True, help="Video length.")
 @click.option("--fps", type=float, default=30, show_default=True)
 @click.option("--save-ws", is_flag=True, help="Also write the edited latents (edit-*.npz).")
+@canvas_options
 @batch_option()
 @device_option
 @precision_options
 @outdir_option
 def edit(network, latents, seeds, direction_file, index, strength, sigma, layers, truncation_psi, class_idx,
-         video_path, frames, fps, save_ws, batch_size, device, precision, outdir: Path):
+         video_path, frames, fps, save_ws, size, extension, batch_size, device, precision, outdir: Path):
     """Move latents along a direction: one strip per latent and direction (strength from left to right).
 
     \b
@@ -174,13 +176,15 @@ def edit(network, latents, seeds, direction_file, index, strength, sigma, layers
     from ..latent.io import load_npz_extra, save_ws as write_ws
     from ..latent.mixing import parse_layers
     from ..latent.projection import noise_from_npz
-    from ..latent.sampling import GenerationRequest
+    from ..latent.sampling import GenerationRequest, parse_canvas
     from ..latent.sources import latents_from_file
     from ..render.images import make_grid, save_image
     from ..render.video import check_video_path, write_video
 
+    canvas = parse_canvas(size)
     G, _, _ = load_G(network, device, precision)
-    request = GenerationRequest(G, truncation_psi, class_idx=class_idx)
+    request = GenerationRequest(G, truncation_psi, class_idx=class_idx, canvas=canvas, extension=extension)
+    echo_canvas_note(request)
     if latents is None and seeds is None:
         raise UserInputError("give the latents to edit: --projected-w FILE.npz and/or --seeds 0-3")
     parts, noises = [], []

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from .common import (batch_option, class_option, compile_option, device_option, echo_done, ensure_outdir, load_G,
-                     network_option, noise_mode_option, outdir_option, parse_pair, precision_options,
-                     torchrun_shared, transform_options, truncation_options)
+from .common import (batch_option, canvas_options, class_option, compile_option, device_option, echo_canvas_note,
+                     echo_done, ensure_outdir, load_G, network_option, noise_mode_option, outdir_option, parse_pair,
+                     precision_options, torchrun_shared, transform_options, truncation_options)
 
 
 @click.command()
@@ -22,6 +22,7 @@ from .common import (batch_option, class_option, compile_option, device_option, 
 @class_option()
 @noise_mode_option("'random' noise is seeded by each image's seed, so files stay reproducible.")
 @transform_options("the image")
+@canvas_options
 @click.option("--grid", "grid_spec", default=None, metavar="RxC",
               help="Write all images as one grid.png of R rows and C columns instead of one file each.")
 @click.option("--save-ws", is_flag=True, help="Also write each image's latents: seed0042.npz beside seed0042.png.")
@@ -32,7 +33,8 @@ from .common import (batch_option, class_option, compile_option, device_option, 
 @outdir_option
 @torchrun_shared
 def generate(network, seeds, random_count, ws_files, truncation_psi, truncation_cutoff, class_idx, noise_mode,
-             translate, rotate, grid_spec, save_ws, batch_size, device, precision, compile_synthesis, outdir: Path):
+             translate, rotate, size, extension, grid_spec, save_ws, batch_size, device, precision, compile_synthesis,
+             outdir: Path):
     """Generate one PNG per seed (OUTDIR/seed0042.png) or per saved latent (OUTDIR/<file>.png).
     Under torchrun the processes share the batches (same files as one process).
 
@@ -41,10 +43,11 @@ def generate(network, seeds, random_count, ws_files, truncation_psi, truncation_
       stylegan generate --network ffhq.pkl --seeds 0-7 --trunc 0.7 --outdir out
       stylegan generate --network ffhq.pkl --random 16 --grid 4x4 --outdir out
       stylegan generate --network ffhq.pkl --ws out/projected_w.npz --outdir out
+      stylegan generate --network sg3.pkl --seeds 0-3 --size 1920x1080 --outdir out
     """
     from .. import distributed
     from ..errors import UserInputError
-    from ..latent.sampling import GenerationRequest
+    from ..latent.sampling import GenerationRequest, parse_canvas
     from ..latent.seeds import parse_seeds, random_seeds
     from ..render.images import parse_grid
 
@@ -59,6 +62,7 @@ def generate(network, seeds, random_count, ws_files, truncation_psi, truncation_
         seed_list = None
     if save_ws and ws_files:
         raise UserInputError("--save-ws saves the latents of seeds; with --ws they are already in the files")
+    canvas = parse_canvas(size)
     grid = parse_grid(grid_spec) if grid_spec else None
     if grid and seed_list is not None and len(seed_list) > grid[0] * grid[1]:
         raise UserInputError(f"a {grid[0]}x{grid[1]} grid holds {grid[0] * grid[1]} images, "
@@ -67,13 +71,15 @@ def generate(network, seeds, random_count, ws_files, truncation_psi, truncation_
     seed_list = distributed.broadcast_object(shard, seed_list)    # --random: process 0's seeds everywhere
     G, _, _ = load_G(network, device, precision, compile_synthesis)
     request = GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx, noise_mode,
-                                parse_pair(translate, "translate"), rotate)
+                                parse_pair(translate, "translate"), rotate, canvas=canvas, extension=extension)
     lat = request.seed_latents(seed_list) if seed_list is not None else request.latents(list(ws_files))
     if grid and len(lat) > grid[0] * grid[1]:
         raise UserInputError(f"a {grid[0]}x{grid[1]} grid holds {grid[0] * grid[1]} images, got {len(lat)}")
     ensure_outdir(outdir)
     if random_count is not None and shard.is_main:
         echo_done("random seeds: " + ",".join(str(s) for s in seed_list))
+    if shard.is_main:
+        echo_canvas_note(request)
     _write_outputs(request, lat, shard, batch_size, grid, save_ws, truncation_psi, class_idx, outdir)
     distributed.barrier()
     what = "grid.png" if grid else f"{len(lat)} image(s)"
@@ -101,7 +107,8 @@ def _render_batches(request, lat, batch_size: int, shard, everything: bool = Fal
         return
     G = request.G
     parts = distributed.sharded_map(lambda b: torch.from_numpy(batch(b)), num, shard, dtype=torch.uint8)
-    images = [p.numpy().reshape(-1, G.img_resolution, G.img_resolution, G.img_channels) for p in parts]
+    height, width = request.image_size
+    images = [p.numpy().reshape(-1, height, width, G.img_channels) for p in parts]
     if shard.is_main:
         yield 0, np.concatenate(images)
 

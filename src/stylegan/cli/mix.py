@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from .common import (batch_option, class_option, compile_option, device_option, echo_done, ensure_outdir, load_G,
-                     network_option, noise_mode_option, outdir_option, precision_options, truncation_options)
+from .common import (batch_option, canvas_options, class_option, compile_option, device_option, echo_canvas_note,
+                     echo_done, ensure_outdir, load_G, network_option, noise_mode_option, outdir_option,
+                     precision_options, truncation_options)
 
 
 @click.command()
@@ -22,6 +23,7 @@ from .common import (batch_option, class_option, compile_option, device_option, 
 @truncation_options
 @class_option()
 @noise_mode_option()
+@canvas_options
 @click.option("--grid-only", is_flag=True, help="Write only grid.png, not the single images.")
 @click.option("--save-ws", is_flag=True, help="Also write the mixed latents: ROW-COL.npz beside ROW-COL.png.")
 @batch_option()
@@ -29,8 +31,8 @@ from .common import (batch_option, class_option, compile_option, device_option, 
 @precision_options
 @compile_option
 @outdir_option
-def mix(network, rows, cols, styles, truncation_psi, truncation_cutoff, class_idx, noise_mode, grid_only, save_ws,
-        batch_size, device, precision, compile_synthesis, outdir: Path):
+def mix(network, rows, cols, styles, truncation_psi, truncation_cutoff, class_idx, noise_mode, size, extension,
+        grid_only, save_ws, batch_size, device, precision, compile_synthesis, outdir: Path):
     """Mix styles: image ROW-COL takes the --styles layers from COL and every other layer from ROW.
 
     Writes grid.png (top-left blank, first row = column images, first column = row images),
@@ -43,14 +45,17 @@ def mix(network, rows, cols, styles, truncation_psi, truncation_cutoff, class_id
     """
     from ..latent.io import save_ws as write_ws
     from ..latent.mixing import layer_resolutions, parse_layers, render_style_mix
-    from ..latent.sampling import GenerationRequest
+    from ..latent.sampling import GenerationRequest, parse_canvas
     from ..render.images import save_image
 
+    canvas = parse_canvas(size)
     G, _, _ = load_G(network, device, precision, compile_synthesis)
-    request = GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx, noise_mode)
+    request = GenerationRequest(G, truncation_psi, truncation_cutoff, class_idx, noise_mode, canvas=canvas,
+                                extension=extension)
     layers = parse_layers(styles, G)
     row, col = request.latents(rows), request.latents(cols)
     ensure_outdir(outdir)
+    echo_canvas_note(request)
     res = render_style_mix(request, row.ws, col.ws, layers, row.labels, col.labels, batch_size=batch_size,
                            show_progress=True)
     count = 0

@@ -9,17 +9,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .common import (
-    batch_option,
-    class_option,
-    device_option,
-    echo_done,
-    ensure_outdir,
-    network_option,
-    outdir_option,
-    precision_options,
-    torchrun_shared,
-)
+from .common import (batch_option, canvas_options, class_option, device_option, echo_done, ensure_outdir,
+                     network_option, outdir_option, precision_options, torchrun_shared)
 
 if TYPE_CHECKING:
     from ..latent.projection import ProjectionConfig
@@ -410,12 +401,13 @@ def _tune_and_save(ckpt, G, files: list[Path], prepared: list, results: list, lo
               help="Images with freshly drawn noise (StyleGAN2); 0 = none.")
 @class_option("Class label of the seeds (conditional models).")
 @click.option("--grid-only", is_flag=True, help="Write only the grids, not the single images.")
+@canvas_options
 @batch_option()
 @device_option
 @precision_options
 @outdir_option
 def variations(network, projected_w, index, seeds, random_count, styles, psis, seed_psi, noise_samples, class_idx, grid_only,
-               batch_size, device, precision, outdir: Path):
+               size, extension, batch_size, device, precision, outdir: Path):
     """Variations of a projection: fresh noise, other seeds' coarse/middle/fine styles, truncation.
 
     Writes projection.png, styles.png (first row: the projection, then each seed; one row per style
@@ -432,11 +424,12 @@ def variations(network, projected_w, index, seeds, random_count, styles, psis, s
     from ..latent.editing import noise_variations, style_variations, truncation_sweep
     from ..latent.io import load_npz_extra, load_ws
     from ..latent.projection import noise_from_npz, w_stats
-    from ..latent.sampling import GenerationRequest
+    from ..latent.sampling import GenerationRequest, parse_canvas
     from ..latent.seeds import class_labels, parse_seeds, random_seeds, z_from_seeds
     from ..render.images import make_grid, save_image
-    from .common import load_G
+    from .common import echo_canvas_note, load_G
 
+    canvas = parse_canvas(size)
     G, _, _ = load_G(network, device, precision)
     ws = load_ws(projected_w, G.num_ws, G.w_dim)
     if not 0 <= index < len(ws):
@@ -462,7 +455,8 @@ def variations(network, projected_w, index, seeds, random_count, styles, psis, s
     seed_ws = seeds_request.map_z(z_from_seeds(seed_list, G.z_dim))  # one batch, as variations always mapped
     ensure_outdir(outdir)
 
-    request = GenerationRequest(G)
+    request = GenerationRequest(G, canvas=canvas, extension=extension)
+    echo_canvas_note(request)
     base = request.images(w[None], noise=noise)[0]
     save_image(base, outdir / "projection.png")
     seed_imgs = request.images(seed_ws, batch_size=batch_size)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from .common import (batch_option, class_option, compile_option, device_option, echo_done, load_G, network_option,
-                     noise_mode_option, parse_pair, precision_options, transform_options, truncation_options)
+from .common import (batch_option, canvas_options, class_option, compile_option, device_option, echo_canvas_note,
+                     echo_done, load_G, network_option, noise_mode_option, parse_pair, precision_options,
+                     transform_options, truncation_options)
 
 
 @click.command()
@@ -40,6 +41,7 @@ from .common import (batch_option, class_option, compile_option, device_option, 
               help="StyleGAN3: pan by X,Y over the video (out and back in a loop).")
 @click.option("--rotate-anim", type=float, default=0.0, metavar="DEG",
               help="StyleGAN3: turn by DEG degrees over the video (360 loops seamlessly).")
+@canvas_options
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
               help="H.264 quality (lower = better, 18 = visually lossless).")
 @click.option("--lossless", is_flag=True,
@@ -53,7 +55,7 @@ from .common import (batch_option, class_option, compile_option, device_option, 
               help="Video file: .mp4 (.mov, .mkv) for H.264 or .gif.")
 def video(network, seeds, ws_files, interpolation, loop, easing, frames_per_transition, num_frames, fps, grid_spec,
           num_keyframes, shuffle_seed, truncation_psi, truncation_cutoff, class_idx, noise_mode, translate, rotate,
-          translate_anim, rotate_anim, crf, lossless, batch_size, device, precision, compile_synthesis, output: Path):
+          translate_anim, rotate_anim, size, extension, crf, lossless, batch_size, device, precision, compile_synthesis, output: Path):
     """Render an interpolation video through keyframe latents.
 
     A walk through K keyframes with N frames per transition has (K-1)*N + 1 frames and ends on
@@ -65,9 +67,11 @@ def video(network, seeds, ws_files, interpolation, loop, easing, frames_per_tran
       stylegan video --network ffhq.pkl --ws a.npz --ws b.npz --interp lerp --no-loop --easing sine -o ab.mp4
       stylegan video --network ffhq.pkl --seeds 0-31 --grid 2x4 --keyframes 4 -o grid.mp4
       stylegan video --network sg3.pkl --seeds 5 --frames 120 --rotate-anim 360 -o spin.gif
+      stylegan video --network sg3.pkl --seeds 0-3 --size 1920x1080 --translate-anim 1,0 -o pan.mp4
     """
     from ..api import video_frames
     from ..errors import UserInputError
+    from ..latent.sampling import parse_canvas
     from ..render.images import parse_grid
     from ..render.video import check_video_path
 
@@ -83,10 +87,11 @@ def video(network, seeds, ws_files, interpolation, loop, easing, frames_per_tran
                    truncation_cutoff=truncation_cutoff, class_idx=class_idx, noise_mode=noise_mode,
                    translate=parse_pair(translate, "translate"), rotate=rotate,
                    translate_anim=parse_pair(translate_anim, "translate-anim"), rotate_anim=rotate_anim,
-                   batch_size=batch_size)
+                   canvas=parse_canvas(size), extension=extension, batch_size=batch_size)
     output = check_video_path(output)
     G, _, _ = load_G(network, device, precision, compile_synthesis)
     plan = video_frames(G, _items(keyframes), **options)
+    echo_canvas_note(plan.request)
     path = plan.save(output, fps=fps, crf=crf, lossless=lossless, show_progress=True)
     w, h = plan.frame_size
     echo_done(f"wrote {path} ({len(plan)} frames, {w}x{h}, {'loop' if loop else 'walk'} through "

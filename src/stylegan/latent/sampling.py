@@ -15,12 +15,15 @@ import torch
 
 from ..errors import UserInputError
 from ..networks import NOISE_MODES, Generator
+from ..networks.options import CONST_EXTENSIONS
+from ..networks.synthesis import check_canvas
 from ..progress import progress as progress_bar
 from ..render.images import to_uint8
 from .seeds import class_labels, parse_seeds, z_from_seeds
 from .sources import Latents, as_ws_tensor, latent_items, latents_from_file
 
 PSI_RANGE = (-2.0, 2.0)
+MAX_CANVAS_SIDE = 16384                    # pixels per side of a canvas (a 16384x16384 RGB float image is 3 GiB)
 
 
 def transform_matrix(translate: tuple[float, float] = (0.0, 0.0), rotate: float = 0.0) -> np.ndarray:
@@ -38,10 +41,23 @@ def has_transform(G: Generator) -> bool:
     return G.synthesis.has_input_transform
 
 
+def parse_canvas(value) -> tuple[int, int] | None:
+    """A canvas as (height, width): from ``'1920x1080'`` (width x height, as ``--size`` takes it) or a pair."""
+    if value is None or not isinstance(value, str):
+        return value
+    try:
+        w, h = (int(p) for p in value.lower().replace("\u00d7", "x").split("x"))
+    except ValueError:
+        raise UserInputError(f"size must be WIDTHxHEIGHT in pixels, e.g. 1920x1080, got {value!r}") from None
+    return h, w
+
+
 @dataclass(frozen=True, eq=False)
 class GenerationRequest:
-    """How to draw with ``G``, checked once when made: truncation (seeds only), class, noise mode and
-    the StyleGAN3 input transform. A conditional model needs ``class_idx`` wherever z is mapped."""
+    """How to draw with ``G``, checked once when made: truncation (seeds only), class, noise mode,
+    the StyleGAN3 input transform and the canvas. A conditional model needs ``class_idx`` wherever z is
+    mapped. ``canvas=(H, W)``: images of that size instead of the training square (docs/canvas.md);
+    ``extension``: how StyleGAN1/2 continue their constant (None: the network's default, 'tile')."""
     G: Generator
     truncation_psi: float = 1.0
     truncation_cutoff: int | None = None
@@ -49,6 +65,8 @@ class GenerationRequest:
     noise_mode: str = "const"              # one of NOISE_MODES
     translate: tuple[float, float] = (0.0, 0.0)
     rotate: float = 0.0                    # degrees
+    canvas: tuple[int, int] | None = None  # (height, width) or 'WxH'; None or (R, R): the training square
+    extension: str | None = None
 
     def __post_init__(self):
         psi, cutoff, G = self.truncation_psi, self.truncation_cutoff, self.G
@@ -68,6 +86,42 @@ class GenerationRequest:
         object.__setattr__(self, "translate", translate)
         if not self.identity_transform and not G.synthesis.has_input_transform:
             raise UserInputError("translate/rotate need a StyleGAN3 model (this one has no input transform)")
+        object.__setattr__(self, "canvas", self._checked_canvas())
+
+    def _checked_canvas(self) -> tuple[int, int] | None:
+        canvas, G = parse_canvas(self.canvas), self.G
+        if self.extension is not None:
+            if self.extension not in CONST_EXTENSIONS:
+                raise UserInputError(f"canvas extension must be one of {', '.join(CONST_EXTENSIONS)}, "
+                                     f"got {self.extension!r}")
+            if G.synthesis.has_input_transform:
+                raise UserInputError("StyleGAN3 has no constant to extend: its canvas is a wider view of the "
+                                     "same image (leave out the extension)")
+        try:
+            canvas = check_canvas(canvas, G.img_resolution)
+        except ValueError as exc:
+            raise UserInputError(str(exc)) from None
+        if canvas is not None and max(canvas) > MAX_CANVAS_SIDE:
+            raise UserInputError(f"canvas {canvas[1]}x{canvas[0]} (width x height) is too large: at most "
+                                 f"{MAX_CANVAS_SIDE} pixels a side")
+        return canvas
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) of the images this request makes."""
+        return self.canvas or (self.G.img_resolution, self.G.img_resolution)
+
+    @property
+    def canvas_note(self) -> str | None:
+        """What the user should hear once when the canvas is rendered larger and cropped, else None."""
+        if self.canvas is None:
+            return None
+        rendered = tuple(self.G.synthesis.canvas_size(self.canvas))
+        if rendered == self.canvas:
+            return None
+        (h, w), (rh, rw) = self.canvas, rendered
+        return (f"canvas {w}x{h}: this model renders sizes in steps of {self.G.synthesis.canvas_stride} pixels, "
+                f"so each image is rendered at {rw}x{rh} and its centre {w}x{h} kept")
 
     @property
     def device(self) -> torch.device:
@@ -143,9 +197,12 @@ class GenerationRequest:
         if noise:
             noise = {k: v[:1].to(self.device).expand(len(ws), -1, -1, -1) for k, v in noise.items()}
         transform = None if self.identity_transform else transform_matrix(self.translate, self.rotate)
+        canvas = {} if self.canvas is None else {"canvas": self.canvas}
+        if self.extension is not None:
+            canvas["extension"] = self.extension
         with torch.inference_mode():
             return self.G.synthesis(ws.to(self.device), noise_mode=self.noise_mode, noise=noise,
-                                    transform=transform).float().cpu()
+                                    transform=transform, **canvas).float().cpu()
 
     def _seeded(self, ws: torch.Tensor, seed: int) -> torch.Tensor:
         device = self.device
@@ -155,4 +212,4 @@ class GenerationRequest:
 
     def _empty(self) -> torch.Tensor:
         G = self.G
-        return torch.zeros([0, G.img_channels, G.img_resolution, G.img_resolution])
+        return torch.zeros([0, G.img_channels, *self.image_size])

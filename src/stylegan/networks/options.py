@@ -8,3 +8,7 @@ NOISE_MODES = ("const", "random", "none")
 #: NCHW, separate bias/activation/gain/clamp passes: NVIDIA's reference path, the baseline of the tests
 #: and of ``benchmarks/inference.py``).
 IMPLS = ("fast", "reference")
+
+#: How StyleGAN1/2 continue their learned 4x4 constant (and constant noise maps) on a larger canvas; the
+#: first is the default (it looked best on the built-in model: docs/canvas.md).
+CONST_EXTENSIONS = ("tile", "reflect", "stretch")

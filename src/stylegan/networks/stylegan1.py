@@ -47,8 +47,8 @@ from . import ops
 from .config import DiscriminatorConfig, StyleGAN1SynthesisConfig
 from .discriminator import MinibatchStdLayer
 from .layers import FullyConnectedLayer, check_half_dtype
-from .synthesis import (StyleLayer, block_layer_resolutions, block_noise_maps, check_call, check_noise, check_ws,
-                        split_noise)
+from .synthesis import (DEFAULT_CONST_EXTENSION, ConstantCanvas, StyleLayer, block_layer_resolutions, centre_crop,
+                        check_call, check_canvas, check_noise, check_ws, split_noise)
 
 LRELU_SLOPE = 0.2
 SQRT2 = math.sqrt(2)
@@ -143,7 +143,7 @@ class SynthesisLayer(nn.Module):
         if self.use_noise and (noise is not None or noise_mode != "none"):
             r = self.resolution
             if noise is not None:
-                noise = noise.to(self.noise_const.device, self.noise_const.dtype).reshape(-1, 1, r, r)
+                noise = noise.to(self.noise_const.device, self.noise_const.dtype).reshape(-1, 1, *noise.shape[-2:])
             elif noise_mode == "random":
                 noise = torch.randn([x.shape[0], 1, r, r], device=x.device)
             else:
@@ -180,10 +180,11 @@ class SynthesisBlock(nn.Module):
             self.torgb = Conv(out_channels, img_channels, kernel_size=1, gain=1)
 
     def forward(self, x: torch.Tensor | None, ws: torch.Tensor, noise_mode: str = "random", noise: dict | None = None,
-                impl: str = "fast"):
+                impl: str = "fast", const: torch.Tensor | None = None):
+        """``const``: the 4x4 block's input in place of the learned constant (a canvas's extension of it)."""
         noise = noise or {}
         if self.resolution == 4:
-            x = self.const.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = (self.const if const is None else const).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
         x = self.conv0(x, ws[:, 0], noise_mode=noise_mode, noise=noise.get("conv0"), impl=impl)
         x = self.conv1(x, ws[:, 1], noise_mode=noise_mode, noise=noise.get("conv1"), impl=impl)
         img = self.torgb(x) if self.is_last else None
@@ -193,8 +194,9 @@ class SynthesisBlock(nn.Module):
         return f"resolution={self.resolution}"
 
 
-class SynthesisNetwork(nn.Module):
-    """ws [N, num_ws, w_dim] -> image [N, C, R, R]; ``num_ws = 2 log2(R) - 2`` (one w per layer).
+class SynthesisNetwork(ConstantCanvas, nn.Module):
+    """ws [N, num_ws, w_dim] -> image [N, C, R, R]; ``num_ws = 2 log2(R) - 2`` (one w per layer); canvases:
+    :class:`ConstantCanvas`.
 
     StyleGAN1 has no half-precision layers: ``half_dtype`` is accepted and ignored (fp32 always).
     """
@@ -230,25 +232,30 @@ class SynthesisNetwork(nn.Module):
         """Resolution ``2**k`` owns ws ``2k-4`` and ``2k-3``."""
         return block_layer_resolutions(self.num_ws, self.img_resolution)
 
-    def noise_maps(self) -> dict[str, torch.Tensor]:
-        """The constant noise map [H, W] of every layer with a noise input, by layer name."""
-        return block_noise_maps(self)
-
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False,
-                noise: dict | None = None, transform=None, impl: str = "fast", **_unused) -> torch.Tensor:
+                noise: dict | None = None, transform=None, impl: str = "fast", canvas=None,
+                extension: str = DEFAULT_CONST_EXTENSION, **_unused) -> torch.Tensor:
         """``noise``: explicit maps by layer name (see :meth:`noise_maps`), per sample ([N, 1, H, W]) or
-        shared, in place of ``noise_mode``. ``transform`` must be None (no input transform)."""
+        shared, in place of ``noise_mode``. ``transform`` must be None (no input transform).
+        ``canvas=(H, W)``: render that size from the constant continued by ``extension`` (as
+        StyleGAN2's ``forward_canvas``; instance norm then takes its statistics over the whole canvas)."""
         check_ws(ws, self.num_ws, self.w_dim)
         check_call(noise_mode, impl)
         if transform is not None:
             raise ValueError("a StyleGAN1 synthesis network has no input transform")
-        noise = check_noise(noise, self.noise_maps(), ws.shape[0]) if noise else {}
+        canvas = check_canvas(canvas, self.img_resolution)
+        const = None
+        if canvas is None:
+            noise = check_noise(noise, self.noise_maps(), ws.shape[0]) if noise else {}
+        else:
+            const, noise = self.canvas_inputs(canvas, noise, noise_mode, ws.shape[0], extension)
         ws = ws.to(torch.float32)
         x = img = None
         for i, res in enumerate(self.block_resolutions):
             x, img = getattr(self, f"b{res}")(x, ws[:, 2 * i: 2 * i + 2], noise_mode=noise_mode,
-                                             noise=split_noise(noise, f"b{res}."), impl=impl)
-        return img
+                                             noise=split_noise(noise, f"b{res}."), impl=impl,
+                                             const=const if res == 4 else None)
+        return img if canvas is None else centre_crop(img, canvas).contiguous()
 
 
 class DiscriminatorBlock(nn.Module):

@@ -15,8 +15,9 @@ from torch import nn
 from . import ops
 from .config import StyleGAN2SynthesisConfig
 from .layers import Conv2dLayer, FullyConnectedLayer, block_dtype
-from .synthesis import (StyleLayer, block_layer_resolutions, block_noise_maps, check_call, check_noise, check_ws,
-                        memory_format_for, one_at_a_time, split_noise)
+from .synthesis import (DEFAULT_CONST_EXTENSION, ConstantCanvas, StyleLayer, block_layer_resolutions, centre_crop,
+                        check_call, check_canvas, check_noise, check_ws, memory_format_for, one_at_a_time,
+                        split_noise)
 
 POSITIVELY_HOMOGENEOUS = ("linear", "lrelu", "relu")  # act(g * x) == g * act(x) for g > 0
 
@@ -291,8 +292,10 @@ class SynthesisBlock(nn.Module):
                                     resample_filter=resample_filter)
 
     def forward(self, x, img, ws, force_fp32=False, fused_modconv=None, noise_mode="random",
-                half_dtype=None, channels_last=None, noise: dict | None = None, impl: str = "fast"):
-        """``noise``: explicit maps of this block's layers (``{'conv0': t, 'conv1': t}``, any subset)."""
+                half_dtype=None, channels_last=None, noise: dict | None = None, impl: str = "fast",
+                const: torch.Tensor | None = None):
+        """``noise``: explicit maps of this block's layers (``{'conv0': t, 'conv1': t}``, any subset);
+        ``const``: the first block's input in place of the learned constant (a canvas's extension of it)."""
         n = ws.shape[0]
         w_iter = iter(ws.unbind(dim=1))
         device = ws.device if x is None else x.device
@@ -303,7 +306,8 @@ class SynthesisBlock(nn.Module):
         noise = noise or {}
         kw = dict(noise_mode=noise_mode, fused_modconv=fused_modconv, impl=impl)
         if self.in_channels == 0:
-            x = self.const.to(dtype).unsqueeze(0).repeat([n, 1, 1, 1]).contiguous(memory_format=memory_format)
+            const = self.const if const is None else const
+            x = const.to(dtype).unsqueeze(0).repeat([n, 1, 1, 1]).contiguous(memory_format=memory_format)
             x = self.conv1(x, next(w_iter), noise=noise.get("conv1"), **kw)
         elif self.architecture == "resnet":
             x = x.to(dtype=dtype, memory_format=memory_format)
@@ -326,8 +330,8 @@ class SynthesisBlock(nn.Module):
         return f"resolution={self.resolution}, architecture={self.architecture}, use_fp16={self.use_fp16}"
 
 
-class SynthesisNetwork(nn.Module):
-    """ws [N, num_ws, w_dim] -> image [N, C, H, W]."""
+class SynthesisNetwork(ConstantCanvas, nn.Module):
+    """ws [N, num_ws, w_dim] -> image [N, C, H, W] (canvases: :class:`ConstantCanvas`)."""
 
     def __init__(self, w_dim: int, img_resolution: int, img_channels: int,
                  config: StyleGAN2SynthesisConfig = StyleGAN2SynthesisConfig()):
@@ -377,10 +381,6 @@ class SynthesisNetwork(nn.Module):
         """Resolution ``2**k`` owns ws ``2k-4`` and ``2k-3``."""
         return block_layer_resolutions(self.num_ws, self.img_resolution)
 
-    def noise_maps(self) -> dict[str, torch.Tensor]:
-        """The constant noise map [H, W] of every layer with a noise input, by layer name."""
-        return block_noise_maps(self)
-
     def block_ws(self, ws: torch.Tensor) -> list[torch.Tensor]:
         """Split ws per block: a block's ToRGB shares its w with the next block's first conv."""
         out, idx = [], 0
@@ -392,13 +392,20 @@ class SynthesisNetwork(nn.Module):
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random", force_fp32: bool = False,
                 fused_modconv: bool | None = None, noise: dict | None = None, transform=None,
-                impl: str = "fast", **_unused) -> torch.Tensor:
+                impl: str = "fast", canvas=None, extension: str = DEFAULT_CONST_EXTENSION,
+                **_unused) -> torch.Tensor:
         """``noise``: explicit maps by layer name (see :meth:`noise_maps`) in place of ``noise_mode``;
-        a batch with explicit maps runs whole. ``transform`` must be None (no input transform)."""
+        a batch with explicit maps runs whole. ``transform`` must be None (no input transform).
+        ``canvas=(H, W)``: render that size from the constant continued by ``extension``
+        (:meth:`forward_canvas`)."""
         check_ws(ws, self.num_ws, self.w_dim)
         check_call(noise_mode, impl)
         if transform is not None:
             raise ValueError("a StyleGAN2 synthesis network has no input transform")
+        canvas = check_canvas(canvas, self.img_resolution)
+        if canvas is not None:
+            return self.forward_canvas(ws, canvas, extension, noise_mode=noise_mode, force_fp32=force_fp32,
+                                       fused_modconv=fused_modconv, noise=noise, impl=impl)
         noise = check_noise(noise, self.noise_maps(), ws.shape[0]) if noise else {}
         if one_at_a_time(ws, fused_modconv, impl) and not noise:
             return torch.cat([self.forward(w, noise_mode=noise_mode, force_fp32=force_fp32, fused_modconv=True)
@@ -411,3 +418,22 @@ class SynthesisNetwork(nn.Module):
                            noise_mode=noise_mode, half_dtype=self.half_dtype, channels_last=self.channels_last,
                            noise=split_noise(noise, f"b{res}."), impl=impl)
         return img.contiguous()
+
+    def forward_canvas(self, ws: torch.Tensor, canvas: tuple[int, int], extension: str, noise_mode: str,
+                       force_fp32: bool, fused_modconv: bool | None, noise: dict | None,
+                       impl: str) -> torch.Tensor:
+        """A canvas: the 4x4 constant continued to :meth:`const_cells` cells (tiled, reflected or
+        stretched, the original centred), every noise map continued to match (explicit square maps of
+        the training size too), the layers run unchanged, the result centre-cropped to ``canvas``."""
+        if one_at_a_time(ws, fused_modconv, impl) and not noise:
+            return torch.cat([self.forward_canvas(w, canvas, extension, noise_mode, force_fp32, True, None, impl)
+                              for w in ws.split(1)])
+        const, noise = self.canvas_inputs(canvas, noise, noise_mode, ws.shape[0], extension)
+        ws = ws.to(torch.float32)
+        x = img = None
+        for res, cur_ws in zip(self.block_resolutions, self.block_ws(ws)):
+            block = getattr(self, f"b{res}")
+            x, img = block(x, img, cur_ws, force_fp32=force_fp32, fused_modconv=fused_modconv, noise_mode="none",
+                           half_dtype=self.half_dtype, channels_last=self.channels_last,
+                           noise=split_noise(noise, f"b{res}."), impl=impl, const=const if res == 4 else None)
+        return centre_crop(img, canvas).contiguous()

@@ -18,7 +18,8 @@ from torch import nn
 from . import ops
 from .config import StyleGAN3SynthesisConfig
 from .layers import FullyConnectedLayer, block_dtype
-from .synthesis import StyleLayer, check_call, check_noise, check_ws, memory_format_for, one_at_a_time
+from .synthesis import (StyleLayer, centre_crop, check_call, check_canvas, check_noise, check_ws, memory_format_for,
+                        one_at_a_time, round_canvas)
 
 
 def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float,
@@ -106,8 +107,10 @@ class SynthesisInput(nn.Module):
         self.register_buffer("freqs", freqs)
         self.register_buffer("phases", phases)
 
-    def forward(self, w: torch.Tensor, transform: torch.Tensor | None = None) -> torch.Tensor:
-        """``transform``: a 3x3 inverse image transform used instead of the stored buffer."""
+    def forward(self, w: torch.Tensor, transform: torch.Tensor | None = None, size=None) -> torch.Tensor:
+        """``transform``: a 3x3 inverse image transform used instead of the stored buffer; ``size``:
+        ``[width, height]`` of the sampling grid instead of :attr:`size` (a canvas: the same spacing,
+        ``1 / sampling_rate``, centred, over a wider field)."""
         n = w.shape[0]
         t = self.affine(w)                                     # [N, 4]: rotation (cos, sin), translation
         t = t / t[:, :2].norm(dim=1, keepdim=True)
@@ -125,7 +128,7 @@ class SynthesisInput(nn.Module):
         phases = self.phases.unsqueeze(0) + (freqs @ transforms[:, :2, 2:]).squeeze(2)
         freqs = freqs @ transforms[:, :2, :2]                  # [N, C, 2]
         amplitudes = (1 - (freqs.norm(dim=2) - self.bandwidth) / (self.sampling_rate / 2 - self.bandwidth)).clamp(0, 1)
-        width, height = int(self.size[0]), int(self.size[1])
+        width, height = (int(v) for v in (self.size if size is None else size))
         gx = (torch.arange(width, device=w.device, dtype=torch.float32) + 0.5 - width / 2) / self.sampling_rate
         gy = (torch.arange(height, device=w.device, dtype=torch.float32) + 0.5 - height / 2) / self.sampling_rate
         # phase[n, y, x, c] = gx * f[n,c,0] + gy * f[n,c,1] + phase[n,c]
@@ -204,16 +207,22 @@ class SynthesisLayer(nn.Module):
         self.register_buffer("down_filter", design_lowpass_filter(
             self.down_taps, out_cutoff, out_half_width * 2, self.tmp_sampling_rate, radial=self.down_radial))
 
-        # Padding so that the output is exactly out_size after up/conv/down.
-        pad_total = (self.out_size - 1) * self.down_factor + 1
-        pad_total -= (self.in_size + self.conv_kernel - 1) * self.up_factor
+        self.padding = self.padding_for(self.in_size, self.out_size)
+
+    def padding_for(self, in_size, out_size) -> list[int]:
+        """``[x_lo, x_hi, y_lo, y_hi]`` so that an input of ``in_size`` ([width, height]) gives exactly
+        ``out_size`` after up/conv/down, the two sample grids centred on each other."""
+        in_size, out_size = np.asarray(in_size, dtype=np.int64), np.asarray(out_size, dtype=np.int64)
+        pad_total = (out_size - 1) * self.down_factor + 1
+        pad_total -= (in_size + self.conv_kernel - 1) * self.up_factor
         pad_total += self.up_taps + self.down_taps - 2
         pad_lo = (pad_total + self.up_factor) // 2
         pad_hi = pad_total - pad_lo
-        self.padding = [int(pad_lo[0]), int(pad_hi[0]), int(pad_lo[1]), int(pad_hi[1])]
+        return [int(pad_lo[0]), int(pad_hi[0]), int(pad_lo[1]), int(pad_hi[1])]
 
     def forward(self, x, w, force_fp32: bool = False, update_emas: bool = False, fused_modconv=None,
-                half_dtype=None, impl: str = "fast", **_unused):
+                half_dtype=None, impl: str = "fast", padding: list[int] | None = None, **_unused):
+        """``padding``: :meth:`padding_for` another input/output size (a canvas) instead of :attr:`padding`."""
         if update_emas:
             magnitude_cur = x.detach().to(torch.float32).square().mean()
             self.magnitude_ema.copy_(magnitude_cur.lerp(self.magnitude_ema, self.magnitude_ema_beta))
@@ -230,7 +239,8 @@ class SynthesisLayer(nn.Module):
         gain = 1 if self.is_torgb else math.sqrt(2)
         slope = 1 if self.is_torgb else 0.2
         return ops.filtered_lrelu(x, self.up_filter, self.down_filter, None,
-                                  up=self.up_factor, down=self.down_factor, padding=self.padding,
+                                  up=self.up_factor, down=self.down_factor,
+                                  padding=self.padding if padding is None else padding,
                                   gain=gain, slope=slope, clamp=self.conv_clamp, impl=impl)
 
     def extra_repr(self) -> str:
@@ -312,29 +322,64 @@ class SynthesisNetwork(nn.Module):
         res = [2 ** math.ceil(round(math.log2(2 * c), 6)) for c in cutoffs]
         return [int(min(max(r, 4), self.img_resolution)) for r in res]
 
-    def noise_maps(self) -> dict[str, torch.Tensor]:
-        """StyleGAN3 has no per-pixel noise inputs."""
+    def noise_maps(self, canvas=None, **_unused) -> dict[str, torch.Tensor]:
+        """StyleGAN3 has no per-pixel noise inputs (on any canvas)."""
         return {}
+
+    #: Canvas sides are even: every layer's sample grid then lies on the training grid's lattice.
+    canvas_stride = 2
+
+    def canvas_size(self, canvas) -> tuple[int, int]:
+        """The size rendered for ``canvas=(H, W)``: each side rounded up to an even number."""
+        canvas = check_canvas(canvas, self.img_resolution)
+        return (self.img_resolution,) * 2 if canvas is None else round_canvas(canvas, self.canvas_stride)
+
+    def canvas_sizes(self, canvas) -> list[tuple[int, int]]:
+        """``[width, height]`` of the input grid and of every layer's output for ``canvas``: the same
+        sampling rates and margins over a field ``W / R`` by ``H / R`` image widths; a layer sampled at
+        ``sr`` below the image rate gets ``sr * side / R`` samples rounded up to an even count (so its
+        grid stays on the training lattice) plus the margins; the last two layers the canvas itself."""
+        h, w = self.canvas_size(canvas)
+        layers = [self.input] + [getattr(self, name) for name in self.layer_names]
+        rates = [self.input.sampling_rate] + [float(layer.out_sampling_rate) for layer in layers[1:]]
+        defaults = [self.input.size] + [layer.out_size for layer in layers[1:]]
+        out = []
+        for i, (rate, default) in enumerate(zip(rates, defaults)):
+            if i >= len(layers) - 2:
+                out.append((w, h))
+                continue
+            margin = (int(default[0]) - int(rate)) // 2
+            out.append(tuple(int(2 * math.ceil(rate * side / self.img_resolution / 2) + 2 * margin)
+                             for side in (w, h)))
+        return out
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "const", force_fp32: bool = False,
                 update_emas: bool = False, fused_modconv: bool | None = None, noise: dict | None = None,
-                transform=None, impl: str = "fast", **_unused) -> torch.Tensor:
+                transform=None, impl: str = "fast", canvas=None, **_unused) -> torch.Tensor:
         """``noise_mode`` is accepted for API symmetry (StyleGAN3 has no noise inputs); ``transform``: a 3x3
-        inverse image transform for this call instead of the stored ``input.transform``."""
+        inverse image transform for this call instead of the stored ``input.transform``; ``canvas=(H, W)``:
+        a wider (or other) field of view of the same continuous image (:meth:`canvas_sizes`), centre-cropped
+        to ``canvas``."""
         check_ws(ws, self.num_ws, self.w_dim)
         check_call(noise_mode, impl)
         if noise:
             check_noise(noise, {}, ws.shape[0])
+        canvas = check_canvas(canvas, self.img_resolution)
         if one_at_a_time(ws, fused_modconv, impl):
             return torch.cat([self.forward(w, noise_mode=noise_mode, force_fp32=force_fp32, update_emas=update_emas,
-                                           fused_modconv=True, transform=transform) for w in ws.split(1)])
+                                           fused_modconv=True, transform=transform, canvas=canvas)
+                              for w in ws.split(1)])
+        sizes = self.canvas_sizes(canvas) if canvas is not None else None
         ws = ws.to(torch.float32).unbind(dim=1)
-        x = self.input(ws[0], transform)
+        x = self.input(ws[0], transform, size=None if sizes is None else sizes[0])
         fmt = memory_format_for(self.channels_last, x.device, self.half_dtype or torch.float32, impl)
         x = x.contiguous(memory_format=fmt)
-        for name, w in zip(self.layer_names, ws[1:]):
-            x = getattr(self, name)(x, w, force_fp32=force_fp32, update_emas=update_emas,
-                                    fused_modconv=fused_modconv, half_dtype=self.half_dtype, impl=impl)
+        for i, (name, w) in enumerate(zip(self.layer_names, ws[1:])):
+            layer = getattr(self, name)
+            padding = None if sizes is None else layer.padding_for(sizes[i], sizes[i + 1])
+            x = layer(x, w, force_fp32=force_fp32, update_emas=update_emas, fused_modconv=fused_modconv,
+                      half_dtype=self.half_dtype, impl=impl, padding=padding)
         if self.output_scale != 1:
             x = x * self.output_scale
-        return x.to(torch.float32).contiguous()
+        x = x.to(torch.float32)
+        return x.contiguous() if canvas is None else centre_crop(x, canvas).contiguous()

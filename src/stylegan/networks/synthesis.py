@@ -9,13 +9,17 @@ A synthesis network ``S`` answers:
 * ``S.layer_resolutions``: the image resolution each ws index works at (the paper's
   coarse/middle/fine grouping is built on it);
 * ``S.noise_maps()``: the constant per-pixel noise map of every layer with a noise input, by name;
-* ``S.has_input_transform``: whether ``transform=`` (StyleGAN3's input rotation/translation) applies.
+* ``S.has_input_transform``: whether ``transform=`` (StyleGAN3's input rotation/translation) applies;
+* ``S.canvas_stride`` and ``S.canvas_size(canvas)``: the step of the sizes it can render other than
+  its own square, and the (rounded-up) size it renders for an asked ``canvas=(H, W)``.
 
-and is called as ``S(ws, noise_mode=..., noise=..., transform=..., impl=..., force_fp32=...,
+and is called as ``S(ws, noise_mode=..., noise=..., transform=..., canvas=..., impl=..., force_fp32=...,
 fused_modconv=...)``: ``noise`` gives explicit maps (name -> ``[N or 1, 1, H, W]`` or ``[H, W]``)
 in place of the mode for those layers; ``transform`` a 3x3 matrix used instead of the stored
-``input.transform`` buffer for this call; ``impl='reference'`` computes the same function the way
-NVIDIA's pure-PyTorch reference path does (see :mod:`stylegan.networks.options`).
+``input.transform`` buffer for this call; ``canvas`` an image size ``(H, W)`` other than the
+training square (rendered at ``canvas_size(canvas)`` and centre-cropped; see docs/canvas.md);
+``impl='reference'`` computes the same function the way NVIDIA's pure-PyTorch reference path does
+(see :mod:`stylegan.networks.options`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .options import IMPLS, NOISE_MODES
+from .options import CONST_EXTENSIONS, IMPLS, NOISE_MODES
+
+DEFAULT_CONST_EXTENSION = CONST_EXTENSIONS[0]
 
 @dataclass(frozen=True)
 class StyleLayer:
@@ -103,3 +109,127 @@ def block_noise_maps(synthesis: nn.Module) -> dict[str, torch.Tensor]:
             if layer is not None and layer.use_noise:
                 out[f"b{res}.{name}"] = layer.noise_const
     return out
+
+
+def check_canvas(canvas, resolution: int) -> tuple[int, int] | None:
+    """``canvas`` as ``(H, W)`` ints, or None for the training square (None or ``(R, R)``): the default
+    path, byte for byte the same as without ``canvas``."""
+    if canvas is None:
+        return None
+    try:
+        h, w = (int(v) for v in canvas)
+    except (TypeError, ValueError):
+        raise ValueError(f"canvas must be (height, width), got {canvas!r}") from None
+    if h < 1 or w < 1 or (h, w) != tuple(canvas):
+        raise ValueError(f"canvas must be two positive integers (height, width), got {canvas!r}")
+    return None if (h, w) == (resolution, resolution) else (h, w)
+
+
+def round_canvas(canvas: tuple[int, int], stride: int) -> tuple[int, int]:
+    """Each side rounded up to a multiple of ``stride``."""
+    return tuple(-(-int(v) // stride) * stride for v in canvas)
+
+
+def centre_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The centred ``size = (H, W)`` window of ``x [..., H', W']`` (the extra row/column of an odd
+    excess is cut from the bottom/right)."""
+    h, w = size
+    top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
+    if (top, left) == (0, 0) and tuple(x.shape[-2:]) == (h, w):
+        return x
+    return x[..., top:top + h, left:left + w]
+
+
+def extension_index(n_out: int, n_in: int, offset: int, mode: str) -> torch.Tensor:
+    """For ``n_out`` positions, which of the ``n_in`` source positions each takes when the source sits at
+    ``offset`` and is continued by mirror images (``'reflect'``: d c b a | a b c d | d c b a) or by
+    copies (``'tile'``)."""
+    i = torch.arange(n_out) - offset
+    if mode == "tile":
+        return i % n_in
+    j = i % (2 * n_in)
+    return torch.where(j < n_in, j, 2 * n_in - 1 - j)
+
+
+def extend_plane(x: torch.Tensor, size: tuple[int, int], offset: tuple[int, int], mode: str) -> torch.Tensor:
+    """``x [..., h, w]`` continued to ``size = (H, W)`` with ``x`` at ``offset = (top, left)``:
+    reflected, tiled, or (``'stretch'``) resampled bilinearly onto the larger grid."""
+    if mode not in CONST_EXTENSIONS:
+        raise ValueError(f"canvas extension must be one of {CONST_EXTENSIONS}, got {mode!r}")
+    if mode == "stretch":
+        flat = x.reshape(-1, 1, *x.shape[-2:]).to(torch.float32)
+        out = torch.nn.functional.interpolate(flat, size=tuple(size), mode="bilinear", align_corners=False)
+        return out.reshape(*x.shape[:-2], *size).to(x.dtype)
+    rows = extension_index(size[0], x.shape[-2], offset[0], mode).to(x.device)
+    cols = extension_index(size[1], x.shape[-1], offset[1], mode).to(x.device)
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def block_canvas_noise(synthesis: nn.Module, const_size: tuple[int, int], noise: dict | None = None,
+                       mode: str = DEFAULT_CONST_EXTENSION) -> dict[str, torch.Tensor]:
+    """StyleGAN1/2 on a canvas whose constant is ``const_size`` cells: each layer's map (``noise``'s
+    square map of the training size where given, else its ``noise_const``) continued the way the constant
+    is ('stretch' continues noise by reflection: resampling would smooth it). Other maps in ``noise`` (of
+    the canvas size, or wrong ones) are kept as they are, for :func:`check_noise`."""
+    noise = dict(noise or {})
+    mode = "reflect" if mode == "stretch" else mode
+    out = {}
+    for name, const in block_noise_maps(synthesis).items():
+        r = const.shape[-1]
+        size = (const_size[0] * r // 4, const_size[1] * r // 4)
+        offset = ((const_size[0] - 4) // 2 * r // 4, (const_size[1] - 4) // 2 * r // 4)
+        given = noise.get(name, const)
+        square = tuple(given.shape[-2:]) == tuple(const.shape[-2:])
+        out[name] = extend_plane(given, size, offset, mode) if square else given
+    return out
+
+
+def canvas_noise(synthesis: nn.Module, const_size: tuple[int, int], noise: dict,
+                 mode: str = DEFAULT_CONST_EXTENSION) -> dict[str, torch.Tensor]:
+    """Explicit maps for a canvas: the given ones only, square maps of the training size continued as
+    :func:`block_canvas_noise` does (names the network does not know are kept, for the check to refuse)."""
+    extended = block_canvas_noise(synthesis, const_size, noise, mode)
+    return {k: extended.get(k, v) for k, v in noise.items()}
+
+
+class ConstantCanvas:
+    """What StyleGAN1/2 synthesis networks (``img_resolution``, ``block_resolutions``, a 4x4 ``b4.const``)
+    share about canvases: the step, the rendered size, the extended constant's cells, the noise maps."""
+
+    def noise_maps(self, canvas=None, extension: str = DEFAULT_CONST_EXTENSION) -> dict[str, torch.Tensor]:
+        """The constant noise map [H, W] of every layer with a noise input, by layer name; with ``canvas``
+        the maps that canvas uses (the stored maps continued as the constant is: docs/canvas.md)."""
+        canvas = check_canvas(canvas, self.img_resolution)
+        if canvas is None:
+            return block_noise_maps(self)
+        return block_canvas_noise(self, self.const_cells(canvas), mode=extension)
+
+    @property
+    def canvas_stride(self) -> int:
+        """One cell of the 4x4 constant becomes ``R / 4`` pixels: canvases grow by whole cells."""
+        return self.img_resolution // 4
+
+    def canvas_size(self, canvas) -> tuple[int, int]:
+        """The size rendered for ``canvas=(H, W)``: each side rounded up to a multiple of :attr:`canvas_stride`."""
+        canvas = check_canvas(canvas, self.img_resolution)
+        return (self.img_resolution,) * 2 if canvas is None else round_canvas(canvas, self.canvas_stride)
+
+    def const_cells(self, canvas) -> tuple[int, int]:
+        """Rows and columns of the extended constant for ``canvas``."""
+        return tuple(v // self.canvas_stride for v in self.canvas_size(canvas))
+
+    def canvas_inputs(self, canvas, noise: dict | None, noise_mode: str, batch: int,
+                      extension: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The extended constant and every layer's noise map for ``canvas``: explicit ``noise`` (square
+        training-size maps continued), else by ``noise_mode`` (the stored maps continued, or fresh
+        ``randn`` of the canvas size; none for 'none')."""
+        cells = self.const_cells(canvas)
+        maps = block_canvas_noise(self, cells, mode=extension)
+        given = check_noise(canvas_noise(self, cells, noise, extension), maps, batch) if noise else {}
+        device = self.b4.const.device
+        for name, const_map in maps.items():
+            if name not in given and noise_mode != "none":
+                given[name] = const_map if noise_mode == "const" else torch.randn([batch, 1, *const_map.shape],
+                                                                                   device=device)
+        const = extend_plane(self.b4.const, cells, ((cells[0] - 4) // 2, (cells[1] - 4) // 2), extension)
+        return const, given
