@@ -18,6 +18,13 @@ def set_quiet(quiet: bool) -> None:
 
 def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", unit: str = "it",
              leave: bool = True, disable: bool = False, **kwargs):
-    """Wrap ``iterable`` (or count to ``total``) with a progress bar on stderr; silent if quiet."""
+    """Wrap ``iterable`` (or count to ``total``) with a progress bar on stderr; silent if quiet.
+
+    A numeric ``unit_scale`` together with ``initial`` is refused: tqdm then shows a negative time left
+    (it scales the count but not its start); count in the units to display instead."""
+    scale = kwargs.get("unit_scale")
+    if kwargs.get("initial") and scale not in (None, False, True, 1):
+        raise ValueError("progress(): a numeric unit_scale with an initial count misreports the time left; "
+                         "count in display units instead")
     return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, file=sys.stderr,
                 disable=_quiet or disable, dynamic_ncols=True, **kwargs)

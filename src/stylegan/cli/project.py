@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .common import (batch_option, class_option, device_option, echo_done, ensure_outdir, network_option,
-                     outdir_option, precision_options)
+                     option, outdir_option, precision_options, switch_option)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -54,7 +54,7 @@ def _unique_stems(files: list[Path]) -> list[str]:
               help="Image to project (repeat for several, or give a folder of images).")
 @click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True,
               help="w: one latent for all layers (edits well); w+: one per layer (reconstructs better).")
-@click.option("--steps", "num_steps", type=click.IntRange(min=1), default=1000, show_default=True)
+@option("--steps", "num_steps", aliases=("--num-steps",), type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--seed", type=int, default=303, show_default=True, help="Seeds the noise added to w while optimising.")
 @class_option()
 @click.option("--lr", "learning_rate", type=float, default=0.1, show_default=True, help="Initial learning rate.")
@@ -71,7 +71,7 @@ def _unique_stems(files: list[Path]) -> list[str]:
               help="Face landmarks (68 or 5 x,y points; JSON, .npy or text); implies --align.")
 @click.option("--landmark-model", type=click.Path(path_type=Path), default=None,
               help="dlib's shape_predictor_68_face_landmarks.dat (or set $STYLEGAN_DLIB_LANDMARKS).")
-@click.option("--save-video", is_flag=True, help="Write proj.mp4: target | projection at every step.")
+@switch_option("--save-video", help="Write proj.mp4: target | projection at every step.")
 @click.option("--video-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Video: one frame every N steps.")
 @batch_option(4, "Targets optimised together (each keeps its own latent and noise).")

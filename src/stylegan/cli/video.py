@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .common import (batch_option, class_option, compile_option, device_option, echo_done, load_G, network_option,
-                     noise_mode_option, parse_pair, precision_options, transform_options, truncation_options)
+                     noise_mode_option, option, parse_pair, precision_options, transform_options, truncation_options)
 
 
 @click.command()
@@ -29,7 +29,7 @@ from .common import (batch_option, class_option, compile_option, device_option, 
 @click.option("--fps", type=float, default=None, help="Frames per second (default 60 for mp4, 25 for gif).")
 @click.option("--grid", "grid_spec", default="1x1", show_default=True, metavar="RxC",
               help="R rows x C columns of independent walks (keyframes dealt as in NVIDIA's gen_video.py).")
-@click.option("--keyframes", "num_keyframes", type=click.IntRange(min=1), default=None,
+@option("--keyframes", "num_keyframes", aliases=("--num-keyframes",), type=click.IntRange(min=1), default=None,
               help="Keyframes per walk (default: number of latents // grid cells; latents are reused cyclically).")
 @click.option("--shuffle-seed", type=int, default=None, help="Shuffle the keyframes dealt to the grid cells.")
 @truncation_options
