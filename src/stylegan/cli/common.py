@@ -203,3 +203,13 @@ def load_G(network, device="auto", precision="fp32", compile_synthesis=False):
 
 def echo_done(message: str) -> None:
     click.echo(message, err=True)
+
+
+def format_ranges(idx: list[int]) -> str:
+    """[0, 1, 2, 3, 8] -> '0-3,8' (sorted indices, inclusive ranges as the options take them)."""
+    out, start = [], idx[0]
+    for a, b in zip(idx, idx[1:] + [None]):
+        if b != a + 1:
+            out.append(f"{start}-{a}" if a != start else str(a))
+            start = b
+    return ",".join(out)

@@ -23,7 +23,8 @@ from .common import (batch_option, class_option, compile_option, device_option, 
 @noise_mode_option("'random' noise is seeded by each image's seed, so files stay reproducible.")
 @transform_options("the image")
 @click.option("--grid", "grid_spec", default=None, metavar="RxC",
-              help="Write all images as one grid.png of R rows and C columns instead of one file each.")
+              help="Write all images as one grid.png of R rows and C columns instead of one file each "
+                   "(row by row; cells beyond the last image stay black, and the command says so).")
 @click.option("--save-ws", is_flag=True, help="Also write each image's latents: seed0042.npz beside seed0042.png.")
 @batch_option()
 @device_option
@@ -73,6 +74,10 @@ def generate(network, seeds, random_count, ws_files, truncation_psi, truncation_
     images = request.images(lat.ws, noise_seeds=lat.noise_seeds, batch_size=batch_size, show_progress=True)
     if grid:
         save_image(make_grid(images, *grid), outdir / "grid.png")
+        if len(images) < grid[0] * grid[1]:
+            empty = grid[0] * grid[1] - len(images)
+            echo_done(f"note: {len(images)} image(s) in a {grid[0]}x{grid[1]} grid: the last {empty} cell(s) "
+                      f"are left black")
     else:
         for image, name in zip(images, lat.names):
             save_image(image, outdir / f"{name}.png")

@@ -87,6 +87,9 @@ def video(network, seeds, ws_files, interpolation, loop, easing, frames_per_tran
     output = check_video_path(output)
     G, _, _ = load_G(network, device, precision, compile_synthesis)
     plan = video_frames(G, _items(keyframes), **options)
+    if plan.walk.num_keyframes == 1 and not rotate_anim and options["translate_anim"] == (0.0, 0.0):
+        raise UserInputError("one keyframe per walk makes a still video: give two or more latents (e.g. --seeds "
+                             "1-2), or move it with --rotate-anim/--translate-anim (StyleGAN3)")
     path = plan.save(output, fps=fps, crf=crf, lossless=lossless, show_progress=True)
     w, h = plan.frame_size
     echo_done(f"wrote {path} ({len(plan)} frames, {w}x{h}, {'loop' if loop else 'walk'} through "
