@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Iterable
 
-from tqdm.auto import tqdm
+if importlib.util.find_spec("ipywidgets") is not None:
+    from tqdm.auto import tqdm      # notebook bars in Jupyter (they need ipywidgets), text bars elsewhere
+else:
+    from tqdm import tqdm           # tqdm.auto would warn in Jupyter without ipywidgets and fall back to this
 
 _quiet = bool(os.environ.get("STYLEGAN_QUIET"))
 
