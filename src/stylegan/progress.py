@@ -7,10 +7,11 @@ import os
 import sys
 from collections.abc import Iterable
 
+# tqdm.auto draws notebook bars in Jupyter, which need ipywidgets; without it, it warns and falls back to text bars.
 if importlib.util.find_spec("ipywidgets") is not None:
-    from tqdm.auto import tqdm      # notebook bars in Jupyter (they need ipywidgets), text bars elsewhere
+    from tqdm.auto import tqdm
 else:
-    from tqdm import tqdm           # tqdm.auto would warn in Jupyter without ipywidgets and fall back to this
+    from tqdm import tqdm
 
 _quiet = bool(os.environ.get("STYLEGAN_QUIET"))
 

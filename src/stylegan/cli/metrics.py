@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from .common import check_gpus, device_option, gpus_option, network_option, precision_options, switch_option
+from .common import (
+    check_gpus,
+    device_option,
+    gpus_option,
+    network_option,
+    precision_options,
+    switch_option,
+)
 
 
 def _list_metrics() -> None:

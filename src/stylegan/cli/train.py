@@ -14,9 +14,12 @@ from .common import check_gpus, device_option, gpus_option, switch_option
 
 #: StyleGAN2-ADA train.py's ``--cfg`` presets (its table): StyleGAN2 networks with these settings.
 ADA_PRESETS = {
-    "paper256": dict(batch=64, mbstd_group=8, cbase=16384, glr=0.0025, dlr=0.0025, gamma=1.0, ema_kimg=20.0),
-    "paper512": dict(batch=64, mbstd_group=8, cbase=32768, glr=0.0025, dlr=0.0025, gamma=0.5, ema_kimg=20.0),
-    "paper1024": dict(batch=32, mbstd_group=4, cbase=32768, glr=0.002, dlr=0.002, gamma=2.0, ema_kimg=10.0),
+    "paper256": {"batch": 64, "mbstd_group": 8, "cbase": 16384, "glr": 0.0025, "dlr": 0.0025, "gamma": 1.0,
+                 "ema_kimg": 20.0},
+    "paper512": {"batch": 64, "mbstd_group": 8, "cbase": 32768, "glr": 0.0025, "dlr": 0.0025, "gamma": 0.5,
+                 "ema_kimg": 20.0},
+    "paper1024": {"batch": 32, "mbstd_group": 4, "cbase": 32768, "glr": 0.002, "dlr": 0.002, "gamma": 2.0,
+                  "ema_kimg": 10.0},
 }
 #: StyleGAN2-ADA train.py's ``--resume`` shortcuts (its transfer-learning source networks).
 ADA_RESUME = {name: "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/transfer-learning-source-nets/"
