@@ -227,6 +227,8 @@ def test_gpus_outside_torchrun_prints_the_torchrun_line(capsys, tmp_path, monkey
     code, err = run(capsys, "metrics", "--metrics", "fid50k_full", "--gpus", "2")
     assert code == 1 and err.strip() == ("error: --gpus 2: run one process per GPU with torchrun: torchrun "
                                          "--nproc_per_node 2 -m stylegan.cli.main metrics --metrics fid50k_full")
+    code, err = run(capsys, "metrics", "--metrics", "none")          # calc_metrics.py accepts none
+    assert code == 0 and "nothing to compute" in err
     monkeypatch.setenv("WORLD_SIZE", "4")                 # one of torchrun's 4 processes: accepted
     code, err = run(capsys, "train", "--data", "d.zip", "--outdir", tmp_path / "runs", "--gpus", "4", "-n")
     assert code == 0, err

@@ -79,6 +79,9 @@ def metrics(ctx, network, metric_names, data, detectors, num_gen, batch_size, se
     if not verbose:
         from ..progress import set_quiet
         set_quiet(True)
+    if metric_names.strip().lower() == "none":                  # NVIDIA's calc_metrics.py --metrics none
+        click.echo("--metrics none: nothing to compute", err=True)
+        return
     names = [n.strip() for n in metric_names.split(",") if n.strip()]
     if not names:
         raise UserInputError("--metrics is empty; name at least one metric (see --list)")
