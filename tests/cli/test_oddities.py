@@ -47,7 +47,7 @@ def test_directions_store_the_layers_given_inclusive(sg2_model, tmp_path, capsys
                     "--num", "3", "--out", out)
     assert code == 0, err
     assert np.load(out)["layers"].tolist() == list(range(8))
-    assert "ws 7 drive only toRGB layers and are not factorised; stored layers 0-7" in err
+    assert "sefa: w 7 drives only a toRGB layer and is not factorised; stored layers 0-7 for edit" in err
     code, err = run(capsys, "directions", "--network", sg2_model, "--method", "sefa", "--layers", "2-4",
                     "--num", "3", "--out", out)
     assert code == 0 and np.load(out)["layers"].tolist() == [2, 3, 4] and "toRGB" not in err

@@ -70,8 +70,10 @@ def directions(network, method, out_path, layers, num, num_samples, seed, class_
         result = dirs.sefa(G, layer_list, num or min(20, G.w_dim))
         if layer_list is not None and result.layers != layer_list:
             only_rgb = sorted(set(layer_list) - set(result.layers))
-            click.echo(f"sefa: ws {','.join(map(str, only_rgb))} drive only toRGB layers and are not factorised; "
-                       f"stored layers {format_ranges(layer_list)} for edit, as given", err=True)
+            which = (f"w {only_rgb[0]} drives only a toRGB layer and is" if len(only_rgb) == 1 else
+                     f"ws {format_ranges(only_rgb)} drive only toRGB layers and are")
+            click.echo(f"sefa: {which} not factorised; stored layers {format_ranges(layer_list)} for edit, "
+                       f"as given", err=True)
             result.layers = layer_list
     elif method == "pca":
         result = dirs.pca(G, num or min(20, G.w_dim), num_samples or 20000, seed, class_idx)
