@@ -78,7 +78,7 @@ def test_user_mistakes_are_one_line_errors(tmp_path, sg2_model, sg3_model, image
         (["--metrics", "fid50k_full,pr50k3_full", "--data", str(images), "--detector", str(detectors[0])], "say which"),
         (["--metrics", "fid50k_full", "--detector", str(detectors[0])], "--data"),
         (["--metrics", "fid_full"], "unknown metric 'fid_full'"),
-        (["--metrics", "eqt50k_int", "--num-gen", "4"], "need a StyleGAN3 model"),
+        (["--metrics", "eqt50k_int", "--num-gen", "4"], "needs a StyleGAN3 model"),
         (["--metrics", "fid50k_full", "--data", str(tmp_path / "missing"), "--detector", str(detectors[0])],
          "not found"),
     ]

@@ -176,5 +176,5 @@ def test_the_metric_restores_the_models_transform_and_needs_no_detector(sg3t):
 
 def test_stylegan2_models_are_refused():
     G = make_tiny_checkpoint("stylegan2").G_ema
-    with pytest.raises(UserInputError, match="need a StyleGAN3 model"):
+    with pytest.raises(UserInputError, match="needs a StyleGAN3 model"):
         compute_metric("eqr50k", G, num_gen=4)

@@ -12,6 +12,101 @@ import click
 from ..errors import UserInputError
 from ..networks.options import CONST_EXTENSIONS, NOISE_MODES
 
+
+class AliasOption(click.Option):
+    """An option that also answers to other spellings (NVIDIA's: ``--num-steps`` for ``--steps``): they are
+    parsed exactly like its own names but not listed in ``--help``. Declare with ``cls=AliasOption,
+    aliases=(...)`` or through :func:`option`."""
+
+    def __init__(self, *decls, aliases: tuple[str, ...] = (), **kwargs):
+        super().__init__(*decls, **kwargs)
+        self.aliases = tuple(aliases)
+
+    def add_to_parser(self, parser, ctx) -> None:
+        shown = self.opts
+        self.opts = [*shown, *self.aliases]
+        try:
+            super().add_to_parser(parser, ctx)
+        finally:
+            self.opts = shown
+
+
+def option(*decls, aliases: tuple[str, ...] = (), **kwargs):
+    """``click.option`` with hidden alias spellings (see :class:`AliasOption`)."""
+    return click.option(*decls, cls=AliasOption, aliases=aliases, **kwargs)
+
+
+def switch_option(*decls, default: bool | None = False, aliases: tuple[str, ...] = (), **kwargs):
+    """A switch that also takes a value as NVIDIA's boolean options do: ``--mirror``, ``--mirror=1``,
+    ``--mirror 1``, ``--mirror=false`` (values as click's BOOL: 1/0, true/false, yes/no, on/off)."""
+    kwargs.setdefault("show_default", default)
+    return option(*decls, aliases=aliases, type=click.BOOL, is_flag=False, flag_value=True, default=default,
+                  metavar="[BOOL]", **kwargs)
+
+
+class Resolution(click.ParamType):
+    """A square image size: ``256`` or NVIDIA's ``256x256``."""
+    name = "resolution"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        parts = str(value).lower().split("x")
+        try:
+            sizes = [int(p) for p in parts]
+        except ValueError:
+            self.fail(f"{value!r} is not a size: use N or NxN, e.g. 256 or 256x256", param, ctx)
+        if len(sizes) > 2 or len(set(sizes)) != 1:
+            self.fail(f"{value!r}: datasets are square; use N or NxN, e.g. 256x256", param, ctx)
+        return sizes[0]
+
+
+def gpus_option(command: str):
+    """NVIDIA's ``--gpus N``: one process per GPU, which here is ``torchrun``'s job (see :func:`check_gpus`)."""
+    return click.option("--gpus", type=click.IntRange(min=1), default=None, metavar="N",
+                        help=f"GPUs (NVIDIA's option): several GPUs take one process each, started with "
+                             f"`torchrun --nproc_per_node N -m stylegan.cli.main {command} ...`; given N > 1 "
+                             f"outside torchrun, the command prints that line and stops.")
+
+
+def check_gpus(ctx: click.Context, gpus: int | None) -> None:
+    """Accept ``--gpus N`` when this process is one of N started by torchrun (or N is 1); otherwise refuse with
+    the exact torchrun command line that does what was asked."""
+    import os
+    import shlex
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if gpus is None or gpus == world:
+        return
+    if world > 1:
+        raise UserInputError(f"--gpus {gpus}, but torchrun started {world} processes; drop --gpus or "
+                             f"use --nproc_per_node {gpus}")
+    args = " ".join(shlex.quote(a) for a in command_line_args(ctx, drop=("gpus",)))
+    raise UserInputError(f"--gpus {gpus}: run one process per GPU with torchrun: torchrun --nproc_per_node "
+                         f"{gpus} -m stylegan.cli.main {ctx.info_name} {args}".rstrip())
+
+
+def command_line_args(ctx: click.Context, drop: tuple[str, ...] = ()) -> list[str]:
+    """The options given on the command line, re-spelled with their main names (to print a command)."""
+    from click.core import ParameterSource
+    out: list[str] = []
+    for param in ctx.command.params:
+        name = param.name
+        if name in drop or not isinstance(param, click.Option) or \
+                ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
+            continue
+        value, flag = ctx.params[name], param.opts[-1]
+        values = value if param.multiple else [value]
+        for v in values:
+            if param.is_flag and param.is_bool_flag:
+                out.append(flag if v else (param.secondary_opts or [flag])[0])
+            elif param.is_flag:
+                out += [flag] if v == param.flag_value else []
+            elif isinstance(v, bool):
+                out.append(f"{flag}={int(v)}")
+            else:
+                out += [flag, str(v)]
+    return out
+
 network_option = click.option(
     "--network", "network", metavar="PATH|URL|NAME", default=None,
     help="Model: NVIDIA .pkl, our .safetensors (file or folder), rosinality .pt, URL or published name. "
@@ -146,3 +241,13 @@ def load_G(network, device="auto", precision="fp32", compile_synthesis=False):
 
 def echo_done(message: str) -> None:
     click.echo(message, err=True)
+
+
+def format_ranges(idx: list[int]) -> str:
+    """[0, 1, 2, 3, 8] -> '0-3,8' (sorted indices, inclusive ranges as the options take them)."""
+    out, start = [], idx[0]
+    for a, b in zip(idx, idx[1:] + [None]):
+        if b != a + 1:
+            out.append(f"{start}-{a}" if a != start else str(a))
+            start = b
+    return ",".join(out)

@@ -7,12 +7,16 @@ from pathlib import Path
 
 import click
 
+from .common import Resolution
+
 
 @click.command()
 @click.option("--source", required=True, type=click.Path(path_type=Path), help="Folder or zip of images.")
 @click.option("--dest", required=True, type=click.Path(path_type=Path), help="Output: NAME.zip or a folder.")
-@click.option("--resolution", type=int, default=None,
+@click.option("--resolution", type=Resolution(), default=None, metavar="N|NxN",
               help="Output size (power of two). Default: the size of the first image.")
+@click.option("--width", type=click.IntRange(min=1), default=None, hidden=True, help="NVIDIA's: --resolution.")
+@click.option("--height", type=click.IntRange(min=1), default=None, hidden=True, help="NVIDIA's: --resolution.")
 @click.option("--transform", type=click.Choice(["center-crop", "center-crop-wide", "pad", "none"]),
               default="center-crop", show_default=True, help="How to make images square.")
 @click.option("--aspect", type=float, default=2.0, show_default=True,
@@ -32,13 +36,14 @@ import click
               help="Skip (and report) images larger than this many pixels (width x height), before decoding them: "
                    "a small file can decode to gigabytes.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing destination.")
-def dataset(source, dest, resolution, transform, aspect, resize_filter, mode, background, labels, max_images,
+def dataset(source, dest, resolution, width, height, transform, aspect, resize_filter, mode, background, labels, max_images,
             workers, max_pixels, overwrite):
     """Convert a folder or zip of images into a training dataset (NVIDIA's layout).
 
     Unreadable or unsuitable files are skipped and listed in DEST-report.json.
     """
     from ..data.dataset_tool import make_dataset
+    resolution = _resolution(resolution, width, height)
     report = make_dataset(source, dest, resolution=resolution, transform=transform, resize_filter=resize_filter,
                           mode=mode, background=background, labels=labels, max_images=max_images, aspect=aspect,
                           workers=workers, overwrite=overwrite, max_pixels=max_pixels)
@@ -53,3 +58,13 @@ def dataset(source, dest, resolution, transform, aspect, resize_filter, mode, ba
             click.echo(f"  {name}: {reason}", err=True)
         if len(report.skipped) > 10:
             click.echo(f"  ... and {len(report.skipped) - 10} more", err=True)
+
+
+def _resolution(resolution: int | None, width: int | None, height: int | None) -> int | None:
+    """``--resolution``, or StyleGAN2-ADA's ``--width``/``--height`` (which must describe a square)."""
+    from ..errors import UserInputError
+    sizes = {s for s in (resolution, width, height) if s is not None}
+    if len(sizes) > 1:
+        raise UserInputError(f"--resolution/--width/--height disagree ({', '.join(map(str, sorted(sizes)))}); "
+                             f"datasets are square: give one size")
+    return sizes.pop() if sizes else None

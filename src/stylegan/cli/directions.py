@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from .common import (batch_option, canvas_options, class_option, device_option, echo_canvas_note, echo_done,
-                     ensure_outdir, load_G, network_option, outdir_option, precision_options, torchrun_shared,
-                     trunc_option)
+                     ensure_outdir, format_ranges, load_G, network_option, outdir_option, precision_options,
+                     torchrun_shared, trunc_option)
 
 
 @click.command()
@@ -19,8 +19,9 @@ from .common import (batch_option, canvas_options, class_option, device_option, 
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Directions file to write (.npz).")
 @click.option("--layers", default=None, metavar="LAYERS",
-              help="sefa: layers whose style weights are factorised (coarse, 0-3, ...; default all); stored "
-                   "as the layers 'edit' moves by default (any method).")
+              help="ws indices (ranges inclusive: 0-7 is 0 to 7) or groups (coarse, ...), default all. Stored as "
+                   "the layers 'edit' moves by default (any method); sefa factorises the style weights of these "
+                   "layers' convolutions.")
 @click.option("--num", type=click.IntRange(min=1), default=None, help="sefa/pca: directions to keep (default 20).")
 @click.option("--samples", "num_samples", type=click.IntRange(min=2), default=None,
               help="pca: ws to sample (20000); boundary with --classifier: images to score (2000).")
@@ -91,6 +92,13 @@ def _find(G, dev, method, layers, num, num_samples, seed, class_idx, ws_file, la
         raise UserInputError("--ws, --labels, --classifier and --orthogonal-to go with --method boundary")
     if method == "sefa":
         result = dirs.sefa(G, layer_list, num or min(20, G.w_dim))
+        if layer_list is not None and result.layers != layer_list:
+            only_rgb = sorted(set(layer_list) - set(result.layers))
+            which = (f"w {only_rgb[0]} drives only a toRGB layer and is" if len(only_rgb) == 1 else
+                     f"ws {format_ranges(only_rgb)} drive only toRGB layers and are")
+            click.echo(f"sefa: {which} not factorised; stored layers {format_ranges(layer_list)} for edit, "
+                       f"as given", err=True)
+            result.layers = layer_list
     elif method == "pca":
         result = dirs.pca(G, num or min(20, G.w_dim), num_samples or 20000, seed, class_idx)
         result.layers = layer_list

@@ -24,7 +24,8 @@ from .common import (batch_option, canvas_options, class_option, compile_option,
 @transform_options("the image")
 @canvas_options
 @click.option("--grid", "grid_spec", default=None, metavar="RxC",
-              help="Write all images as one grid.png of R rows and C columns instead of one file each.")
+              help="Write all images as one grid.png of R rows and C columns instead of one file each "
+                   "(row by row; cells beyond the last image stay black, and the command says so).")
 @click.option("--save-ws", is_flag=True, help="Also write each image's latents: seed0042.npz beside seed0042.png.")
 @batch_option()
 @device_option
@@ -122,6 +123,10 @@ def _write_outputs(request, lat, shard, batch_size, grid, save_ws, truncation_ps
     for start, images in _render_batches(request, lat, batch_size, shard, everything=bool(grid)):
         if grid:
             save_image(make_grid(images, *grid), outdir / "grid.png")
+            if len(images) < grid[0] * grid[1]:
+                empty = grid[0] * grid[1] - len(images)
+                echo_done(f"note: {len(images)} image(s) in a {grid[0]}x{grid[1]} grid: the last {empty} cell(s) "
+                          f"are left black")
         else:
             for image, name in zip(images, lat.names[start:start + len(images)]):
                 save_image(image, outdir / f"{name}.png")

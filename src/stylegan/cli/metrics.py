@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from .common import device_option, network_option, precision_options
+from .common import (
+    check_gpus,
+    device_option,
+    gpus_option,
+    network_option,
+    precision_options,
+    switch_option,
+)
 
 
 def _list_metrics() -> None:
@@ -39,10 +46,16 @@ def _list_metrics() -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the generated samples.")
 @click.option("--no-cache", is_flag=True, help="Recompute the real-image statistics instead of reusing them.")
 @click.option("--list", "list_only", is_flag=True, help="List the metrics and what each needs, then exit.")
+@switch_option("--mirror", default=None, show_default=False,
+               help="The legacy metrics (fid50k, kid50k, pr50k3) also read x-flipped real images. Default: as "
+                    "the model's training set was (recorded in the model file).")
+@switch_option("--verbose", default=True, help="Progress bars (--verbose=0 is --quiet).")
+@gpus_option("metrics")
 @device_option
 @precision_options
-def metrics(network, metric_names, data, detectors, num_gen, batch_size, seed, no_cache, list_only, device,
-            precision):
+@click.pass_context
+def metrics(ctx, network, metric_names, data, detectors, num_gen, batch_size, seed, no_cache, list_only, mirror,
+            verbose, gpus, device, precision):
     """Measure a model; prints one JSON line per metric and, for a snapshot inside a training run
     folder, appends it to metric-<name>.jsonl there. Under torchrun the processes share the work
     (same numbers as one process); process 0 prints and writes."""
@@ -62,6 +75,13 @@ def metrics(network, metric_names, data, detectors, num_gen, batch_size, seed, n
     from ..perception.detectors import parse_detector_args
     from ..train import distributed
 
+    check_gpus(ctx, gpus)
+    if not verbose:
+        from ..progress import set_quiet
+        set_quiet(True)
+    if metric_names.strip().lower() == "none":                  # NVIDIA's calc_metrics.py --metrics none
+        click.echo("--metrics none: nothing to compute", err=True)
+        return
     names = [n.strip() for n in metric_names.split(",") if n.strip()]
     if not names:
         raise UserInputError("--metrics is empty; name at least one metric (see --list)")
@@ -78,11 +98,13 @@ def metrics(network, metric_names, data, detectors, num_gen, batch_size, seed, n
             if not data or not Path(data).exists():
                 raise UserInputError("give the real images with --data DATASET (the model file records no usable "
                                      "training set path)")
+        if mirror is None:
+            mirror = bool((ckpt.training_set_kwargs or {}).get("xflip", False))
         run_dir = Path(ckpt.path).parent if ckpt.path else None
         snapshot = Path(ckpt.path).name if ckpt.path else None
         for name in names:
             result = compute_metric(name, G, data, num_gen=num_gen, detector=detector_map, batch_size=batch_size,
-                                    seed=seed, cache=not no_cache)
+                                    seed=seed, cache=not no_cache, mirror=mirror)
             if result is None:        # not process 0
                 continue
             click.echo(json.dumps(result.record(snapshot)))

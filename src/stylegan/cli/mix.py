@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .common import (batch_option, canvas_options, class_option, compile_option, device_option, echo_canvas_note,
-                     echo_done, ensure_outdir, load_G, network_option, noise_mode_option, outdir_option,
+                     echo_done, ensure_outdir, format_ranges, load_G, network_option, noise_mode_option, outdir_option,
                      precision_options, truncation_options)
 
 
@@ -69,15 +69,6 @@ def mix(network, rows, cols, styles, truncation_psi, truncation_cutoff, class_id
                 write_ws(outdir / f"{rl}-{cl}.npz", res.mixed_ws[r, c][None], labels=[f"{rl}-{cl}"])
     save_image(res.grid, outdir / "grid.png")
     res_of = layer_resolutions(G)
-    echo_done(f"styles {styles} = ws {_ranges(layers)} ({res_of[layers[0]]}²-{res_of[layers[-1]]}²) from the "
+    echo_done(f"styles {styles} = ws {format_ranges(layers)} ({res_of[layers[0]]}²-{res_of[layers[-1]]}²) from the "
               f"columns; wrote {'grid.png' if grid_only else f'grid.png and {count} images'} to {outdir}")
 
-
-def _ranges(idx: list[int]) -> str:
-    """[0, 1, 2, 3, 8] -> '0-3,8'."""
-    out, start = [], idx[0]
-    for a, b in zip(idx, idx[1:] + [None]):
-        if b != a + 1:
-            out.append(f"{start}-{a}" if a != start else str(a))
-            start = b
-    return ",".join(out)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .common import (batch_option, canvas_options, class_option, device_option, echo_done, ensure_outdir,
-                     network_option, outdir_option, precision_options, torchrun_shared)
+                     network_option, option, outdir_option, precision_options, switch_option, torchrun_shared)
 
 if TYPE_CHECKING:
     from ..latent.projection import ProjectionConfig
@@ -117,7 +117,7 @@ def _unique_stems(files: list[Path]) -> list[str]:
 @click.option("--space", type=click.Choice(["w", "w+"]), default=None,
               help="w: one latent for all layers (edits well); w+: one per layer (reconstructs better). "
                    "Default: w; with --encoder w+ (the encoder's own output).")
-@click.option("--steps", "num_steps", type=click.IntRange(min=0), default=None,
+@option("--steps", "num_steps", aliases=("--num-steps",), type=click.IntRange(min=0), default=None,
               help=f"Optimisation steps. Default: {PLAIN_STEPS}; with --encoder {REFINE_STEPS}; "
                    "0 (needs --encoder): the encoder's w, no optimisation.")
 @click.option("--encoder", default=None, metavar="PATH|builtin",
@@ -147,7 +147,7 @@ def _unique_stems(files: list[Path]) -> list[str]:
               help="Face landmarks (68 or 5 x,y points; JSON, .npy or text); implies --align.")
 @click.option("--landmark-model", type=click.Path(path_type=Path), default=None,
               help="dlib's shape_predictor_68_face_landmarks.dat (or set $STYLEGAN_DLIB_LANDMARKS).")
-@click.option("--save-video", is_flag=True, help="Write proj.mp4: target | projection at every step.")
+@switch_option("--save-video", help="Write proj.mp4: target | projection at every step.")
 @click.option("--video-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Video: one frame every N steps.")
 @batch_option(4, "Targets optimised together (each keeps its own latent and noise).")

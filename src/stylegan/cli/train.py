@@ -10,11 +10,30 @@ import click
 from click.core import ParameterSource
 
 from ..errors import UserInputError
-from .common import device_option
+from .common import check_gpus, device_option, gpus_option, switch_option
+
+#: StyleGAN2-ADA train.py's ``--cfg`` presets (its table): StyleGAN2 networks with these settings.
+ADA_PRESETS = {
+    "paper256": {"batch": 64, "mbstd_group": 8, "cbase": 16384, "glr": 0.0025, "dlr": 0.0025, "gamma": 1.0,
+                 "ema_kimg": 20.0},
+    "paper512": {"batch": 64, "mbstd_group": 8, "cbase": 32768, "glr": 0.0025, "dlr": 0.0025, "gamma": 0.5,
+                 "ema_kimg": 20.0},
+    "paper1024": {"batch": 32, "mbstd_group": 4, "cbase": 32768, "glr": 0.002, "dlr": 0.002, "gamma": 2.0,
+                  "ema_kimg": 10.0},
+}
+#: StyleGAN2-ADA train.py's ``--resume`` shortcuts (its transfer-learning source networks).
+ADA_RESUME = {name: "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/transfer-learning-source-nets/"
+              + file for name, file in {
+                  "ffhq256": "ffhq-res256-mirror-paper256-noaug.pkl",
+                  "ffhq512": "ffhq-res512-mirror-stylegan2-noaug.pkl",
+                  "ffhq1024": "ffhq-res1024-mirror-stylegan2-noaug.pkl",
+                  "celebahq256": "celebahq-res256-mirror-paper256-kimg100000-ada-target0.5.pkl",
+                  "lsundog256": "lsundog-res256-paper256-kimg100000-noaug.pkl"}.items()}
 
 _OPTION_NAMES = ("cfg", "batch", "batch_gpu", "gamma", "kimg", "tick", "snap", "seed", "mirror", "cond", "cbase",
                  "cmax", "map_depth", "z_dim", "w_dim", "mbstd_group", "glr", "dlr", "fp32", "freezed",
-                 "style_mixing", "pl_weight", "ema_kimg", "aug", "p", "target", "ada_kimg", "augpipe")
+                 "style_mixing", "pl_weight", "ema_kimg", "aug", "p", "target", "ada_kimg", "augpipe", "allow_tf32",
+                 "subset")
 
 
 @click.command()
@@ -22,8 +41,10 @@ _OPTION_NAMES = ("cfg", "batch", "batch_gpu", "gamma", "kimg", "tick", "snap", "
               help="Dataset zip or folder (from `stylegan dataset`). Optional with --resume latest.")
 @click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Where run folders are created.")
-@click.option("--cfg", type=click.Choice(["stylegan2", "stylegan3-t", "stylegan3-r"]), default="stylegan2",
-              show_default=True, help="Architecture and loss preset.")
+@click.option("--cfg", type=click.Choice(["stylegan2", "stylegan3-t", "stylegan3-r", *ADA_PRESETS, "auto", "cifar"]),
+              default="stylegan2", show_default=True,
+              help="Architecture and loss preset. paper256/paper512/paper1024: StyleGAN2-ADA's presets "
+                   "(StyleGAN2 with their batch, gamma, learning rates, channels, EMA; options given override).")
 @click.option("--gamma", type=float, default=None, help="R1 weight. Default: 0.0002 * resolution^2 / batch.")
 @click.option("--batch", type=int, default=32, show_default=True, help="Global batch size.")
 @click.option("--batch-gpu", type=int, default=None, help="Per-process micro-batch (default batch/processes).")
@@ -32,8 +53,10 @@ _OPTION_NAMES = ("cfg", "batch", "batch_gpu", "gamma", "kimg", "tick", "snap", "
 @click.option("--snap", type=int, default=50, show_default=True,
               help="Snapshot, image grid, metrics and training state every N ticks.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--cond", is_flag=True, help="Conditional training on the dataset's labels.")
-@click.option("--mirror", is_flag=True, help="Add x-flipped copies of the images.")
+@switch_option("--cond", help="Conditional training on the dataset's labels.")
+@switch_option("--mirror", help="Add x-flipped copies of the images.")
+@click.option("--subset", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Train on a random subset of N images (chosen by --seed, as NVIDIA's --subset).")
 @click.option("--aug", type=click.Choice(["ada", "fixed", "noaug"]), default="ada", show_default=True)
 @click.option("--p", type=float, default=0.2, show_default=True, help="Augmentation probability for --aug fixed.")
 @click.option("--target", type=float, default=0.6, show_default=True, help="ADA target for r_t.")
@@ -44,7 +67,8 @@ _OPTION_NAMES = ("cfg", "batch", "batch_gpu", "gamma", "kimg", "tick", "snap", "
 @click.option("--resume", default=None, metavar="latest|STATE|RUNDIR|MODEL",
               help="'latest': continue the newest run under --outdir exactly (or start one). A training-state "
                    "file or run folder: continue it exactly. Any model file (.pkl, .safetensors, ...): transfer "
-                   "learning from its weights.")
+                   "learning from its weights. Also StyleGAN2-ADA's names: noresume, ffhq256, ffhq512, ffhq1024, "
+                   "celebahq256, lsundog256.")
 @click.option("--freezed", type=int, default=0, show_default=True, help="Frozen D layers (transfer learning).")
 @click.option("--cbase", type=int, default=32768, show_default=True, help="Channel base.")
 @click.option("--cmax", type=int, default=512, show_default=True, help="Maximum channels.")
@@ -57,7 +81,12 @@ _OPTION_NAMES = ("cfg", "batch", "batch_gpu", "gamma", "kimg", "tick", "snap", "
 @click.option("--style-mixing", type=float, default=None, help="Style-mixing probability (default 0.9 SG2).")
 @click.option("--pl-weight", type=float, default=None, help="Path-length weight (default 2 SG2, 0 SG3).")
 @click.option("--ema-kimg", type=float, default=None, help="G_ema half-life in kimg (default batch*10/32).")
-@click.option("--fp32", is_flag=True, help="Disable mixed precision on GPUs.")
+@switch_option("--fp32", help="Disable mixed precision on GPUs.")
+@switch_option("--allow-tf32", help="Allow TF32 matrix products and convolutions on GPUs (faster, less exact).")
+@switch_option("--nobench", help="Turn off cuDNN benchmarking (GPUs).")
+@switch_option("--nhwc", help="NVIDIA's channels-last switch: accepted, the memory format is chosen "
+                              "automatically (channels-last for fp16 on GPUs).")
+@gpus_option("train")
 @click.option("--metrics", default="auto", show_default=True,
               help="Comma-separated metrics at each snapshot, or none. auto: fid50k_full on a GPU when the "
                    "metrics module is installed, none on the CPU.")
@@ -73,7 +102,7 @@ _OPTION_NAMES = ("cfg", "batch", "batch_gpu", "gamma", "kimg", "tick", "snap", "
 @click.option("-n", "--dry-run", is_flag=True, help="Print the options and exit.")
 @click.pass_context
 def train(ctx, data, outdir, device, metrics, detectors, desc, workers, keep_states, grid, resume, dry_run,
-          **kwargs):
+          gpus, nobench, nhwc, **kwargs):
     """Train StyleGAN2 / StyleGAN3 with ADA. Multi-GPU: `torchrun --nproc_per_node N -m stylegan.cli.main train ...`.
 
     Re-running the same command with --resume latest continues a crashed or stopped run exactly.
@@ -81,9 +110,12 @@ def train(ctx, data, outdir, device, metrics, detectors, desc, workers, keep_sta
     from ..render.images import parse_grid
     from ..train.config import TrainingOptions
     from ..train.loop import training_loop
+    check_gpus(ctx, gpus)
     explicit = {name for name in _OPTION_NAMES
                 if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
-    opts = TrainingOptions(**{k: kwargs[k] for k in _OPTION_NAMES})
+    values = _ada_preset({k: kwargs[k] for k in _OPTION_NAMES}, explicit)
+    opts = TrainingOptions(**values, cudnn_benchmark=not nobench)
+    resume = {"noresume": None}.get(resume, ADA_RESUME.get(resume, resume))
     opts.validate()
     metric_names = _metric_names(metrics, device)
     grid_size = None
@@ -98,6 +130,23 @@ def train(ctx, data, outdir, device, metrics, detectors, desc, workers, keep_sta
     snapshot_metrics = metrics_hook(metric_names, detectors, device) if metric_names else None
     training_loop(data, outdir, opts, resume=resume, explicit=explicit, metrics=snapshot_metrics, device=device,
                   desc=desc, workers=workers, keep_states=keep_states, grid=grid_size)
+
+
+def _ada_preset(values: dict, explicit: set[str]) -> dict:
+    """``--cfg paper256|paper512|paper1024`` as StyleGAN2 with that preset's settings (options given on the
+    command line keep their values); ADA's ``auto`` and ``cifar`` are refused with what to use instead."""
+    cfg = values["cfg"]
+    if cfg in ("auto", "cifar"):
+        why = ("its settings depend on the resolution and GPU count; give --cfg stylegan2 (or paper256/"
+               "paper512/paper1024) with --batch and --gamma" if cfg == "auto" else
+               "its 'orig' discriminator is not built by `stylegan train`; use --cfg stylegan2 --gamma 0.01 "
+               "--map-depth 2 --pl-weight 0 --style-mixing 0")
+        raise UserInputError(f"--cfg {cfg} (StyleGAN2-ADA) is not reproduced: {why}")
+    if cfg not in ADA_PRESETS:
+        return values
+    preset = {**ADA_PRESETS[cfg], "map_depth": 8}
+    return {**values, "cfg": "stylegan2", "ema_rampup": None,
+            **{k: v for k, v in preset.items() if k not in explicit}}
 
 
 def metrics_hook(names: tuple[str, ...], detector_args: tuple[str, ...] = (), device: str = "auto"):

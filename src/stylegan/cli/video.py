@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .common import (batch_option, canvas_options, class_option, compile_option, device_option, echo_canvas_note,
-                     echo_done, load_G, network_option, noise_mode_option, parse_pair, precision_options,
+                     echo_done, load_G, network_option, noise_mode_option, option, parse_pair, precision_options,
                      transform_options, truncation_options)
 
 
@@ -30,7 +30,7 @@ from .common import (batch_option, canvas_options, class_option, compile_option,
 @click.option("--fps", type=float, default=None, help="Frames per second (default 60 for mp4, 25 for gif).")
 @click.option("--grid", "grid_spec", default="1x1", show_default=True, metavar="RxC",
               help="R rows x C columns of independent walks (keyframes dealt as in NVIDIA's gen_video.py).")
-@click.option("--keyframes", "num_keyframes", type=click.IntRange(min=1), default=None,
+@option("--keyframes", "num_keyframes", aliases=("--num-keyframes",), type=click.IntRange(min=1), default=None,
               help="Keyframes per walk (default: number of latents // grid cells; latents are reused cyclically).")
 @click.option("--shuffle-seed", type=int, default=None, help="Shuffle the keyframes dealt to the grid cells.")
 @truncation_options
@@ -91,6 +91,9 @@ def video(network, seeds, ws_files, interpolation, loop, easing, frames_per_tran
     output = check_video_path(output)
     G, _, _ = load_G(network, device, precision, compile_synthesis)
     plan = video_frames(G, _items(keyframes), **options)
+    if plan.walk.num_keyframes == 1 and not rotate_anim and options["translate_anim"] == (0.0, 0.0):
+        raise UserInputError("one keyframe per walk makes a still video: give two or more latents (e.g. --seeds "
+                             "1-2), or move it with --rotate-anim/--translate-anim (StyleGAN3)")
     echo_canvas_note(plan.request)
     path = plan.save(output, fps=fps, crf=crf, lossless=lossless, show_progress=True)
     w, h = plan.frame_size

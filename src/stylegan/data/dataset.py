@@ -116,10 +116,13 @@ class ImageDataset:
     ``mirror=True`` doubles the dataset with horizontally flipped copies (index ``i + len``).
     Datasets whose decoded size is under ``cache_limit`` bytes (default :data:`CACHE_LIMIT_BYTES`) are
     decoded once into memory; larger ones are read on demand with ``workers`` threads.
+    ``max_images`` keeps the first N images (in name order), or with ``subset_seed`` a random N of them (as
+    NVIDIA's ``--subset``: the first N of a seeded permutation, kept in name order).
     """
 
     def __init__(self, path: str | os.PathLike, use_labels: bool = False, mirror: bool = False,
-                 max_images: int | None = None, cache_limit: int | None = None, workers: int = 2):
+                 max_images: int | None = None, cache_limit: int | None = None, workers: int = 2,
+                 subset_seed: int | None = None):
         self.path = Path(path)
         self.name = self.path.stem if self.path.suffix.lower() == ".zip" else self.path.name
         self.mirror = bool(mirror)
@@ -140,7 +143,10 @@ class ImageDataset:
         else:
             raise DatasetError(f"dataset not found: {self.path}")
         self._names = [n for n in names if is_image_name(n)]
-        if max_images is not None:
+        if max_images is not None and subset_seed is not None:
+            keep = np.random.RandomState(subset_seed).permutation(len(self._names))[:max_images]
+            self._names = [self._names[i] for i in sorted(keep)]
+        elif max_images is not None:
             self._names = self._names[:max_images]
         if not self._names:
             raise DatasetError(f"{self.path} contains no images")

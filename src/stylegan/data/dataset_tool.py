@@ -241,7 +241,9 @@ def make_dataset(source: str | os.PathLike, dest: str | os.PathLike, resolution:
             return None, f"image too large: {exc}"
         except MemoryError:
             return None, "image too large: not enough memory to decode it"
-        except (UnidentifiedImageError, SyntaxError, *ZIP_ERRORS) as exc:
+        except UnidentifiedImageError:                      # its message names the in-memory buffer
+            return None, "unreadable: not an image format Pillow can decode"
+        except (SyntaxError, *ZIP_ERRORS) as exc:
             return None, f"unreadable: {exc}" if "not square" not in str(exc) else str(exc)
 
     workers = workers or min(4, os.cpu_count() or 1)

@@ -222,7 +222,8 @@ def compute_equivariance(G, kind: str, *, num_samples: int = 50_000, batch_size:
     if kind not in ("int", "frac", "rot"):
         raise ValueError(f"unknown equivariance kind {kind!r}; use 'int', 'frac' or 'rot'")
     if not has_transform(G):
-        raise UserInputError(f"{name or 'equivariance metrics'} need a StyleGAN3 model (one with an input "
+        subject = f"{name} needs" if name else "equivariance metrics need"
+        raise UserInputError(f"{subject} a StyleGAN3 model (one with an input "
                              f"transform); this is a {getattr(G.config, 'variant', G.generation)} model")
     shard = shard or current_shard()
     buf = G.synthesis.input.transform

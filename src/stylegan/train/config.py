@@ -40,6 +40,7 @@ class TrainingOptions:
     # Data
     mirror: bool = False                   # add x-flipped copies of the dataset
     cond: bool = False                     # condition on the dataset labels
+    subset: int | None = None              # train on a random subset of N images (chosen by seed)
     # Networks
     cbase: int = 32768                     # channel base (channels at res r = min(cbase / r, cmax))
     cmax: int = 512                        # channel maximum
@@ -51,6 +52,8 @@ class TrainingOptions:
     dlr: float = 0.002                     # D learning rate
     fp32: bool = False                     # no mixed precision on GPUs
     freezed: int = 0                       # frozen D layers (transfer learning)
+    allow_tf32: bool = False               # GPUs: TF32 matrix products and convolutions (NVIDIA: off)
+    cudnn_benchmark: bool = True           # GPUs: cuDNN autotuning (NVIDIA's --nobench turns it off)
     # Regularisation and EMA
     style_mixing: float | None = None      # style-mixing probability (None: 0.9 stylegan2, 0 stylegan3)
     pl_weight: float | None = None         # path-length weight (None: 2 stylegan2, 0 stylegan3)
@@ -127,6 +130,8 @@ class TrainingOptions:
             raise UserInputError("--cbase, --cmax, --z-dim and --w-dim must be positive")
         if self.mbstd_group < 1:
             raise UserInputError("--mbstd-group must be at least 1")
+        if self.subset is not None and self.subset < 1:
+            raise UserInputError("--subset must be at least 1")
         if self.freezed < 0:
             raise UserInputError("--freezed must be >= 0")
 

@@ -216,7 +216,7 @@ class EncoderTraining:
         total_nimg = round(self.opts.kimg * 1000)
         snap_nimg = round(self.opts.snap_kimg * 1000)
         next_snap = (self.cur_nimg // snap_nimg + 1) * snap_nimg
-        bar = progress(total=total_nimg, initial=min(self.cur_nimg, total_nimg), unit="kimg", unit_scale=1e-3,
+        bar = progress(total=total_nimg / 1000, initial=min(self.cur_nimg, total_nimg) / 1000, unit="kimg",
                        desc="encoder", disable=not show_progress,
                        bar_format="{l_bar}{bar}| {n:.2f}/{total:g} kimg [{elapsed}<{remaining}]{postfix}")
         losses: dict[str, float] = {}
@@ -226,7 +226,7 @@ class EncoderTraining:
                 t0 = time.perf_counter()
                 losses = self.step()
                 self.total_time += time.perf_counter() - t0
-                bar.update(self.opts.batch)
+                bar.update(self.opts.batch / 1000)
                 if self.step_count % 10 == 0 or self.cur_nimg >= total_nimg:
                     self.history.append({"kimg": self.cur_nimg / 1000, **{k: round(v, 6) for k, v in losses.items()}})
                     bar.set_postfix(loss=f"{losses['image']:.4f}", latent=f"{losses['latent']:.3f}",

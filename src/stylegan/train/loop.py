@@ -210,23 +210,37 @@ class _StopRequest:
 
 class _Progress:
     """The progress bar: kimg done out of the kimg at which the run really ends (the first whole step at or
-    past ``--kimg``), time left, and the losses of the current tick so far (this process's share)."""
+    past ``--kimg``), time left (from this session's speed), and the losses of the steps since the last
+    update (this process's share), not a mean over the tick that lags behind."""
+
+    LOSSES = ("Loss/G/loss", "Loss/D/loss")
 
     def __init__(self, cur_nimg: int, total_nimg: int, batch: int, disable: bool):
         steps_left = max(math.ceil((total_nimg - cur_nimg) / batch), 0)
         self.end_nimg = cur_nimg + steps_left * batch
-        self.bar = progress(total=self.end_nimg, initial=cur_nimg, unit="kimg", unit_scale=1e-3, desc="train",
+        self._seen: dict[str, tuple[float, float]] = {}
+        self._collections = 0
+        # Counted in kimg: tqdm's time left is wrong (negative) with a numeric unit_scale and an initial count.
+        self.bar = progress(total=self.end_nimg / 1000, initial=cur_nimg / 1000, unit="kimg", desc="train",
                             disable=disable, bar_format="{l_bar}{bar}| {n:.3f}/{total:.3f} kimg "
                             "[{elapsed}<{remaining}]{postfix}")
 
     def update(self, cur_nimg: int, stats: Stats, augment_p: float) -> None:
         if self.bar.disable:
             return
-        means = stats.peek(["Loss/G/loss", "Loss/D/loss"])
-        if means:
-            self.bar.set_postfix_str(f"G {means.get('Loss/G/loss', math.nan):.3f} "
-                                     f"D {means.get('Loss/D/loss', math.nan):.3f} p {augment_p:.3f}", refresh=False)
-        self.bar.update(min(cur_nimg, self.end_nimg) - self.bar.n)
+        if stats.collections != self._collections:              # a tick collected (and reset) the statistics
+            self._seen, self._collections = {}, stats.collections
+        latest = {}
+        for name, (num, total) in stats.totals(list(self.LOSSES)).items():
+            seen_num, seen_total = self._seen.get(name, (0.0, 0.0))
+            if num > seen_num:
+                latest[name] = (total - seen_total) / (num - seen_num)
+            self._seen[name] = (num, total)
+        if latest:
+            self.bar.set_postfix_str(f"G {latest.get(self.LOSSES[0], math.nan):.3f} "
+                                     f"D {latest.get(self.LOSSES[1], math.nan):.3f} p {augment_p:.3f}",
+                                     refresh=False)
+        self.bar.update(min(cur_nimg, self.end_nimg) / 1000 - self.bar.n)
 
     def close(self) -> None:
         self.bar.close()
@@ -270,7 +284,8 @@ class TrainingRun:
         explicit = set(explicit or ())
         info, dev = distributed.init(device)
         begun = resume_mod.start(opts, data, Path(outdir), resume, explicit)
-        dataset = ImageDataset(begun.data, use_labels=begun.opts.cond, mirror=begun.opts.mirror, workers=workers)
+        dataset = ImageDataset(begun.data, use_labels=begun.opts.cond, mirror=begun.opts.mirror, workers=workers,
+                               max_images=begun.opts.subset, subset_seed=begun.opts.seed)
         return cls(info, dev, begun, dataset, explicit=explicit, metrics=metrics, outdir=Path(outdir), desc=desc,
                    keep_states=keep_states, grid=grid, quiet=quiet)
 
@@ -326,9 +341,9 @@ class TrainingRun:
         if self.augment_pipe is not None:
             self.augment_pipe.to(self.dev).requires_grad_(False)
         if self.dev.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cudnn.benchmark = opts.cudnn_benchmark
+            torch.backends.cuda.matmul.allow_tf32 = opts.allow_tf32
+            torch.backends.cudnn.allow_tf32 = opts.allow_tf32
             if not opts.fp32:
                 for net in (G, D, G_ema):
                     net.set_half_dtype(torch.float16)

@@ -19,6 +19,7 @@ class Stats:
         self.device = torch.device(device)
         self.dtype = devices.accumulation_dtype(self.device)
         self._acc: dict[str, torch.Tensor] = {}      # name -> [count, sum, sum of squares] (float64; MPS: float32)
+        self.collections = 0                          # how many times collect() reset the accumulators
 
     def report(self, name: str, value) -> None:
         """Add the finite elements of ``value`` (tensor or number) to statistic ``name``.
@@ -37,14 +38,11 @@ class Stats:
     def peek(self, names: list[str]) -> dict[str, float]:
         """Means so far of this process's statistics ``names`` (no reduction over processes, no reset):
         what the progress bar shows between ticks."""
-        out = {}
-        for name in names:
-            acc = self._acc.get(name)
-            if acc is not None:
-                num, total, _ = acc.tolist()
-                if num > 0:
-                    out[name] = total / num
-        return out
+        return {name: total / num for name, (num, total) in self.totals(names).items() if num > 0}
+
+    def totals(self, names: list[str]) -> dict[str, tuple[float, float]]:
+        """(count, sum) so far of this process's statistics ``names`` that exist (no reduction, no reset)."""
+        return {name: tuple(self._acc[name].tolist()[:2]) for name in names if name in self._acc}
 
     def collect(self, names: list[str] | None = None) -> dict[str, dict[str, float]]:
         """Sum over processes and return ``{name: {num, mean, std}}``; resets the accumulators.
@@ -54,11 +52,13 @@ class Stats:
         """
         names = sorted(self._acc) if names is None else names
         if not names:
+            self.collections += 1
             return {}
         stacked = torch.stack([self._acc.get(n, torch.zeros(3, dtype=self.dtype, device=self.device))
                                for n in names])
         distributed.all_reduce_sum(stacked)
         self._acc.clear()
+        self.collections += 1
         out = {}
         for name, (num, total, sq) in zip(names, stacked.tolist()):
             if num <= 0:

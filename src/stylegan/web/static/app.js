@@ -293,7 +293,7 @@ function setDirections(set) {
   $("directions-source").textContent = set ? `${set.source}: ${set.count} direction(s)` +
     (set.layers ? ` on ws ${compactRanges(set.layers)}` : " on all ws") : "";
   if (!set) return;
-  const range = Number($("strength-range").value) || 10;
+  const range = Number($("strength-range").value) || 3;
   set.names.slice(0, 64).forEach((name, i) => {
     const row = document.createElement("div");
     row.className = "row direction";
@@ -449,7 +449,7 @@ function wire() {
     e.target.value = "";
   });
   $("strength-range").addEventListener("change", () => {
-    const range = Math.min(100, Math.max(0.5, Number($("strength-range").value) || 10));
+    const range = Math.min(100, Math.max(0.5, Number($("strength-range").value) || 3));
     $("strength-range").value = range;
     let changed = false;
     document.querySelectorAll("#directions .direction").forEach((row) => {
