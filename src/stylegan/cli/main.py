@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "export"),
     "serve": ("serve", "serve"),
     "encoder": ("encoder", "encoder"),
+    "drag": ("drag", "drag"),
 }
 
 

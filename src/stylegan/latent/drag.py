@@ -195,14 +195,16 @@ def track_points(feat: torch.Tensor, f0: torch.Tensor, points: np.ndarray, r2: i
     return out
 
 
-def _noise(G: Generator, noise_mode: str, noise: dict | None, seed: int, device) -> tuple[str, dict | None]:
-    """Random noise is drawn once from ``seed`` and held for the whole drag (a moving image under fresh
-    noise every step could not be tracked)."""
-    if noise or noise_mode != "random":
-        return noise_mode, ({k: v.to(device) for k, v in noise.items()} if noise else None)
+def held_noise(G: Generator, noise_mode: str, noise: dict | None = None, seed: int = 0) -> dict | None:
+    """The explicit noise maps a drag holds: ``noise`` if given, else with ``noise_mode='random'`` maps drawn
+    once from ``seed`` ([1, 1, H, W] each; a moving image under fresh noise every step could not be
+    tracked), else None (the mode's own 'const' or 'none')."""
+    if noise:
+        return dict(noise)
+    if noise_mode != "random" or not G.synthesis.noise_maps():
+        return None
     gen = torch.Generator().manual_seed(int(seed))
-    maps = {k: torch.randn([1, 1, *v.shape[-2:]], generator=gen) for k, v in G.synthesis.noise_maps().items()}
-    return noise_mode, {k: v.to(device) for k, v in maps.items()} or None
+    return {k: torch.randn([1, 1, *v.shape[-2:]], generator=gen) for k, v in G.synthesis.noise_maps().items()}
 
 
 def drag(G: Generator, ws, handles, targets, mask=None, steps: int = 200, layers: int | None = None,
@@ -217,8 +219,8 @@ def drag(G: Generator, ws, handles, targets, mask=None, steps: int = 200, layers
     weight ``lambda_mask``). ``layers``: how many leading ws are optimised (:func:`default_layers`);
     ``lr``: Adam's step size (:func:`default_lr`); ``r1``/``r2``: the motion and tracking radii
     (:func:`default_radii`); ``noise``: explicit noise maps (a projection's), else ``noise_mode``
-    ('random' noise is drawn from ``seed`` once). Longer than most functions here: the step loop reads
-    best in one piece, in the paper's order (render, track, stop, supervise, step)."""
+    ('random' noise is drawn from ``seed`` once, :func:`held_noise`). The arguments are checked here, when
+    called (:class:`UserInputError`), before the first step is asked for."""
     S = G.synthesis
     size = S.img_resolution
     ws = torch.as_tensor(ws, dtype=torch.float32)
@@ -238,10 +240,19 @@ def drag(G: Generator, ws, handles, targets, mask=None, steps: int = 200, layers
     if noise_mode not in NOISE_MODES:
         raise UserInputError(f"noise mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
     d1, d2 = default_radii(size)
-    r1, r2 = int(r1 or d1), int(r2 or d2)
+    m = check_mask(mask, size)
+    keep = None if m is None or m.min() == 1 else 1 - m
+    return _drag_steps(G, ws, handles, targets, keep, steps, layers, lr, int(r1 or d1), int(r2 or d2), lambda_mask,
+                       tolerance, noise_mode, held_noise(G, noise_mode, noise, seed))
+
+
+def _drag_steps(G: Generator, ws, handles, targets, keep, steps, layers, lr, r1, r2, lambda_mask, tolerance,
+                noise_mode, noise) -> Iterator[DragStep]:
+    """The loop of :func:`drag` on checked arguments, in the paper's order: render, track, stop, supervise, step."""
     device = next(G.parameters()).device
-    keep = None if (m := check_mask(mask, size)) is None else (1 - m).to(device)[None, None]
-    render = _FeatureCapture(G, feature_layer(G), *_noise(G, noise_mode, noise, seed, device))
+    keep = keep.to(device)[None, None] if keep is not None else None
+    noise = {k: v.to(device) for k, v in noise.items()} if noise else None
+    render = _FeatureCapture(G, feature_layer(G), noise_mode, noise)
     w_opt = ws[:, :layers].clone().to(device).requires_grad_(True)
     w_rest = ws[:, layers:].to(device)
     optimizer = torch.optim.Adam([w_opt], lr=lr)
