@@ -80,7 +80,7 @@ def test_builtin_model_drags_the_handles_feature_to_the_target(builtin):
     cases = _drag_cases(builtin, [0, 2])
     for last, moved, stayed in cases:
         assert last.done and last.distances.max() <= 1.0 and last.step < 60
-        assert moved < 0.85 * stayed, (moved, stayed)            # measured: 0.78 and 0.25
+        assert moved < 0.85 * stayed, (moved, stayed)            # measured: 0.77 and 0.26
     assert sum(c[1] for c in cases) < 0.6 * sum(c[2] for c in cases)
 
 
@@ -88,7 +88,7 @@ def test_builtin_model_drags_the_handles_feature_to_the_target(builtin):
 def test_stylegan3_and_stylegan1_drag_to_their_targets(name, bound, request):
     """Random-weight networks: handles reach their targets; summed over four drags the content at the target
     resembles the original at the handle more than what is left at the handle (measured on this machine:
-    ratio 0.50 for StyleGAN3-T, 0.83 for StyleGAN1)."""
+    ratio 0.52 for StyleGAN3-T, 0.83 for StyleGAN1)."""
     G = request.getfixturevalue(name)
     cases = _drag_cases(G, [0, 1, 2, 3])
     assert all(last.done and last.distances.max() <= 1.0 for last, _, _ in cases)

@@ -126,8 +126,8 @@ def drag(network, seed, projected_w, index, points, mask, steps, layers, lr, tol
     run = start_drag(G, ws, handles, targets, mask=mask_array, steps=steps, layers=layers, lr=lr,
                      tolerance=tolerance, noise_mode=noise_mode, noise=noise)          # checks every argument
     ensure_outdir(outdir)
-    last = _follow(run, steps, outdir, video)
-    _save(last, handles, targets, noise, label, outdir)
+    first, last = _follow(run, steps, outdir, video)
+    _save(G, noise_mode, first, last, handles, targets, noise, label, outdir)
     where = ", ".join(f"{x:g},{y:g}" for x, y in last.points)
     state = "arrived" if last.done else f"stopped after {last.step} steps, {last.distances.max():.1f} px short"
     echo_done(f"{label}: handles at {where} ({state}); wrote start.png, dragged.png, dragged_w.npz"
@@ -135,23 +135,20 @@ def drag(network, seed, projected_w, index, points, mask, steps, layers, lr, tol
 
 
 def _follow(run, steps: int, outdir: Path, video: bool):
-    """Iterate the drag with a progress bar, writing start.png and, with ``video``, every step's frame."""
+    """Iterate the drag with a progress bar, with ``video`` writing every step's frame."""
     from ..progress import progress
-    from ..render.images import save_image, to_uint8
+    from ..render.images import to_uint8
     from ..render.video import BackgroundVideos
     videos = BackgroundVideos([outdir / "drag.mp4"], fps=15) if video else None
-    last = None
+    first = last = None
     try:
         bar = progress(total=steps, desc="dragging", unit="step")
         for last in run:
-            image = to_uint8(last.image)[0]
-            if last.step == 0:
-                save_image(image, outdir / "start.png")
-            else:
-                bar.update(1)
+            first = first or last
+            bar.update(1 if last.step else 0)
             bar.set_postfix(px=f"{last.distances.max():.1f}", refresh=False)
             if videos is not None:
-                videos.put([image])
+                videos.put([to_uint8(last.image)[0]])
         bar.close()
     except BaseException:
         if videos is not None:
@@ -159,18 +156,23 @@ def _follow(run, steps: int, outdir: Path, video: bool):
         raise
     if videos is not None:
         videos.close()
-    return last
+    return first, last
 
 
-def _save(last, handles, targets, noise, label: str, outdir: Path) -> None:
-    """dragged.png and dragged_w.npz (the layout of projected_w.npz: ws/w, labels, and the noise maps the
-    drag held, if explicit, plus the handles, targets and where they ended)."""
+def _save(G, noise_mode: str, first, last, handles, targets, noise, label: str, outdir: Path) -> None:
+    """start.png and dragged.png, drawn the way ``generate`` draws (so ``generate --ws dragged_w.npz`` gives
+    the same pixels), and dragged_w.npz in the layout of projected_w.npz: ws/w, labels, the noise maps the
+    drag held (if explicit), plus the handles, targets and where they ended."""
     import numpy as np
 
     from ..latent.io import save_ws
     from ..latent.projection import noise_to_npz
-    from ..render.images import save_image, to_uint8
-    save_image(to_uint8(last.image)[0], outdir / "dragged.png")
+    from ..latent.sampling import GenerationRequest
+    from ..render.images import save_image
+    request = GenerationRequest(G, noise_mode=noise_mode)
+    start, dragged = request.images(np.concatenate([first.ws.numpy(), last.ws.numpy()]), noise=noise)
+    save_image(start, outdir / "start.png")
+    save_image(dragged, outdir / "dragged.png")
     save_ws(outdir / "dragged_w.npz", last.ws, labels=[f"drag of {label}"],
             handles=np.asarray(handles, np.float32), targets=np.asarray(targets, np.float32),
             points=last.points, **noise_to_npz(noise or {}))
