@@ -48,11 +48,15 @@ def test_drag_writes_the_image_its_latent_and_a_video(dragged):
     assert info["size"] == (32, 32) and info["num_frames"] >= 2
 
 
-def test_the_dragged_latent_feeds_generate_and_another_drag(dragged, tmp_path, capsys):
+def test_the_dragged_latent_feeds_generate_variations_and_another_drag(dragged, tmp_path, capsys):
     out, _ = dragged
     code, err = run(capsys, "generate", "--projected-w", out / "dragged_w.npz", "--outdir", tmp_path / "gen")
     assert code == 0, err
     assert np.array_equal(png(tmp_path / "gen" / "dragged_w.png"), png(out / "dragged.png"))
+    code, err = run(capsys, "variations", "--projected-w", out / "dragged_w.npz", "--seeds", "1",
+                    "--noise-samples", 0, "--trunc", "1,0", "--outdir", tmp_path / "var")
+    assert code == 0, err
+    assert np.array_equal(png(tmp_path / "var" / "projection.png"), png(out / "dragged.png"))
     mask = np.zeros([32, 32], np.uint8)
     mask[6:24, 0:16] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
