@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from support.models import REPO
-from support.web import CHROMIUM_ARGS, chromium_path, serve_process
+from support.web import serve_process, watched_page
 
 from stylegan.checkpoints import load_generator
 from stylegan.latent.io import load_ws
@@ -23,22 +23,9 @@ ARTIFACTS = REPO / "test-artifacts" / "web"
 
 
 @pytest.fixture(scope="module")
-def page():
-    path = chromium_path()
-    if path is None:
-        pytest.skip("no Chromium binary (apt-get install chromium, or set STYLEGAN_CHROMIUM=/path/to/chrome)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-    with serve_process("--device", "cpu") as (base, _), sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-        page = context.new_page()
-        problems = []
-        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-        page.goto(base)
+def page(browser):
+    with serve_process("--device", "cpu") as (base, _), watched_page(browser, base) as page:
         yield page
-        browser.close()
-        assert not problems, problems
 
 
 def _wait(page, check, timeout=60.0, what="the page"):
