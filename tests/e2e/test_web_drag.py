@@ -1,6 +1,6 @@
 """The explorer's drag panel in headless Chromium on the built-in model: click a handle and a target, start,
 watch the streamed steps, and check the result moved the picture toward the target, downloads as a w that
-``stylegan generate`` draws the same, and is undone by Undo."""
+``stylegan generate`` draws the same, and is undone by Undo; then paint a mask and drag again."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from support.web import serve_process, watched_page
 from stylegan.checkpoints import load_generator
 from stylegan.latent.io import load_ws
 from stylegan.latent.sampling import GenerationRequest
+from stylegan.web.drag import brush_mask
 
 pytestmark = pytest.mark.browser
 HANDLE, TARGET = (8, 15), (4, 14)
@@ -90,3 +91,23 @@ def test_drag_a_point_in_the_browser(page, tmp_path):
     page.click("#drag-undo")
     _wait(page, lambda: _shown_latent(page).get("kind") == "seed", what="undo")
     assert np.array_equal(np.asarray(Image.open(_download(page, "#download-png", tmp_path))), start)
+    assert page.locator(".drag-mark.handle").count() == 1          # undo brought the original pair back
+
+    page.check("#drag-brush")                                    # paint the region that may change, then drag
+    box = page.locator("#image").bounding_box()
+    page.mouse.move(box["x"] + 2.5 / 32 * box["width"], box["y"] + 9.5 / 32 * box["height"])
+    page.mouse.down()
+    for y in range(9, 21, 2):
+        for x in (2, 12):
+            page.mouse.move(box["x"] + (x + 0.5) / 32 * box["width"], box["y"] + (y + 0.5) / 32 * box["height"],
+                            steps=4)
+    page.mouse.up()
+    dabs = json.loads(page.locator("#drag-mask").get_attribute("data-brush"))
+    assert len(dabs) > 10 and _shown_latent(page).get("dx") == 0
+    page.click("#drag-start")
+    _wait(page, lambda: status.get_attribute("data-state") == "done" and _shown_latent(page).get("kind") == "upload",
+          what="the masked drag")
+    masked = np.asarray(Image.open(_download(page, "#download-png", tmp_path))).astype(np.float64)
+    inside = brush_mask(dabs, 32) == 1
+    change = np.abs(masked - start).mean(axis=2)
+    assert change[~inside].mean() < 0.5 * change[inside].mean()

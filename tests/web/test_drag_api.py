@@ -14,6 +14,7 @@ from PIL import Image
 from support.web import serve_in_thread
 
 from stylegan.web.app import create_app
+from stylegan.web.drag import brush_mask
 
 
 @pytest.fixture(scope="module")
@@ -74,4 +75,33 @@ def test_stop_ends_a_drag_with_its_latest_step(base):
 ])
 def test_bad_drags_are_refused(base, body, status, message):
     r = httpx.post(f"{base}/api/drag", json=body)
+    assert r.status_code == status and message in r.json()["detail"], r.text
+
+
+def _final_image(base, body) -> np.ndarray:
+    with httpx.stream("POST", f"{base}/api/drag", json=body, timeout=120) as r:
+        assert r.status_code == 200, r.read()
+        result = [json.loads(line) for line in r.iter_lines()][-1]["result"]
+    png = httpx.post(f"{base}/api/render", json={"latent": {"kind": "upload", "id": result["id"]}}).content
+    return np.asarray(Image.open(io.BytesIO(png))).astype(np.float64)
+
+
+def test_a_painted_mask_keeps_the_rest(base):
+    """Brush dabs around the handle: the image changes far less outside them than inside (measured: 0.27 of the
+    inside change; 0.59 in the same drag without a mask)."""
+    start = np.asarray(Image.open(io.BytesIO(httpx.post(f"{base}/api/render", json={}).content))).astype(np.float64)
+    dabs = [[x, y, 3] for x in range(2, 13, 2) for y in range(9, 21, 2)]
+    end = _final_image(base, _body(session="t3", mask=dabs))
+    inside = brush_mask(dabs, 32) == 1
+    change = np.abs(end - start).mean(axis=2)
+    assert change[~inside].mean() < 0.4 * change[inside].mean(), (change[~inside].mean(), change[inside].mean())
+
+
+@pytest.mark.parametrize("mask, status, message", [
+    ([[1, 1, 2]] * 2001, 422, "mask"),
+    ([[100, 100, 2]], 400, "outside the image"),
+    ([[1, 1, 0]], 422, "mask"),
+])
+def test_bad_masks_are_refused(base, mask, status, message):
+    r = httpx.post(f"{base}/api/drag", json=_body(mask=mask))
     assert r.status_code == status and message in r.json()["detail"], r.text

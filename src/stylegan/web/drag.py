@@ -27,8 +27,10 @@ from .schemas import RenderRequest, Strict, Token
 MAX_POINTS = 16
 MAX_STEPS = 1000
 MAX_SESSIONS = 256
+MAX_BRUSH = 2000                                # circles of a painted mask (about 30 KB of JSON)
 Coordinate = Annotated[float, Field(ge=-1e6, le=1e6)]
 Point = tuple[Coordinate, Coordinate]
+Circle = tuple[Coordinate, Coordinate, Annotated[float, Field(gt=0, le=4096)]]
 
 
 class DragRequest(Strict):
@@ -37,11 +39,29 @@ class DragRequest(Strict):
     handles: list[Point] = Field(..., min_length=1, max_length=MAX_POINTS)
     targets: list[Point] = Field(..., min_length=1, max_length=MAX_POINTS)
     steps: int = Field(200, ge=1, le=MAX_STEPS)
+    mask: list[Circle] | None = Field(None, max_length=MAX_BRUSH)   # brush dabs (x, y, radius): may change
     session: Token                             # chosen by the page, so that it can stop the drag
 
 
 class StopRequest(Strict):
     session: Token
+
+
+def brush_mask(circles: list, size: int) -> np.ndarray | None:
+    """The painted region (1 = may change) of brush dabs ``(x, y, radius)`` in image pixels, [size, size]."""
+    if not circles:
+        return None
+    mask = np.zeros([size, size], np.float32)
+    for x, y, r in circles:
+        x0, x1 = max(0, int(np.floor(x - r))), min(size - 1, int(np.ceil(x + r)))
+        y0, y1 = max(0, int(np.floor(y - r))), min(size - 1, int(np.ceil(y + r)))
+        if x0 > x1 or y0 > y1:
+            continue
+        yy, xx = np.mgrid[y0:y1 + 1, x0:x1 + 1]
+        mask[y0:y1 + 1, x0:x1 + 1][(xx - x) ** 2 + (yy - y) ** 2 <= r * r] = 1
+    if not mask.any():
+        raise UserInputError("the painted mask lies outside the image")
+    return mask
 
 
 def start_drag(explorer: Explorer, m, req: DragRequest):
@@ -54,7 +74,8 @@ def start_drag(explorer: Explorer, m, req: DragRequest):
         raise UserInputError("reset translate/rotate before dragging")
     with m.lock:
         ws, name, _, _, _ = explorer.latents(m, r)
-        steps = drag(m.G, ws, req.handles, req.targets, steps=req.steps, noise_mode=r.noise_mode)
+        steps = drag(m.G, ws, req.handles, req.targets, mask=brush_mask(req.mask, m.G.img_resolution),
+                     steps=req.steps, noise_mode=r.noise_mode)
     return steps, name
 
 

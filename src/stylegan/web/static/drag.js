@@ -1,11 +1,12 @@
 // The drag panel: with "place points" on, clicks on the image set handle (red) / target (blue) pairs;
-// Start streams the drag's steps from POST /api/drag (one fetch, NDJSON lines read as they arrive) and
+// with "paint mask" on, dragging over the image paints the region that may change (brush dabs sent as
+// circles; no paint = everything may change). Start streams the drag's steps from POST /api/drag (one fetch, NDJSON lines read as they arrive) and
 // shows each step's image; the result becomes the page's latent (an uploaded w), so the usual render and
 // downloads apply to it. Undo returns to the latent (and mix / direction settings) before the last drag.
 // Uses app.js's globals: state, $, requestRender, showError, hideError, errorText, postJSON, buildRequest.
 "use strict";
 
-const dragState = { pairs: [], running: null, undo: [] };
+const dragState = { pairs: [], running: null, undo: [], brush: [], painting: false };
 
 function dragPixel(e) {
   const img = $("image"), rect = img.getBoundingClientRect(), res = state.info.img_resolution;
@@ -30,10 +31,34 @@ function drawDragPoints() {
   $("drag-start").disabled = !complete || !!dragState.running;
 }
 
+function drawBrush() {
+  const canvas = $("drag-mask"), res = state.info ? state.info.img_resolution : 1;
+  if (canvas.width !== res) { canvas.width = res; canvas.height = res; }
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, res, res);
+  ctx.fillStyle = "rgba(90, 169, 255, 0.35)";
+  for (const [x, y, r] of dragState.brush) { ctx.beginPath(); ctx.arc(x + 0.5, y + 0.5, r, 0, 2 * Math.PI); ctx.fill(); }
+  canvas.dataset.brush = JSON.stringify(dragState.brush);       // what Start will send (read by the tests)
+  $("drag-mask-clear").disabled = !dragState.brush.length;
+}
+
+function onBrush(e) {
+  if (e.type === "pointerup" || e.type === "pointercancel") { dragState.painting = false; return; }
+  if (e.type === "pointerdown") dragState.painting = true;
+  if (!dragState.painting || dragState.brush.length >= 2000) return;
+  const [x, y] = dragPixel(e), r = Math.max(0.5, Number($("drag-brush-size").value) || 1);
+  const last = dragState.brush[dragState.brush.length - 1];
+  if (last && last[0] === x && last[1] === y && last[2] === r) return;
+  dragState.brush.push([x, y, r]);
+  drawBrush();
+}
+
 function onDragClick(e) {
-  if (!$("drag-mode").checked || !state.info || dragState.running) return;
+  const brush = $("drag-brush").checked;
+  if ((!$("drag-mode").checked && !brush) || !state.info || dragState.running) return;
   e.stopPropagation();                       // not a move through the seed plane
   e.preventDefault();
+  if (brush) { onBrush(e); return; }
   if (e.type !== "pointerdown") return;
   const p = dragPixel(e), last = dragState.pairs[dragState.pairs.length - 1];
   if (last && !last.t) last.t = p; else dragState.pairs.push({ h: p, t: null });
@@ -82,7 +107,8 @@ async function startDrag() {
   if (!pairs.length || dragState.running) return;
   const session = Array.from(crypto.getRandomValues(new Uint8Array(9)), (b) => b.toString(16).padStart(2, "0")).join("");
   const body = { render: buildRequest(), handles: pairs.map((p) => p.h), targets: pairs.map((p) => p.t),
-                 steps: Number($("drag-steps").value) || 200, session };
+                 steps: Number($("drag-steps").value) || 200, session,
+                 mask: dragState.brush.length ? dragState.brush : null };
   const before = snapshot(), status = $("drag-status");
   dragState.running = session;
   $("drag-stop").disabled = false; $("drag-start").disabled = true;
@@ -126,8 +152,11 @@ async function startDrag() {
 
 function setupDragPanel() {
   const frame = $("frame");
-  ["pointerdown", "pointermove"].forEach((t) => frame.addEventListener(t, onDragClick, true));
-  $("drag-mode").addEventListener("change", () => frame.classList.toggle("placing", $("drag-mode").checked));
+  ["pointerdown", "pointermove", "pointerup", "pointercancel"].forEach((t) => frame.addEventListener(t, onDragClick, true));
+  const modes = () => frame.classList.toggle("placing", $("drag-mode").checked || $("drag-brush").checked);
+  $("drag-mode").addEventListener("change", () => { if ($("drag-mode").checked) $("drag-brush").checked = false; modes(); });
+  $("drag-brush").addEventListener("change", () => { if ($("drag-brush").checked) $("drag-mode").checked = false; modes(); });
+  $("drag-mask-clear").addEventListener("click", () => { dragState.brush = []; drawBrush(); });
   $("drag-start").addEventListener("click", startDrag);
   $("drag-stop").addEventListener("click", () => {
     if (dragState.running) postJSON("/api/drag/stop", { session: dragState.running }).catch((err) => showError(err.message));
@@ -141,6 +170,7 @@ function setupDragPanel() {
     requestRender(true);
   });
   drawDragPoints();
+  drawBrush();
 }
 
 document.addEventListener("DOMContentLoaded", setupDragPanel);
