@@ -72,4 +72,21 @@ PY
 $S generate --seeds 0 --trunc 0.7 --size 1920x1080 --outdir "$tmp/hd"
 cp "$tmp/hd/seed0000.png" "$out/canvas-1080p.png"      # PNG: its repeats compress far better than JPEG
 
+$S drag --seed 4 --points "16,23>16,27" --outdir "$tmp/drag"
+python - "$tmp/drag" "$out/drag-builtin.png" <<'PY'
+import sys
+import numpy as np
+from PIL import Image, ImageDraw
+src, dest, k = sys.argv[1], sys.argv[2], 4
+a, b = (Image.open(f"{src}/{n}.png").resize((128, 128), Image.NEAREST) for n in ("start", "dragged"))
+with np.load(f"{src}/dragged_w.npz") as f:
+    handle, target, reached = f["handles"][0], f["targets"][0], f["points"][0]
+im = Image.new("RGB", (264, 128), "white"); im.paste(a, (0, 0)); im.paste(b, (136, 0))
+d = ImageDraw.Draw(im)
+for (x, y), ox, colour in ((handle, 0, (230, 30, 30)), (target, 0, (30, 90, 230)),
+                           (reached, 136, (230, 30, 30)), (target, 136, (30, 90, 230))):
+    cx, cy = ox + (x + 0.5) * k, (y + 0.5) * k
+    d.ellipse([cx - 4, cy - 4, cx + 4, cy + 4], outline=colour, width=2)
+im.save(dest, optimize=True)
+PY
 echo "pictures written to $out"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from support.models import REPO
-from support.web import CHROMIUM_ARGS, chromium_path, download, serve_process, wait_image
+from support.web import download, serve_process, wait_image, watched_page
 
 from stylegan.checkpoints import load_generator
 from stylegan.cli.main import main
@@ -20,15 +20,6 @@ from stylegan.latent.sampling import GenerationRequest
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = REPO / "test-artifacts" / "web"
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    path = chromium_path()
-    if path is None:
-        pytest.skip("no Chromium binary (apt-get install chromium, or set STYLEGAN_CHROMIUM=/path/to/chrome)")
-    pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -45,28 +36,12 @@ def server(chromium, models):
         yield base
 
 
-@pytest.fixture(scope="module")
-def browser(chromium):
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def page(browser, server):
     """A fresh page on the explorer, its first image drawn; at the end, no script error and no CSP violation."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    problems = []
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    page.goto(server)
-    wait_image(page, **{"latent.seed": 0, "psi": 1})
-    yield page
-    context.close()
-    assert not problems, problems
+    with watched_page(browser, server) as page:
+        wait_image(page, **{"latent.seed": 0, "psi": 1})
+        yield page
 
 
 def stylegan(*args):

@@ -126,3 +126,20 @@ def download(page, button, tmp_path) -> Path:
     path = tmp_path / d.suggested_filename
     d.save_as(path)
     return path
+
+
+@contextmanager
+def watched_page(browser, url: str):
+    """A fresh browser page (1280x900, downloads on) at ``url``; on leaving, no script error and no console
+    error (CSP violations are console errors) may have happened."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    problems = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.goto(url)
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not problems, problems

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "export"),
     "serve": ("serve", "serve"),
     "encoder": ("encoder", "encoder"),
+    "drag": ("drag", "drag"),
 }
 
 

@@ -29,6 +29,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__
 from ..errors import StyleGANError
+from .drag import add_drag_routes
 from .explorer import Explorer, NotFound, Rendered
 from .models import ModelAccessError, ModelLibrary
 from .schemas import MAX_JSON_BYTES, MAX_UPLOAD_BYTES, RenderRequest, SefaRequest
@@ -219,6 +220,7 @@ def create_app(network: str | os.PathLike | None = None, model_dir: str | os.Pat
         req = await parse(request, SefaRequest)
         return await load(explorer.sefa, req)
 
+    add_drag_routes(app, explorer, model=model, parse=parse, work=work, locks=model_locks)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
