@@ -15,7 +15,7 @@ README names (documented substitutions, nothing else changes):
   ``smile.csv``: labels keyed by seed; ``faces.zip``: those photos at ffhq.pkl's 64².
 
 Sizes are cut so that the whole tour takes about a minute: ``--resolution 256`` becomes 32, training gets a
-tiny network and 16 images (``TRAIN_EXTRA``), projection 5 steps, videos 6 frames
+tiny network, 16 images and 2x2 image grids (``TRAIN_EXTRA``), projection 5 steps, videos 6 frames
 (or 2 per transition), metrics 64 samples (EQ: 16).
 Not run: ``stylegan serve`` (a server: tests/web) and ``torchrun`` lines (tests/train/test_distributed.py,
 tests/metrics/test_metrics_distributed.py).
@@ -39,7 +39,7 @@ from support.cli import run
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "tests" / "assets" / "emoji-unseen"
 TRAIN_EXTRA = ["--kimg", "0.016", "--tick", "0.008", "--snap", "1", "--batch", "8", "--metrics", "none",
-               "--workers", "1"]
+               "--workers", "1", "--grid", "2x2"]
 SMALL_NET = ["--cbase", "512", "--cmax", "16", "--z-dim", "32", "--w-dim", "32"]
 SUBSTITUTIONS = [
     (r"\bstylegan3-r-afhqv2-512x512\b", "sg3.pkl"),
@@ -91,13 +91,14 @@ def _stand_ins(folder: Path, home: Path, capsys) -> None:
     import skimage.data as skimage_data
     from support.detectors import save_detector
     from support.models import reference_npz
-    from support.official_pickle import TFNetwork, dumps_official, write_reference_pickle
-    from support.tf_nets import sg1_generator
+    from support.official_pickle import dumps_official, write_reference_pickle
+    from support.tf_nets import sg1_discriminator, sg1_generator
 
     write_reference_pickle(reference_npz("sg2"), folder / "ffhq.pkl")
     write_reference_pickle(reference_npz("sg3r"), folder / "sg3.pkl")
     G = sg1_generator(resolution=32, fmap_base=64, fmap_max=16)
-    (folder / "karras2019stylegan-ffhq-1024x1024.pkl").write_bytes(dumps_official((G, TFNetwork("D"), G), 3))
+    D = sg1_discriminator(resolution=32, fmap_base=64, fmap_max=16)
+    (folder / "karras2019stylegan-ffhq-1024x1024.pkl").write_bytes(dumps_official((G, D, G), 3))
     _rosinality(folder / "550000.pt")
     save_detector("inception", folder / "inception-2015-12-05.pt")
     save_detector("vgg16", folder / "vgg16.pt")
