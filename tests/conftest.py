@@ -13,6 +13,7 @@ from support.models import REFERENCE_DIR, reference_checkpoint, save_tiny
 # Tiny test models are dominated by threading overhead; one thread is faster and avoids oversubscription.
 torch.set_num_threads(1)
 os.environ.setdefault("STYLEGAN_QUIET", "1")
+os.environ.setdefault("STYLEGAN_THREADS", "1")     # what the CLI sets when a test runs a command
 
 
 @pytest.fixture(scope="session")

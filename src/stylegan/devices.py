@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import os
+from pathlib import Path
+
 import torch
 
 from .errors import UserInputError
@@ -44,3 +48,55 @@ def half_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise UserInputError("--bf16: this GPU does not support bfloat16")
     return torch.float16 if precision == "fp16" else torch.bfloat16
+
+
+THREADS_ENV = "STYLEGAN_THREADS"
+
+
+def available_cpus() -> int:
+    """The CPUs this process may really use: its affinity mask, capped by a cgroup CPU quota (containers,
+    ``docker --cpus``, Slurm), never the host's core count."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        n = min(n, max(1, math.ceil(quota)))
+    return max(1, n)
+
+
+def _cgroup_cpu_quota() -> float | None:
+    """CPUs allowed by cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``; None when unlimited or unknown."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return None if quota <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Set torch's CPU threads: ``threads``, else ``$STYLEGAN_THREADS``, else ``$OMP_NUM_THREADS`` (which torch
+    reads itself), else :func:`available_cpus`.
+    Returns the number set. On a shared machine, 1 or 2 threads are often several times faster than
+    many spinning OpenMP threads (docs/operating.md)."""
+    if threads is None:
+        env = os.environ.get(THREADS_ENV, "").strip()
+        if env:
+            try:
+                threads = int(env)
+            except ValueError:
+                raise UserInputError(f"${THREADS_ENV} must be a whole number of threads, got {env!r}") from None
+    if threads is not None and threads < 1:
+        raise UserInputError(f"the number of threads must be at least 1, got {threads}")
+    if threads is None and os.environ.get("OMP_NUM_THREADS", "").strip():
+        return torch.get_num_threads()          # torch already follows the standard OpenMP variable
+    n = threads or available_cpus()
+    torch.set_num_threads(n)
+    return n

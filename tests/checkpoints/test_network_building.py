@@ -11,7 +11,7 @@ import torch
 from stylegan.checkpoints.architecture import (NetworkBudget, as_float, as_int, as_ints, build_network,
                                                channel_base_max, probe_shapes)
 from stylegan.errors import CheckpointError
-from stylegan.networks import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig,
+from stylegan.networks import (build_discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig,
                                StyleGAN1SynthesisConfig, StyleGAN2SynthesisConfig, StyleGAN3SynthesisConfig)
 
 CONFIGS = {
@@ -37,7 +37,7 @@ CONFIGS = {
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_the_shape_probe_agrees_with_a_real_build(name):
     cfg = CONFIGS[name]
-    build = Discriminator if name.startswith("D") else Generator
+    build = build_discriminator if name.startswith("D") else Generator
     real = {k: (tuple(v.shape), v.dtype) for k, v in build(cfg).state_dict().items()}
     assert probe_shapes(build, cfg) == real
 

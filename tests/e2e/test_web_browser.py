@@ -3,16 +3,13 @@ the page's controls are typed into, clicked, dragged and keyed, and the image th
 download) must be the one ``stylegan generate`` / ``stylegan mix`` write for the same settings.
 Screenshots land in test-artifacts/web/."""
 
-import json
 import shutil
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from support.models import REPO
-from support.web import CHROMIUM_ARGS, chromium_path, serve_process
+from support.web import CHROMIUM_ARGS, chromium_path, download, serve_process, wait_image
 
 from stylegan.checkpoints import load_generator
 from stylegan.cli.main import main
@@ -82,46 +79,9 @@ def png(path) -> np.ndarray:
     return np.asarray(Image.open(path))
 
 
-def lookup(obj, dotted):
-    """``lookup(req, 'edits.0.strength')``."""
-    for key in dotted.split("."):
-        if isinstance(obj, list) and key.isdigit():
-            obj = obj[int(key)] if int(key) < len(obj) else None
-        else:
-            obj = obj.get(key) if isinstance(obj, dict) else None
-    return obj
-
-
-def wait_image(page, timeout=30.0, **expect) -> dict:
-    """Wait until the page shows the image of a request with ``expect`` (dotted keys: ``latent.seed``) and
-    nothing newer is pending; returns that request. Polls DOM attributes only (the page's CSP forbids eval)."""
-    img = page.locator("#image")
-    deadline = time.monotonic() + timeout
-    while True:
-        error = img.get_attribute("data-error")
-        assert error is None, f"the page shows an error: {error}"
-        raw = img.get_attribute("data-request")
-        if img.get_attribute("data-state") == "ready" and raw:
-            req = json.loads(raw)
-            if all(lookup(req, k) == v for k, v in expect.items()):
-                return req
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the page did not show {expect} within {timeout} s; it shows {raw}")
-        time.sleep(0.05)
-
-
 def set_number(page, selector, value):
     page.fill(selector, str(value))
     page.press(selector, "Tab")                          # commit (change event), as a user leaving the field
-
-
-def download(page, button, tmp_path) -> Path:
-    with page.expect_download() as info:
-        page.click(button)
-    d = info.value
-    path = tmp_path / d.suggested_filename
-    d.save_as(path)
-    return path
 
 
 def shown(page, tmp_path) -> np.ndarray:

@@ -3,6 +3,7 @@ process (browser tests), each on a free port of 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -88,3 +89,40 @@ def chromium_path() -> str | None:
         if Path(p).exists():
             return p
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def lookup(obj, dotted):
+    """``lookup(req, 'edits.0.strength')``."""
+    for key in dotted.split("."):
+        if isinstance(obj, list) and key.isdigit():
+            obj = obj[int(key)] if int(key) < len(obj) else None
+        else:
+            obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def wait_image(page, timeout=30.0, **expect) -> dict:
+    """Wait until the page shows the image of a request with ``expect`` (dotted keys: ``latent.seed``) and
+    nothing newer is pending; returns that request. Polls DOM attributes only (the page's CSP forbids eval)."""
+    img = page.locator("#image")
+    deadline = time.monotonic() + timeout
+    while True:
+        error = img.get_attribute("data-error")
+        assert error is None, f"the page shows an error: {error}"
+        raw = img.get_attribute("data-request")
+        if img.get_attribute("data-state") == "ready" and raw:
+            req = json.loads(raw)
+            if all(lookup(req, k) == v for k, v in expect.items()):
+                return req
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the page did not show {expect} within {timeout} s; it shows {raw}")
+        time.sleep(0.05)
+
+
+def download(page, button, tmp_path) -> Path:
+    with page.expect_download() as info:
+        page.click(button)
+    d = info.value
+    path = tmp_path / d.suggested_filename
+    d.save_as(path)
+    return path

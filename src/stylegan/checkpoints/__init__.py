@@ -16,26 +16,29 @@ from .readers import detect_format, read_checkpoint
 from .types import Checkpoint
 
 BUILTIN_NAME = "builtin"
+#: the models shipped inside the package, by the name ``--network`` takes (model cards in stylegan/pretrained/)
+BUILTIN_MODELS = {"builtin": "builtin.safetensors", "builtin-sg3": "builtin-sg3.safetensors"}
 
 
-def builtin_model_path() -> Path:
-    """Path of the model shipped inside the package (used when no ``--network`` is given)."""
-    return Path(__file__).resolve().parent.parent / "pretrained" / "builtin.safetensors"
+def builtin_model_path(name: str = BUILTIN_NAME) -> Path:
+    """Path of a model shipped inside the package (``builtin`` is used when no ``--network`` is given)."""
+    return Path(__file__).resolve().parent.parent / "pretrained" / BUILTIN_MODELS[name]
 
 
 def load_network(source: str | os.PathLike | None = None,
                  which: tuple[str, ...] = ("G_ema", "G", "D")) -> Checkpoint:
     """Load every network in a model file of any supported format (CPU, eval mode)."""
-    builtin = source is None or str(source) == BUILTIN_NAME
+    name = BUILTIN_NAME if source is None else str(source)
+    builtin = name in BUILTIN_MODELS
     if builtin:
-        path = builtin_model_path()
+        path = builtin_model_path(name)
         if not path.exists():
-            raise CheckpointError("this installation has no built-in model; pass --network PATH")
+            raise CheckpointError(f"this installation has no built-in model {name!r}; pass --network PATH")
     else:
         path = resolve(source)
     ckpt = read_checkpoint(path, which)
     if builtin:
-        ckpt.metadata.setdefault("builtin", True)
+        ckpt.metadata.setdefault("builtin", name)
     return ckpt
 
 
@@ -67,4 +70,4 @@ def save_network(ckpt: Checkpoint, dest: str | os.PathLike) -> Path:
 
 
 __all__ = ["Checkpoint", "CheckpointError", "load_network", "load_generator", "load_discriminator",
-           "save_network", "detect_format", "builtin_model_path", "PUBLISHED", "resolve"]
+           "save_network", "detect_format", "builtin_model_path", "BUILTIN_MODELS", "PUBLISHED", "resolve"]

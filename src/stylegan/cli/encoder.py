@@ -44,10 +44,9 @@ def encoder() -> None:
               help="LPIPS VGG16 weights for the image loss (as `stylegan project --vgg`). Default: the no-download "
                    "loss on the model's own discriminator features.")
 @click.option("--lpips-lin", default=None, metavar="PATH|URL", help="LPIPS linear-layer weights (with --vgg).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: torch's).")
 @device_option
 def train(network, out: Path, kimg, batch, lr, seed, data, real_fraction, mirror, latent_weight, image_weight,
-          image_batch, delta_weight, delta_kimg, snap_kimg, resume, vgg, lpips_lin, threads, device):
+          image_batch, delta_weight, delta_kimg, snap_kimg, resume, vgg, lpips_lin, device):
     """Train an encoder for a model from its own samples (no dataset needed); resumable.
 
     \b
@@ -56,7 +55,6 @@ def train(network, out: Path, kimg, batch, lr, seed, data, real_fraction, mirror
       stylegan encoder train --network ffhq.pkl --out ffhq-enc.safetensors --data ffhq256.zip --device cuda
       stylegan encoder train --network ffhq.pkl --out ffhq-enc.safetensors --resume     # after a stop
     """
-    import torch
 
     from ..checkpoints import load_network
     from ..data import ImageDataset
@@ -65,8 +63,6 @@ def train(network, out: Path, kimg, batch, lr, seed, data, real_fraction, mirror
     from ..perception.lpips import load_perceptual
     from ..train.encoder import EncoderTraining, EncoderTrainingOptions, state_path
 
-    if threads:
-        torch.set_num_threads(threads)
     if out.suffix != ".safetensors":
         raise UserInputError(f"--out must be a .safetensors file, got {out.name}")
     state = state_path(out)

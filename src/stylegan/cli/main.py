@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import signal
 import sys
 
 import click
@@ -42,7 +44,27 @@ class LazyGroup(click.Group):
         mod, attr = COMMANDS[name]
         if not _module_exists(mod):
             return None
-        return getattr(importlib.import_module(f"stylegan.cli.{mod}"), attr)
+        return _with_threads(getattr(importlib.import_module(f"stylegan.cli.{mod}"), attr))
+
+
+def _apply_threads(ctx, param, value):
+    from ..devices import set_threads
+    set_threads(value)
+    return value
+
+
+def _with_threads(cmd: click.Command) -> click.Command:
+    """Give every command (and every subcommand of a group) the same ``--threads N`` option, applied before
+    the command runs: N, else ``$STYLEGAN_THREADS``, else the CPUs this process may use (devices.set_threads)."""
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            _with_threads(sub)
+    elif not any(p.name == "threads" for p in cmd.params):
+        cmd.params.append(click.Option(
+            ["--threads"], type=click.IntRange(min=1), default=None, expose_value=False, callback=_apply_threads,
+            help="CPU threads (default: $STYLEGAN_THREADS, else the CPUs this process may use; "
+                 "on a busy shared machine 1-2 is often fastest)."))
+    return cmd
 
 
 def _module_exists(mod: str) -> bool:
@@ -64,24 +86,66 @@ def cli(quiet: bool) -> None:
         set_quiet(True)
 
 
+#: Exit codes: every error is one ``error: ...`` line on stderr, and
+USAGE_ERROR = 2       # a command line that does not parse (unknown option, bad value), as click and argparse do;
+FAILED = 1            # anything else refused or failed (bad file, bad input, disk full);
+INTERRUPTED = 130     # Ctrl-C (SIGINT), 128 + 2;
+TERMINATED = 143      # SIGTERM, 128 + 15. Interrupted commands leave no partial output behind.
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that every open output is cleaned up on the way out."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    message = " ".join(exc.format_message().split())
+    ctx = exc.ctx
+    hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+    return f"error: {message}{hint}"
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; see the exit codes above. SIGTERM is handled like Ctrl-C: outputs being written are removed."""
+    previous = _install_sigterm()
     try:
         cli.main(args=argv, prog_name="stylegan", standalone_mode=False)
+    except click.UsageError as exc:
+        click.echo(_usage_line(exc), err=True)
+        sys.exit(USAGE_ERROR)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+        click.echo("interrupted", err=True)
+        sys.exit(INTERRUPTED)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
         sys.exit(exc.exit_code)
     except StyleGANError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(FAILED)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
+    except Terminated:
+        click.echo("terminated", err=True)
+        sys.exit(TERMINATED)
     except BrokenPipeError:
-        sys.exit(1)
+        sys.exit(FAILED)
+    finally:
+        from ..files import remove_partial_outputs
+        remove_partial_outputs()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     sys.exit(0)
+
+
+def _install_sigterm():
+    """Our SIGTERM handler, when running in the main thread (tests may call main() from others)."""
+    with contextlib.suppress(ValueError):
+        return signal.signal(signal.SIGTERM, _on_sigterm)
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

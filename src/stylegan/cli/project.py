@@ -2,24 +2,96 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from .common import (batch_option, class_option, device_option, echo_done, ensure_outdir, network_option,
-                     option, outdir_option, precision_options, switch_option)
+from .common import (
+    batch_option,
+    class_option,
+    device_option,
+    echo_done,
+    ensure_outdir,
+    network_option,
+    option,
+    outdir_option,
+    precision_options,
+    switch_option,
+)
+
+if TYPE_CHECKING:
+    from ..latent.projection import ProjectionConfig
+    from ..latent.tuning import TuningConfig
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+PLAIN_STEPS = 1000                         # --steps without --encoder (NVIDIA's projector)
+REFINE_STEPS = 20                          # --steps after an encoder start (latent.inversion.REFINE_CONFIG)
 
 
 def _load_networks(network, device, precision, need_D: bool):
-    """G (and D when the no-download loss will use it) from one read of the file."""
+    """The checkpoint, G, and D (when the no-download loss or ``--tune`` will use it) from one read of the file."""
     from ..checkpoints import load_generator, load_network
     ckpt = load_network(network, which=("G_ema", "G", "D") if need_D else ("G_ema", "G"))
     G = load_generator(ckpt, device=device, precision=precision)
     dev = next(G.parameters()).device
     D = ckpt.D.to(dev) if need_D and ckpt.D is not None else None
-    return G, D, dev
+    return ckpt, G, D, dev
+
+
+def _load_encoder(source: str, G, device):
+    """The encoder ``--encoder`` names, refused (one line) when it was made for another model."""
+    from ..checkpoints.encoder import load_encoder
+    from ..errors import UserInputError
+    from ..latent.inversion import check_encoder
+    E, _ = load_encoder(source, device=device)
+    try:
+        check_encoder(E, G)
+    except UserInputError as exc:
+        raise UserInputError(f"--encoder {source}: {exc}") from None
+    return E
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What ``stylegan project`` will run, reconciled from its options."""
+    config: ProjectionConfig               # the optimiser's settings (num_steps >= 1 even when steps == 0)
+    steps: int                             # optimisation steps; 0: the encoder's w alone
+    tune: TuningConfig | None              # pivotal tuning afterwards, or None
+    tune_out: Path | None
+
+
+def _plan(encoder, space, num_steps, learning_rate, optimize_noise, seed, tune_steps, tune_out, save_video, face,
+          landmarks) -> _Plan:
+    """Defaults that depend on other options, and every combination that cannot work, refused up front."""
+    from ..errors import UserInputError
+    from ..latent.inversion import REFINE_CONFIG
+    from ..latent.projection import ProjectionConfig
+    from ..latent.tuning import TuningConfig
+    steps = num_steps if num_steps is not None else REFINE_STEPS if encoder else PLAIN_STEPS
+    if steps == 0 and encoder is None:
+        raise UserInputError("--steps 0 needs --encoder (the encoder's w is then the result)")
+    if steps == 0 and save_video:
+        raise UserInputError("--save-video shows the optimisation steps, and --steps 0 has none")
+    if steps == 0 and space == "w":
+        raise UserInputError("--steps 0 gives the encoder's W+ latents; --space w needs optimisation steps")
+    if face is not None and landmarks is not None:
+        raise UserInputError("give --face K (detect the faces) or --landmarks FILE, not both")
+    if tune_out is not None and tune_steps is None:
+        raise UserInputError("--tune-out needs --tune N")
+    if tune_out is not None and tune_out.suffix != ".safetensors":
+        raise UserInputError(f"--tune-out {tune_out}: the tuned model is a .safetensors file")
+    if tune_steps is not None and optimize_noise:
+        raise UserInputError("--tune tunes the generator for the model's constant noise (what every command "
+                             "draws a saved w with); drop --noise")
+    noise = optimize_noise if optimize_noise is not None else tune_steps is None
+    base = REFINE_CONFIG if encoder else ProjectionConfig()
+    config = dataclasses.replace(base, space=space or ("w+" if encoder else "w"), num_steps=max(steps, 1),
+                                 initial_learning_rate=learning_rate, optimize_noise=noise, seed=seed)
+    tune = TuningConfig(steps=tune_steps) if tune_steps is not None else None
+    return _Plan(config=config, steps=steps, tune=tune, tune_out=tune_out)
 
 
 def _target_files(targets: tuple[Path, ...]) -> list[Path]:
@@ -52,14 +124,26 @@ def _unique_stems(files: list[Path]) -> list[str]:
 @network_option
 @click.option("--target", "targets", type=click.Path(path_type=Path), multiple=True, required=True,
               help="Image to project (repeat for several, or give a folder of images).")
-@click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True,
-              help="w: one latent for all layers (edits well); w+: one per layer (reconstructs better).")
-@option("--steps", "num_steps", aliases=("--num-steps",), type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--space", type=click.Choice(["w", "w+"]), default=None,
+              help="w: one latent for all layers (edits well); w+: one per layer (reconstructs better). "
+                   "Default: w; with --encoder w+ (the encoder's own output).")
+@option("--steps", "num_steps", aliases=("--num-steps",), type=click.IntRange(min=0), default=None,
+              help=f"Optimisation steps. Default: {PLAIN_STEPS}; with --encoder {REFINE_STEPS}; "
+                   "0 (needs --encoder): the encoder's w, no optimisation.")
+@click.option("--encoder", default=None, metavar="PATH|builtin",
+              help="Start from this encoder's w (one forward pass) instead of the mean w: a file from "
+                   "`stylegan encoder train`, or 'builtin' for the built-in model's.")
 @click.option("--seed", type=int, default=303, show_default=True, help="Seeds the noise added to w while optimising.")
 @class_option()
 @click.option("--lr", "learning_rate", type=float, default=0.1, show_default=True, help="Initial learning rate.")
-@click.option("--noise/--no-noise", "optimize_noise", default=True, show_default=True,
-              help="StyleGAN2: optimise the per-pixel noise maps too (saved in projected_w.npz).")
+@click.option("--noise/--no-noise", "optimize_noise", default=None,
+              help="StyleGAN2: optimise the per-pixel noise maps too (saved in projected_w.npz). "
+                   "Default: on; off with --tune.")
+@click.option("--tune", "tune_steps", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Pivotal tuning: then fine-tune the generator for N steps so that the result draws the "
+                   "target more closely; writes the tuned model (--tune-out).")
+@click.option("--tune-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where --tune writes the tuned model. Default: OUTDIR/tuned.safetensors.")
 @click.option("--vgg", default=None, metavar="PATH|URL|nvidia",
               help="LPIPS VGG16 weights: NVIDIA's vgg16.pt (TorchScript) or torchvision vgg16 .pth; 'nvidia' "
                    "downloads NVIDIA's file once. Default: $STYLEGAN_VGG16, else a loss that needs no download.")
@@ -67,6 +151,8 @@ def _unique_stems(files: list[Path]) -> list[str]:
               help="LPIPS linear-layer weights (lpips package vgg.pth) for torchvision VGG16 weights.")
 @click.option("--align/--no-align", default=False, show_default=True,
               help="FFHQ-style face alignment (needs --landmarks, or dlib/face_alignment installed).")
+@click.option("--face", type=click.IntRange(min=0), default=None, metavar="K",
+              help="Detect the faces (MTCNN) and align face K (0 = the largest); implies --align.")
 @click.option("--landmarks", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Face landmarks (68 or 5 x,y points; JSON, .npy or text); implies --align.")
 @click.option("--landmark-model", type=click.Path(path_type=Path), default=None,
@@ -78,40 +164,51 @@ def _unique_stems(files: list[Path]) -> list[str]:
 @device_option
 @precision_options
 @outdir_option
-def project(network, targets, space, num_steps, seed, class_idx, learning_rate, optimize_noise, vgg, lpips_lin,
-            align, landmarks, landmark_model, save_video, video_every, batch_size, device, precision, outdir: Path):
+def project(network, targets, space, num_steps, encoder, seed, class_idx, learning_rate, optimize_noise, tune_steps,
+            tune_out, vgg, lpips_lin, align, face, landmarks, landmark_model, save_video, video_every, batch_size,
+            device, precision, outdir: Path):
     """Project photos into the latent space: find the latent that makes the model draw each target.
 
     Writes target.png, proj.png and projected_w.npz (ws, plus w as NVIDIA's generate.py reads it, and
     the optimised noise maps) to OUTDIR; with several targets, one folder per target plus
-    OUTDIR/projected_w.npz holding all of them.
+    OUTDIR/projected_w.npz holding all of them. --tune also writes the tuned model and proj_tuned.png.
 
     \b
     Examples:
       stylegan project --network ffhq.pkl --target me.jpg --outdir out --vgg nvidia
       stylegan project --network ffhq.pkl --target photos/ --space w+ --steps 500 --outdir out
       stylegan project --network ffhq.pkl --target me.jpg --landmarks me.json --outdir out
+      stylegan project --encoder builtin --steps 0 --target emoji.png --outdir out
+      stylegan project --encoder builtin --tune 50 --target emoji.png --outdir out
+      stylegan project --network ffhq.pkl --encoder ffhq-enc.safetensors --face 1 --target group.jpg --outdir out
     """
-    from ..latent.projection import ProjectionConfig
     from ..latent.seeds import class_labels
     from ..perception.lpips import load_perceptual
 
+    plan = _plan(encoder, space, num_steps, learning_rate, optimize_noise, seed, tune_steps, tune_out, save_video,
+                 face, landmarks)
     files = _target_files(targets)
-    cfg = ProjectionConfig(space=space, num_steps=num_steps, initial_learning_rate=learning_rate,
-                           optimize_noise=optimize_noise, seed=seed)
     marks = _landmarks_per_target(landmarks, files)
     want_vgg = vgg is not None or bool(__import__("os").environ.get("STYLEGAN_VGG16"))
-    G, D, dev = _load_networks(network, device, precision, need_D=not want_vgg)
+    ckpt, G, D, dev = _load_networks(network, device, precision, need_D=not want_vgg or plan.tune is not None)
+    E = _load_encoder(encoder, G, dev) if encoder else None
     c = class_labels(G.c_dim, class_idx, 1, device=dev)
-    loss = load_perceptual(vgg, lpips_lin, D=D, device=dev)
+    loss = load_perceptual(vgg, lpips_lin, D=None if want_vgg else D, device=dev)
     ensure_outdir(outdir)
-    click.echo(f"loss: {loss.name}", err=True)
-    prepared = _prepare_targets(G, files, marks, align, landmark_model)
-    results = _project_in_batches(G, files, prepared, loss, cfg, c, batch_size, outdir,
+    click.echo(f"loss: {loss.name}" + (f"; start: encoder {encoder}" if E is not None else ""), err=True)
+    prepared = _prepare_targets(G, files, marks, align, landmark_model, face)
+    results = _project_in_batches(G, E, files, prepared, loss, plan, c, batch_size, outdir,
                                   video_every if save_video else None)
-    spp = sum(r.seconds_per_step * num_steps for r in results) / (num_steps * len(results))
-    echo_done(f"projected {len(files)} image(s) in {space.upper()} ({num_steps} steps, {spp:.3f} s/step); "
-              f"wrote to {outdir}")
+    steps = plan.steps
+    if steps:
+        spp = sum(r.seconds_per_step for r in results) / len(results)
+        done = f"projected {len(files)} image(s) in {plan.config.space.upper()} ({steps} steps, {spp:.3f} s/step)"
+    else:
+        secs = sum(r.extra["encoder_seconds"] for r in results)
+        done = f"encoded {len(files)} image(s) with the encoder alone ({secs:.3f} s, no optimisation)"
+    if plan.tune is not None:
+        _tune_and_save(ckpt, G, files, prepared, results, loss, plan, outdir)
+    echo_done(f"{done}; wrote to {outdir}")
 
 
 def _landmarks_per_target(path: Path | None, files: list[Path]) -> list:
@@ -136,21 +233,35 @@ def _landmarks_per_target(path: Path | None, files: list[Path]) -> list:
     return [points] if points.ndim == 2 else list(points)
 
 
-def _prepare_targets(G, files: list[Path], marks: list, align: bool, landmark_model) -> list:
+def _prepare_targets(G, files: list[Path], marks: list, align: bool, landmark_model, face: int | None) -> list:
     """The targets as the model's uint8 images (cropped, aligned when asked), reporting what was done."""
+    from ..errors import UserInputError
     from ..latent.align import prepare_target
+    from ..perception.faces import INSTALL_HINT, NoFaceFound, detector_available
+    if face is not None and not detector_available():
+        raise UserInputError(f"--face needs the MTCNN face detector: {INSTALL_HINT}")
     prepared, notes = [], []
     for f, lm in zip(files, marks):
-        img, note = prepare_target(f, G.img_resolution, G.img_channels, align=align or lm is not None,
-                                   landmarks=lm, landmark_model=landmark_model)
+        try:
+            img, note = prepare_target(f, G.img_resolution, G.img_channels,
+                                       align=align or lm is not None or face is not None, landmarks=lm,
+                                       landmark_model=landmark_model, face=face)
+        except NoFaceFound as exc:
+            raise NoFaceFound(f"{f.name}: {exc}") from None
         prepared.append(img)
-        notes.append(note)
+        notes.append(note if face is None else f"{note}, face {face}")
     for note in sorted(set(notes)):
         click.echo(f"target: {note}", err=True)
     return prepared
 
 
-def _project_in_batches(G, files, prepared, loss, cfg, c, batch_size: int, outdir: Path, video_every: int | None):
+def _target_dirs(files: list[Path], outdir: Path) -> list[Path]:
+    """Each target's output folder: OUTDIR itself for one target, else OUTDIR/<file stem>."""
+    return [outdir] if len(files) == 1 else [outdir / stem for stem in _unique_stems(files)]
+
+
+def _project_in_batches(G, E, files, prepared, loss, plan: _Plan, c, batch_size: int, outdir: Path,
+                        video_every: int | None):
     """Project ``batch_size`` targets at a time, writing each target's files as its batch finishes
     (and with several targets, OUTDIR/projected_w.npz holding all of them)."""
     import numpy as np
@@ -159,45 +270,63 @@ def _project_in_batches(G, files, prepared, loss, cfg, c, batch_size: int, outdi
     from ..latent.io import save_ws
     from ..latent.projection import noise_to_npz
     from ..render.images import save_image
-    stems = _unique_stems(files)
-    single = len(files) == 1
+    dirs = _target_dirs(files, outdir)
     results = []
     for start in range(0, len(files), batch_size):
         idx = list(range(start, min(start + batch_size, len(files))))
-        dirs = [outdir if single else outdir / stems[i] for i in idx]
         batch_targets = np.stack([prepared[i] for i in idx])
-        for d, tgt in zip(dirs, batch_targets):
-            save_image(tgt, d / "target.png")
-        desc = f"projecting {stems[idx[0]]}" + (f" (+{len(idx) - 1})" if len(idx) > 1 else "")
-        res = _project_batch(G, batch_targets, loss, cfg, c, desc, [d / "proj.mp4" for d in dirs], video_every)
-        for j, (i, d) in enumerate(zip(idx, dirs)):
-            save_image(res.images[j], d / "proj.png")
-            save_ws(d / "projected_w.npz", res.ws[j:j + 1], labels=[files[i].name],
+        for i, tgt in zip(idx, batch_targets):
+            save_image(tgt, dirs[i] / "target.png")
+        verb = "projecting" if E is None else "refining" if plan.steps else "encoding"
+        desc = f"{verb} {files[idx[0]].stem}" + (f" (+{len(idx) - 1})" if len(idx) > 1 else "")
+        res = _project_batch(G, E, batch_targets, loss, plan, c, desc, [dirs[i] / "proj.mp4" for i in idx],
+                             video_every)
+        for j, i in enumerate(idx):
+            save_image(res.images[j], dirs[i] / "proj.png")
+            loss_value = {"loss": np.float32(res.final_loss[j])} if len(res.loss_history) else {}
+            save_ws(dirs[i] / "projected_w.npz", res.ws[j:j + 1], labels=[files[i].name],
                     c=None if res.c is None else res.c[j:j + 1], psnr=np.float32(res.psnr[j]),
-                    loss=np.float32(res.final_loss[j]), space=np.array(cfg.space),
+                    space=np.array(res.space), **loss_value,
                     **noise_to_npz({k: v[j:j + 1] for k, v in res.noise.items()}))
-            click.echo(f"{files[i].name}: PSNR {res.psnr[j]:.2f} dB (start {res.initial_psnr[j]:.2f} dB), "
-                       f"final loss {res.final_loss[j]:.4f}", err=True)
+            click.echo(f"{files[i].name}: {_quality(res, j)}", err=True)
         results.append(res)
-    if not single:
+    if len(files) > 1:
         save_ws(outdir / "projected_w.npz", torch.cat([r.ws for r in results]), labels=[f.name for f in files],
                 c=None if results[0].c is None else torch.cat([r.c for r in results]),
                 psnr=np.concatenate([r.psnr for r in results]).astype(np.float32),
-                space=np.array(cfg.space),
+                space=np.array(results[0].space),
                 **noise_to_npz({k: torch.cat([r.noise[k] for r in results]) for k in results[0].noise}))
     return results
 
 
-def _project_batch(G, targets, loss, cfg, c, desc: str, video_paths: list[Path], video_every: int | None):
-    """One batch of targets; with ``video_every``, each target's 'target | projection' video is streamed
-    (every N-th step) while the optimisation runs."""
+def _quality(res, j: int) -> str:
+    """One target's PSNR line: the result, where it started, and the final loss of an optimisation."""
+    out = f"PSNR {res.psnr[j]:.2f} dB"
+    if "encoder_psnr" not in res.extra:
+        return out + f" (start {res.initial_psnr[j]:.2f} dB), final loss {res.final_loss[j]:.4f}"
+    if not len(res.loss_history):
+        return out + f" (encoder only; the mean w draws {res.initial_psnr[j]:.2f} dB)"
+    return (out + f" (encoder start {res.extra['encoder_psnr'][j]:.2f} dB, mean w "
+            f"{res.extra['mean_w_psnr'][j]:.2f} dB), final loss {res.final_loss[j]:.4f}")
+
+
+def _project_batch(G, E, targets, loss, plan: _Plan, c, desc: str, video_paths: list[Path], video_every: int | None):
+    """One batch of targets: optimised from the mean w, or (``E``) from the encoder's w; with ``video_every``,
+    each target's 'target | projection' video is streamed (every N-th step) while the optimisation runs."""
     import numpy as np
 
+    from ..latent.inversion import invert
     from ..latent.projection import project as run_projection
     from ..render.images import to_uint8
     from ..render.video import BackgroundVideos
+
+    def run(on_step=None):
+        if E is None:
+            return run_projection(G, targets, loss, plan.config, c=c, on_step=on_step, show_progress=True, desc=desc)
+        return invert(G, targets, E, loss, plan.config, steps=plan.steps, c=c, on_step=on_step,
+                      show_progress=True, desc=desc)
     if video_every is None:
-        return run_projection(G, targets, loss, cfg, c=c, show_progress=True, desc=desc)
+        return run()
     rgb = targets if targets.shape[-1] == 3 else targets.repeat(3, axis=-1)
     videos = BackgroundVideos(video_paths, fps=10)
 
@@ -207,12 +336,32 @@ def _project_batch(G, targets, loss, cfg, c, desc: str, video_paths: list[Path],
             synth = synth if synth.shape[-1] == 3 else synth.repeat(3, axis=-1)
             videos.put([np.concatenate([t, s], axis=1) for t, s in zip(rgb, synth)])
     try:
-        res = run_projection(G, targets, loss, cfg, c=c, on_step=add_frames, show_progress=True, desc=desc)
+        res = run(add_frames)
     except BaseException:
         videos.abort()
         raise
     videos.close()
     return res
+
+
+def _tune_and_save(ckpt, G, files: list[Path], prepared: list, results: list, loss, plan: _Plan, outdir: Path):
+    """Pivotal tuning of one generator for all targets at their projected ws; writes the tuned model and
+    each target's proj_tuned.png (the tuned model's image of its w, with the constant noise)."""
+    import numpy as np
+    import torch
+
+    from ..latent.tuning import save_tuned, tune_generator
+    from ..render.images import save_image
+    ws = torch.cat([r.ws for r in results])
+    tuning = tune_generator(G, np.stack(prepared), ws, loss, plan.tune, show_progress=True, desc="tuning")
+    for f, d, img, before, after in zip(files, _target_dirs(files, outdir), tuning.images, tuning.psnr_before,
+                                        tuning.psnr_after):
+        save_image(img, d / "proj_tuned.png")
+        click.echo(f"{f.name}: tuned PSNR {after:.2f} dB (untuned {before:.2f} dB)", err=True)
+    dest = plan.tune_out or outdir / "tuned.safetensors"
+    save_tuned(tuning, dest, ckpt, metadata={"targets": [f.name for f in files]})
+    click.echo(f"tuned the generator ({plan.tune.steps} steps, {tuning.seconds_per_step:.3f} s/step); "
+               f"wrote {dest}", err=True)
 
 
 @click.command()

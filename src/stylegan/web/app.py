@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
@@ -66,7 +66,7 @@ def create_app(network: str | os.PathLike | None = None, model_dir: str | os.Pat
     library = ModelLibrary(network, model_dir, device=dev, half=half_dtype(precision, dev), max_loaded=max_loaded)
     explorer = Explorer(library, max_upload_bytes=max_upload_bytes)
     if preload:
-        library.get(None)
+        explorer.model(None)
     render_pool = ThreadPoolExecutor(max(1, render_threads), thread_name_prefix="stylegan-render")
     load_pool = ThreadPoolExecutor(LOAD_THREADS, thread_name_prefix="stylegan-load")
     model_locks: dict[str, asyncio.Lock] = {}
@@ -173,7 +173,9 @@ def create_app(network: str | os.PathLike | None = None, model_dir: str | os.Pat
 
     @app.get("/api/model")
     async def model_info(name: str | None = None):
-        return (await model(name)).info()
+        m = await model(name)
+        status = explorer.photo_encoders.cached(m) or await load(explorer.photo_encoders.status, m)
+        return {**m.info(), "photo_encoder": status}
 
     @app.post("/api/render")
     async def render(request: Request):
@@ -202,6 +204,15 @@ def create_app(network: str | os.PathLike | None = None, model_dir: str | os.Pat
     async def upload_directions(request: Request, model: str | None = None, filename: str | None = None):
         data = await read_body(request, max_upload_bytes, "application/octet-stream")
         return await load(explorer.upload_directions, model, data, filename)
+
+    @app.post("/api/upload/photo")
+    async def upload_photo(request: Request, model_name: str | None = Query(None, alias="model"),
+                           filename: str | None = None, steps: str | None = None):
+        """A photo -> encoder inversion; holds the model's render lock (refinement steps draw with G)."""
+        data = await read_body(request, max_upload_bytes, "application/octet-stream")
+        m = await model(model_name)
+        async with model_locks.setdefault(m.name, asyncio.Lock()):
+            return await load(explorer.upload_photo, m.name, data, filename, steps)
 
     @app.post("/api/directions/sefa")
     async def sefa(request: Request):

@@ -21,6 +21,7 @@ from ..latent.mixing import mix_ws
 from ..latent.sampling import GenerationRequest
 from ..latent.seeds import MAX_SEED, saved_label, z_from_seed
 from .models import LoadedModel, ModelLibrary
+from .photos import PhotoEncoders
 from .schemas import (MAX_DIRECTIONS, MAX_UNPACKED_BYTES, MAX_UPLOAD_BYTES, MAX_UPLOAD_ROWS, RenderRequest,
                       SefaRequest, UploadLatent)
 
@@ -113,12 +114,16 @@ class Explorer:
         self.store = Store(store_capacity)
         self.max_upload_bytes = max_upload_bytes
         self.max_unpacked_bytes = max(MAX_UNPACKED_BYTES, 8 * max_upload_bytes)
+        self.photo_encoders = PhotoEncoders(library.device)
 
     def _npz(self, data: bytes, filename: str | None, default: str):
         return npz_upload(data, filename, default, self.max_upload_bytes, self.max_unpacked_bytes)
 
     def model(self, name: str | None) -> LoadedModel:
-        return self.library.get(name)
+        """The loaded model, with its photo-encoder status worked out (once, with the load) for the page."""
+        m = self.library.get(name)
+        self.photo_encoders.status(m)
+        return m
 
     def upload_latents(self, model: str | None, data: bytes, filename: str | None = None) -> dict:
         """A latents ``.npz`` (projected_w.npz, ``--save-ws`` output, ...) checked against the model."""
@@ -141,6 +146,24 @@ class Explorer:
         if len(d) > MAX_DIRECTIONS:
             raise UserInputError(f"{path.name} holds {len(d)} directions; the explorer takes at most {MAX_DIRECTIONS}")
         return self._register(d, source=path.stem)
+
+    def upload_photo(self, model: str | None, data: bytes, filename: str | None = None, steps: str | None = None) -> dict:
+        """A photo -> the encoder's w (+ ``steps`` refinement steps), stored as an uploaded latent: the page
+        renders, edits, mixes and downloads it like a projected_w.npz. The model must have an encoder."""
+        from .photos import decode_photo, invert_photo, parse_steps, png_data_url
+        m = self.model(model)
+        n_steps = parse_steps(steps)
+        encoder = self.photo_encoders.encoder(m)
+        name = _safe_stem(filename, "photo")
+        if len(data) > self.max_upload_bytes:
+            raise UserInputError(f"{name} is larger than {self.max_upload_bytes / 2**20:g} MB")
+        target = decode_photo(data, name, m.G.img_resolution, m.G.img_channels)
+        with m.lock:
+            res = invert_photo(m, encoder, target, n_steps)
+        key = self.store.add(UploadedLatents(ws=res.ws.numpy().astype(np.float32), labels=[name], seeds=[None]))
+        return {"id": key, "count": 1, "labels": [name], "seeds": [None], "steps": n_steps,
+                "psnr": float(res.psnr[0]), "encoder_psnr": float(res.extra["encoder_psnr"][0]),
+                "target": png_data_url(target), "encoder": self.photo_encoders.status(m)["encoder"]}
 
     def sefa(self, req: SefaRequest) -> dict:
         """SeFa directions of the model's style layers (closed form, computed once per model and layers)."""

@@ -156,6 +156,7 @@ async function loadModel(name) {
   // latents and directions belong to a model size: drop them when the size changes
   if (state.upload && (state.upload.num_ws !== info.num_ws || state.upload.w_dim !== info.w_dim)) clearUpload();
   if (state.directions) setDirections(null);     // directions are found for one model
+  syncPhotoPanel(info);
   requestRender(true);
 }
 
@@ -229,6 +230,50 @@ function setupDrag() {
   const end = () => { last = null; };
   img.addEventListener("pointerup", end);
   img.addEventListener("pointercancel", end);
+}
+
+// Photo upload -> encoder inversion.
+// The server runs the model's encoder (plus optional refinement steps) on the photo and keeps the result as an
+// uploaded latent; the page then shows and edits it exactly like an uploaded projected_w.npz.
+
+function syncPhotoPanel(info) {
+  const enc = info.photo_encoder || { available: false, reason: "this server has no photo encoder" };
+  $("upload-photo").disabled = !enc.available;
+  $("photo-steps").disabled = !enc.available;
+  $("photo-steps").max = enc.max_steps || 0;
+  $("photo-status").textContent = enc.available ? `encoder: ${enc.encoder} (0 steps = encoder only)` : enc.reason;
+  $("photo-panel").dataset.available = enc.available ? "yes" : "no";
+  $("photo-result").hidden = true;
+}
+
+function setupPhotoUpload() {
+  $("upload-photo").addEventListener("change", async (e) => {
+    const file = e.target.files[0];
+    if (!file) return;
+    const steps = Math.max(0, Math.floor(Number($("photo-steps").value) || 0));
+    $("photo-status").textContent = `inverting ${file.name}…`;
+    try {
+      const q = new URLSearchParams({ model: state.model, filename: file.name, steps: String(steps) });
+      const up = await api(`/api/upload/photo?${q}`, { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: file });
+      state.upload = Object.assign(up, { num_ws: state.info.num_ws, w_dim: state.info.w_dim });
+      state.uploadIndex = 0;
+      $("upload-index").replaceChildren(new Option(up.labels[0], "0"));
+      $("upload-row").hidden = true;
+      $("source-upload").disabled = false;
+      $("source-upload").checked = true;
+      state.source = "upload";
+      $("photo-target").src = up.target;
+      $("photo-result").hidden = false;
+      $("photo-status").textContent = `${up.labels[0]}: ${up.psnr.toFixed(2)} dB` +
+        (up.steps ? ` after ${up.steps} steps (encoder ${up.encoder_psnr.toFixed(2)} dB)` : " (encoder only)");
+      $("photo-status").dataset.psnr = String(up.psnr);
+      requestRender(true);
+    } catch (err) {
+      $("photo-status").textContent = "upload failed";
+      showError(err.message);
+    }
+    e.target.value = "";
+  });
 }
 
 // ---- truncation, class, noise ----------------------------------------------------------------------------
@@ -432,6 +477,7 @@ function wire() {
   $("download-png").addEventListener("click", downloadPNG);
   $("download-ws").addEventListener("click", downloadWs);
   setupDrag();
+  setupPhotoUpload();
 }
 
 async function start() {

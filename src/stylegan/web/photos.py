@@ -1,0 +1,140 @@
+"""The explorer's "upload a photo": the photo's bytes -> a target image -> the encoder's w (plus optional
+refinement steps), kept as an uploaded latent so that every other control of the page acts on it.
+
+Uploaded bytes are hostile: only the common photo formats are opened (never EPS, which PIL hands to
+Ghostscript, nor the other plugins), the image's size is read from its header and refused above
+:data:`MAX_PHOTO_PIXELS` before anything is decoded (PIL's own decompression-bomb check fires earlier for
+larger claims), only the first frame of an animation is decoded, and every decoder failure is one line.
+
+An encoder is offered only where one fits the model: the shipped encoder of the built-in model
+(:func:`stylegan.checkpoints.encoder.load_encoder`), checked against each model's mapping network, so the
+built-in model and models tuned from it (pivotal tuning keeps the mapping) have one and others say why not.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import threading
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from ..errors import StyleGANError, UserInputError
+from .models import LoadedModel
+
+#: Formats an uploaded photo may have (PIL format names).
+PHOTO_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
+#: Largest photo decoded (width x height): a 25-megapixel camera image; larger ones are refused unread.
+MAX_PHOTO_PIXELS = 25_000_000
+#: Refinement steps the page may ask for after the encoder (each one a forward and backward pass of G).
+MAX_PHOTO_STEPS = 50
+#: The encoder offered (the built-in model's shipped one).
+ENCODER_NAME = "builtin"
+_CACHE_KEY = "photo-encoder"
+
+
+class EncoderUnavailable(UserInputError):
+    """The model has no encoder that fits it."""
+
+
+def decode_photo(data: bytes, name: str, resolution: int, channels: int = 3,
+                 max_pixels: int = MAX_PHOTO_PIXELS) -> np.ndarray:
+    """Uploaded photo bytes -> the model's target, [resolution, resolution, channels] uint8: EXIF orientation
+    applied, transparency composited on white (how the built-in model's training images were made), centre
+    crop, Lanczos resize (``stylegan dataset``'s ``transform_image``). Bad input: :class:`UserInputError`."""
+    from ..data.dataset_tool import transform_image
+    if not data:
+        raise UserInputError(f"{name} is empty")
+    try:
+        im = Image.open(io.BytesIO(data), formats=PHOTO_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise UserInputError(f"{name}: image too large ({exc})") from None
+    except Exception:  # noqa: BLE001 - PIL's format probes raise many types on hostile bytes
+        raise UserInputError(f"{name} is not a photo the explorer reads "
+                             f"({', '.join(PHOTO_FORMATS)})") from None
+    with im:
+        w, h, fmt = *im.size, im.format
+        if w * h > max_pixels:
+            raise UserInputError(f"{name}: {w}x{h} is {w * h / 1e6:.1f} megapixels, more than the explorer's "
+                                 f"limit of {max_pixels / 1e6:g}")
+        try:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            mode = "L" if channels == 1 else "RGB"
+            out = transform_image(im, resolution, "center-crop", Image.LANCZOS, mode, (255, 255, 255))
+        except MemoryError:
+            raise UserInputError(f"{name}: not enough memory to decode it") from None
+        except Exception as exc:  # noqa: BLE001 - truncated or corrupt data: PIL's decoders raise many types
+            raise UserInputError(f"{name}: cannot decode the {fmt} image ({exc})") from None
+    arr = np.array(out)
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+class PhotoEncoders:
+    """The shipped encoder (loaded once, on first use) and, per model, whether it fits."""
+
+    def __init__(self, device):
+        self.device = device
+        self._encoder = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        from ..checkpoints.encoder import load_encoder
+        with self._lock:
+            if self._encoder is None:
+                self._encoder, _ = load_encoder(ENCODER_NAME, device=self.device)
+            return self._encoder
+
+    @staticmethod
+    def cached(m: LoadedModel) -> dict | None:
+        """The status already worked out for ``m`` (never waits), else None."""
+        return m.cache.get(_CACHE_KEY)
+
+    def status(self, m: LoadedModel) -> dict:
+        """``{"available": bool, "reason": why not, "encoder": name}`` for the page (cached per model)."""
+        cached = m.cache.get(_CACHE_KEY)
+        if cached is None:
+            from ..latent.inversion import check_encoder
+            try:
+                check_encoder(self._load(), m.G)
+                cached = {"available": True, "reason": None, "encoder": ENCODER_NAME,
+                          "max_steps": MAX_PHOTO_STEPS}
+            except StyleGANError as exc:
+                cached = {"available": False, "encoder": ENCODER_NAME, "max_steps": MAX_PHOTO_STEPS,
+                          "reason": f"no encoder for this model: only the built-in model has one ({exc})"}
+            m.cache[_CACHE_KEY] = cached
+        return cached
+
+    def encoder(self, m: LoadedModel):
+        st = self.status(m)
+        if not st["available"]:
+            raise EncoderUnavailable(st["reason"])
+        return self._load()
+
+
+def parse_steps(steps: str | int | None) -> int:
+    """The page's refinement steps: an integer 0..MAX_PHOTO_STEPS."""
+    text = str(steps if steps is not None else 0).strip()
+    if not text.isdigit() or int(text) > MAX_PHOTO_STEPS:
+        raise UserInputError(f"refinement steps must be a whole number from 0 to {MAX_PHOTO_STEPS}, got {text[:20]!r}")
+    return int(text)
+
+
+def invert_photo(m: LoadedModel, encoder, target: np.ndarray, steps: int):
+    """The encoder's w for ``target`` and ``steps`` refinement steps (W+, the model's constant noise -- what the
+    page draws an uploaded w with -- and the loss that needs no discriminator or download)."""
+    from ..latent.inversion import REFINE_CONFIG, invert
+    from ..perception.lpips import NoDownloadLoss
+    loss = NoDownloadLoss().to(next(m.G.parameters()).device) if steps else None
+    config = dataclasses.replace(REFINE_CONFIG, optimize_noise=False)
+    return invert(m.G, target, encoder, loss, config, steps=steps)
+
+
+def png_data_url(image: np.ndarray) -> str:
+    """``data:image/png;base64,...`` of a [H, W, C] uint8 image (the page's CSP allows data: images)."""
+    from ..render.images import to_pil
+    buf = io.BytesIO()
+    to_pil(image).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
