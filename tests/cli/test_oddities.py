@@ -71,7 +71,13 @@ def test_messages_say_needs_for_one_thing(sg2_model, capsys):
     assert code == 1 and "eqt50k_int needs a StyleGAN3 model" in err
 
 
-def test_train_progress_never_shows_negative_time_left():
+@pytest.fixture
+def bars_shown(monkeypatch):
+    """Progress bars drawn even if an earlier test (``stylegan -q``) or $STYLEGAN_QUIET turned them off."""
+    monkeypatch.setattr("stylegan.progress._quiet", False)
+
+
+def test_train_progress_never_shows_negative_time_left(bars_shown):
     bar = _Progress(cur_nimg=400_000, total_nimg=500_000, batch=8, disable=False)   # a resumed run
     try:
         time.sleep(1.1)                     # the bar is redrawn (by tqdm's monitor) before the first step
@@ -84,7 +90,7 @@ def test_train_progress_never_shows_negative_time_left():
         progress(total=10, initial=5, unit_scale=1e-3)
 
 
-def test_train_progress_shows_the_latest_losses():
+def test_train_progress_shows_the_latest_losses(bars_shown):
     stats, bar = Stats(), _Progress(cur_nimg=0, total_nimg=1000, batch=8, disable=False)
     try:
         for nimg, (g, d) in enumerate([(1.0, 2.0), (1.0, 2.0), (5.0, 6.0)], start=1):
