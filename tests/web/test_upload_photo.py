@@ -183,12 +183,12 @@ def test_upload_a_photo_in_the_page(page, builtin, tmp_path):
 
     page.click("#sefa")                                                # a direction slider moves the photo's w
     page.wait_for_selector("#direction-0")
-    page.press("#direction-0", "End")                                  # +10
-    wait_image(page, timeout=60, **{"latent.kind": "upload", "edits.0.index": 0, "edits.0.strength": 10})
+    page.press("#direction-0", "End")                                  # the range end: +3 (as `stylegan edit --strength -3:3`)
+    wait_image(page, timeout=60, **{"latent.kind": "upload", "edits.0.index": 0, "edits.0.strength": 3})
     found = sefa(G, None, 8)
     offset = direction_offsets(found.vectors[0], G.num_ws, G.w_dim, found.layers).numpy()
     edited = np.load(download(page, "#download-ws", tmp_path / "edited"))["ws"]
-    np.testing.assert_allclose(edited, expected.ws.numpy() + 10 * offset, atol=1e-5)
+    np.testing.assert_allclose(edited, expected.ws.numpy() + 3 * offset, atol=1e-5)
 
     (tmp_path / "bad.png").write_bytes(b"not a picture")             # a hostile upload: one line in the page
     page.set_input_files("#upload-photo", str(tmp_path / "bad.png"))

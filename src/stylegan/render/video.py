@@ -9,6 +9,8 @@ an error or Ctrl-C leaves no half-written video behind.
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -126,10 +128,21 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: floa
                 count += 1
             if writer is None:
                 raise UserInputError("no frames to write")
+        except BaseException:
+            if writer is not None:       # the output is discarded: stop ffmpeg now instead of waiting for it
+                with contextlib.suppress(BaseException):
+                    writer.throw(_Abandoned())
+                writer = None
+            raise
         finally:
             if writer is not None:
                 writer.close()
     return path
+
+
+class _Abandoned(BaseException):
+    """Thrown into imageio-ffmpeg's writer so that it kills ffmpeg (its policy for KeyboardInterrupt and
+    SystemExit) rather than waiting for it to encode frames nobody will keep."""
 
 
 def video_info(path: str | os.PathLike) -> dict:
