@@ -1,7 +1,7 @@
 """Device check: the one command to run first whenever an accelerator is at hand.
 
     python benchmarks/device_check.py --device cuda --out device-check     # <= 8 min on one H100/H200
-    python benchmarks/device_check.py --device cpu --quick --out /tmp/dc  # tiny sizes: exercises every part
+    python benchmarks/device_check.py --device cpu --quick --out /tmp/dc  # tiny sizes: every part, ~2 CPU-minutes
 
 Three sections, each item timed and recorded on its own (a failing item records its error and the
 run goes on; a global ``--budget`` skips what no longer fits):
@@ -511,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda", help="cuda, cuda:N, cpu or mps")
     p.add_argument("--out", type=Path, required=True, help="folder for device-check.json and device-check.md")
-    p.add_argument("--quick", action="store_true", help="tiny sizes: every code path in well under a minute")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: every code path (about 2 CPU-minutes, mostly starting the commands)")
     p.add_argument("--budget", type=float, default=450, help="seconds; items that no longer fit are skipped")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     args = p.parse_args(argv)
