@@ -12,7 +12,8 @@ README names (documented substitutions, nothing else changes):
 - ``me.jpg``, ``emoji.png`` and ``~/photos``: emoji the built-in model never saw (``tests/assets/emoji-unseen``);
   ``group.jpg``: scikit-image's astronaut photo with a second, smaller copy of her face; ``ffhq-enc.safetensors``
   (an encoder trained for ffhq.pkl): the built-in model and its shipped encoder;
-  ``smile.csv``: labels keyed by seed; ``faces.zip``: those photos at ffhq.pkl's 64².
+  ``smile.csv``: labels keyed by seed; ``mouth.png``: a drag mask at ffhq.pkl's size (the drag points are
+  scaled to it); ``faces.zip``: those photos at ffhq.pkl's 64².
 
 Sizes are cut so that the whole tour takes about a minute: ``--resolution 256`` becomes 32, training gets a
 tiny network, 16 images and 2x2 image grids (``TRAIN_EXTRA``), projection 5 steps, videos 6 frames
@@ -47,6 +48,7 @@ SUBSTITUTIONS = [
     (r"--resolution 256\b", "--resolution 32"),
     (r"--steps 500\b", "--steps 5"),
     (r"--transition-frames 10\b", "--transition-frames 2"),
+    (r'--points "310,420>310,390"', '--points "38,52>38,48" --steps 3'),        # ffhq.pkl here is 64x64
     (r"--tune 50\b", "--tune 3 --steps 3"),
     (r"--network ffhq\.pkl --encoder ffhq-enc\.safetensors", "--encoder builtin"),
 ]
@@ -114,6 +116,9 @@ def _stand_ins(folder: Path, home: Path, capsys) -> None:
     group[:, :512] = photo
     group[300:407, 700:793] = np.asarray(Image.fromarray(photo[40:200, 150:290]).resize((93, 107), Image.LANCZOS))
     Image.fromarray(group).save(folder / "group.jpg", quality=95)
+    mask = np.zeros([64, 64], np.uint8)
+    mask[40:60, 24:52] = 255
+    Image.fromarray(mask).save(folder / "mouth.png")
     (folder / "smile.csv").write_text("".join(f"{seed},{seed % 2}\n" for seed in range(24)))
     code, err = run(capsys, *["dataset", "--source", str(photos), "--dest", str(folder / "faces.zip"),
                             "--resolution", "64"])

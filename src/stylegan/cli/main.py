@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import os
 import signal
 import sys
+import threading
 
 import click
 
@@ -98,8 +100,31 @@ class Terminated(BaseException):
     """SIGTERM, turned into an exception so that every open output is cleaned up on the way out."""
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
+#: seconds an interrupted command may take to unwind before it is ended anyway (its partial outputs removed)
+GRACE_S = 20.0
+_forced_exit: threading.Timer | None = None
+
+
+def _on_signal(signum, frame):
+    """SIGINT/SIGTERM: unwind with an exception (every ``atomic_output`` removes its file); and because an
+    exception raised inside a finaliser or callback is swallowed by Python, a timer ends the process after
+    :data:`GRACE_S` whatever happens. A second signal ends it at once."""
+    global _forced_exit
+    code = INTERRUPTED if signum == signal.SIGINT else TERMINATED
+    if _forced_exit is not None:
+        _exit_now(code)
+    _forced_exit = threading.Timer(GRACE_S, _exit_now, args=(code,))
+    _forced_exit.daemon = True
+    _forced_exit.start()
+    raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+
+
+def _exit_now(code: int) -> None:
+    from ..files import remove_partial_outputs
+    remove_partial_outputs()
+    sys.stderr.write("interrupted\n" if code == INTERRUPTED else "terminated\n")
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _usage_line(exc: click.UsageError) -> str:
@@ -111,7 +136,8 @@ def _usage_line(exc: click.UsageError) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; see the exit codes above. SIGTERM is handled like Ctrl-C: outputs being written are removed."""
-    previous = _install_sigterm()
+    global _forced_exit
+    previous = _install_handlers()
     try:
         cli.main(args=argv, prog_name="stylegan", standalone_mode=False)
     except click.UsageError as exc:
@@ -137,16 +163,22 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         from ..files import remove_partial_outputs
         remove_partial_outputs()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if _forced_exit is not None:
+            _forced_exit.cancel()
+            _forced_exit = None
     sys.exit(0)
 
 
-def _install_sigterm():
-    """Our SIGTERM handler, when running in the main thread (tests may call main() from others)."""
+def _install_handlers() -> dict:
+    """Our SIGINT/SIGTERM handlers, when running in the main thread (tests may call main() from others);
+    returns the previous ones. ``stylegan train`` installs its own while it trains (finish the step, save)."""
+    previous = {}
     with contextlib.suppress(ValueError):
-        return signal.signal(signal.SIGTERM, _on_sigterm)
-    return None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, _on_signal)
+    return previous
 
 
 if __name__ == "__main__":  # pragma: no cover
