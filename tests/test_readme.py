@@ -90,10 +90,11 @@ def _argv(command: str, home: Path) -> list[str]:
 
 
 def _stand_ins(folder: Path, home: Path, capsys) -> None:
-    import skimage.data as skimage_data
+    from fuzz.corpus import rosinality_files
     from support.detectors import save_detector
     from support.models import reference_npz
     from support.official_pickle import dumps_official, write_reference_pickle
+    from support.photos import two_face_photo
     from support.tf_nets import sg1_discriminator, sg1_generator
 
     write_reference_pickle(reference_npz("sg2"), folder / "ffhq.pkl")
@@ -101,7 +102,7 @@ def _stand_ins(folder: Path, home: Path, capsys) -> None:
     G = sg1_generator(resolution=32, fmap_base=64, fmap_max=16)
     D = sg1_discriminator(resolution=32, fmap_base=64, fmap_max=16)
     (folder / "karras2019stylegan-ffhq-1024x1024.pkl").write_bytes(dumps_official((G, D, G), 3))
-    _rosinality(folder / "550000.pt")
+    (folder / "550000.pt").write_bytes(rosinality_files()[0].data)   # the fuzzer's valid rosinality seed
     save_detector("inception", folder / "inception-2015-12-05.pt")
     save_detector("vgg16", folder / "vgg16.pt")
     photos = home / "photos"
@@ -111,11 +112,7 @@ def _stand_ins(folder: Path, home: Path, capsys) -> None:
         Image.open(path).convert("RGB").save(photos / f"photo{i}.png")
     Image.open(images[0]).convert("RGB").resize((64, 64)).save(folder / "me.jpg", quality=95)
     Image.open(images[1]).convert("RGB").save(folder / "emoji.png")
-    photo = skimage_data.astronaut()
-    group = np.full([512, 900, 3], 255, np.uint8)
-    group[:, :512] = photo
-    group[300:407, 700:793] = np.asarray(Image.fromarray(photo[40:200, 150:290]).resize((93, 107), Image.LANCZOS))
-    Image.fromarray(group).save(folder / "group.jpg", quality=95)
+    Image.fromarray(two_face_photo()).save(folder / "group.jpg", quality=95)
     mask = np.zeros([64, 64], np.uint8)
     mask[40:60, 24:52] = 255
     Image.fromarray(mask).save(folder / "mouth.png")
@@ -123,20 +120,6 @@ def _stand_ins(folder: Path, home: Path, capsys) -> None:
     code, err = run(capsys, *["dataset", "--source", str(photos), "--dest", str(folder / "faces.zip"),
                             "--resolution", "64"])
     assert code == 0, err
-
-
-def _rosinality(path: Path) -> None:
-    import argparse
-
-    import torch
-
-    from stylegan.checkpoints.rosinality import generator_to_rosinality
-    from support.models import make_tiny_checkpoint
-
-    ckpt = make_tiny_checkpoint("stylegan2", resolution=16, channels=8, z_dim=8, w_dim=8)
-    g, latent_avg = generator_to_rosinality(ckpt.G_ema)
-    torch.save({"g_ema": g, "latent_avg": latent_avg,
-                "args": argparse.Namespace(size=16, n_mlp=2, latent=8, channel_multiplier=2)}, path)
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 from support.cli import png, run
+from support.photos import two_face_photo
 
 from stylegan.checkpoints import load_network
 from stylegan.checkpoints.encoder import load_encoder
@@ -80,11 +81,8 @@ def test_encoder_start_then_pivotal_tuning_reconstructs_better(builtin, tmp_path
 
 @needs_detector
 def test_face_k_aligns_the_kth_face_of_a_photo(tmp_path, capsys):
-    skimage_data = pytest.importorskip("skimage.data", reason="scikit-image ships the astronaut photo")
-    photo = skimage_data.astronaut()
-    canvas = np.full([512, 900, 3], 255, np.uint8)
-    canvas[:, :512] = photo
-    canvas[300:407, 700:793] = np.asarray(Image.fromarray(photo[40:200, 150:290]).resize((93, 107), Image.LANCZOS))
+    pytest.importorskip("skimage.data", reason="scikit-image ships the astronaut photo")
+    canvas = two_face_photo()
     Image.fromarray(canvas).save(tmp_path / "two.png")
     code, err = run(capsys, "project", "--encoder", "builtin", "--steps", 0, "--face", 1,
                     "--target", tmp_path / "two.png", "--outdir", tmp_path / "out")
