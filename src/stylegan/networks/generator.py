@@ -32,6 +32,7 @@ class Generator(nn.Module):
         self.c_dim = config.c_dim
         self.w_dim = config.w_dim
         self.img_resolution = config.img_resolution
+        self.img_shape = (config.img_resolution, config.img_resolution)   # (H, W) of the default render
         self.img_channels = config.img_channels
         self.synthesis = SYNTHESIS_NETWORKS[config.generation](config.w_dim, config.img_resolution,
                                                                config.img_channels, config.synthesis)
