@@ -108,6 +108,6 @@ def test_drag_a_point_in_the_browser(page, tmp_path):
     _wait(page, lambda: status.get_attribute("data-state") == "done" and _shown_latent(page).get("kind") == "upload",
           what="the masked drag")
     masked = np.asarray(Image.open(_download(page, "#download-png", tmp_path))).astype(np.float64)
-    inside = brush_mask(dabs, 32) == 1
+    inside = brush_mask(dabs, (32, 32)) == 1
     change = np.abs(masked - start).mean(axis=2)
     assert change[~inside].mean() < 0.5 * change[inside].mean()

@@ -92,7 +92,7 @@ def test_a_painted_mask_keeps_the_rest(base):
     start = np.asarray(Image.open(io.BytesIO(httpx.post(f"{base}/api/render", json={}).content))).astype(np.float64)
     dabs = [[x, y, 3] for x in range(2, 13, 2) for y in range(9, 21, 2)]
     end = _final_image(base, _body(session="t3", mask=dabs))
-    inside = brush_mask(dabs, 32) == 1
+    inside = brush_mask(dabs, (32, 32)) == 1
     change = np.abs(end - start).mean(axis=2)
     assert change[~inside].mean() < 0.4 * change[inside].mean(), (change[~inside].mean(), change[inside].mean())
 

@@ -34,9 +34,13 @@ def is_loopback(host: str) -> bool:
               help="Renders that may run at the same time (of different models).")
 @click.option("--upload-mb", type=click.IntRange(1, 256), default=8, show_default=True,
               help="Largest .npz upload (projected w, directions).")
+@click.option("--max-canvas-mp", type=click.FloatRange(0.001, 268.0), default=None, metavar="MP",
+              help="Most megapixels the page's canvas (an image size other than the model's) is rendered at "
+                   "[default: 3, which admits 1920x1080 on every published model].")
 @device_option
 @precision_options
-def serve(network, model_dir, host, port, allowed_hosts, max_loaded, render_threads, upload_mb, device, precision):
+def serve(network, model_dir, host, port, allowed_hosts, max_loaded, render_threads, upload_mb, max_canvas_mp, device,
+          precision):
     """Explore a model in the browser: seeds, truncation, style mixing, directions, StyleGAN3 transforms.
 
     Listens on 127.0.0.1 only unless --host says otherwise. On a remote GPU machine, forward the port:
@@ -61,8 +65,10 @@ def serve(network, model_dir, host, port, allowed_hosts, max_loaded, render_thre
                    f"(there is no login); prefer --host 127.0.0.1 with an SSH tunnel", err=True)
         if hosts is None:
             hosts = ["*"]
+    canvas = {} if max_canvas_mp is None else {"max_canvas_pixels": round(max_canvas_mp * 1e6)}
     app = create_app(network, model_dir, device=device, precision=precision or "fp32", max_loaded=max_loaded,
-                     render_threads=render_threads, allowed_hosts=hosts, max_upload_bytes=upload_mb * 2**20)
+                     render_threads=render_threads, allowed_hosts=hosts, max_upload_bytes=upload_mb * 2**20,
+                     **canvas)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"StyleGAN explorer on http://{'localhost' if is_loopback(host) else shown}:{port}  "
                f"(Ctrl+C to stop)", err=True)

@@ -32,7 +32,7 @@ from ..errors import StyleGANError
 from .drag import add_drag_routes
 from .explorer import Explorer, NotFound, Rendered
 from .models import ModelAccessError, ModelLibrary
-from .schemas import MAX_JSON_BYTES, MAX_UPLOAD_BYTES, RenderRequest, SefaRequest
+from .schemas import MAX_CANVAS_PIXELS, MAX_JSON_BYTES, MAX_UPLOAD_BYTES, RenderRequest, SefaRequest
 
 STATIC = Path(__file__).resolve().parent / "static"
 LOCAL_HOSTS = ["localhost", "127.0.0.1", "::1", "[::1]"]
@@ -53,19 +53,20 @@ LOAD_THREADS = 2
 def create_app(network: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
                device: str = "auto", precision: str = "fp32", *, max_loaded: int = 2, render_threads: int = 2,
                allowed_hosts: list[str] | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES,
-               preload: bool = True) -> FastAPI:
+               preload: bool = True, max_canvas_pixels: int = MAX_CANVAS_PIXELS) -> FastAPI:
     """The explorer app for ``network`` (the default model; None: the built-in one, or the first file of
     ``model_dir``) and the models in ``model_dir``.
 
     ``render_threads``: renders that may run at once (of different models; one model renders one image at
     a time); ``allowed_hosts``: Host
     headers accepted (default: localhost names only, which also stops DNS-rebinding pages from reaching
-    a local server); ``preload``: load the default model now, so a bad ``--network`` fails at start-up.
+    a local server); ``preload``: load the default model now, so a bad ``--network`` fails at start-up;
+    ``max_canvas_pixels``: the most pixels a canvas other than the model's own may be rendered at.
     """
     from ..devices import half_dtype, pick_device
     dev = pick_device(device)
     library = ModelLibrary(network, model_dir, device=dev, half=half_dtype(precision, dev), max_loaded=max_loaded)
-    explorer = Explorer(library, max_upload_bytes=max_upload_bytes)
+    explorer = Explorer(library, max_upload_bytes=max_upload_bytes, max_canvas_pixels=max_canvas_pixels)
     if preload:
         explorer.model(None)
     render_pool = ThreadPoolExecutor(max(1, render_threads), thread_name_prefix="stylegan-render")
@@ -170,7 +171,8 @@ def create_app(network: str | os.PathLike | None = None, model_dir: str | os.Pat
     @app.get("/api/info")
     async def info():
         return {"version": __version__, "models": await asyncio.to_thread(library.models), "default": "default",
-                "limits": {"upload_bytes": max_upload_bytes, "json_bytes": MAX_JSON_BYTES}}
+                "limits": {"upload_bytes": max_upload_bytes, "json_bytes": MAX_JSON_BYTES,
+                           "canvas_pixels": explorer.max_canvas_pixels}}
 
     @app.get("/api/model")
     async def model_info(name: str | None = None):
@@ -185,8 +187,10 @@ def create_app(network: str | os.PathLike | None = None, model_dir: str | os.Pat
         if out is None:
             return Response(status_code=204, headers={"X-Superseded": "1"})
         result, png = out
-        return Response(png, media_type="image/png", headers={
-            "X-Image-Name": result.name, "X-Render-Ms": f"{result.seconds * 1000:.1f}", "X-Seq": str(req.seq)})
+        headers = {"X-Image-Name": result.name, "X-Render-Ms": f"{result.seconds * 1000:.1f}", "X-Seq": str(req.seq)}
+        if result.canvas_note:
+            headers["X-Canvas-Note"] = result.canvas_note
+        return Response(png, media_type="image/png", headers=headers)
 
     @app.post("/api/ws")
     async def ws_file(request: Request):

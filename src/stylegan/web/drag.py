@@ -47,14 +47,15 @@ class StopRequest(Strict):
     session: Token
 
 
-def brush_mask(circles: list, size: int) -> np.ndarray | None:
-    """The painted region (1 = may change) of brush dabs ``(x, y, radius)`` in image pixels, [size, size]."""
+def brush_mask(circles: list, shape: tuple[int, int]) -> np.ndarray | None:
+    """The painted region (1 = may change) of brush dabs ``(x, y, radius)`` in image pixels, [H, W] = ``shape``."""
     if not circles:
         return None
-    mask = np.zeros([size, size], np.float32)
+    height, width = shape
+    mask = np.zeros([height, width], np.float32)
     for x, y, r in circles:
-        x0, x1 = max(0, int(np.floor(x - r))), min(size - 1, int(np.ceil(x + r)))
-        y0, y1 = max(0, int(np.floor(y - r))), min(size - 1, int(np.ceil(y + r)))
+        x0, x1 = max(0, int(np.floor(x - r))), min(width - 1, int(np.ceil(x + r)))
+        y0, y1 = max(0, int(np.floor(y - r))), min(height - 1, int(np.ceil(y + r)))
         if x0 > x1 or y0 > y1:
             continue
         yy, xx = np.mgrid[y0:y1 + 1, x0:x1 + 1]
@@ -72,9 +73,12 @@ def start_drag(explorer: Explorer, m, req: DragRequest):
         raise UserInputError("dragging needs noise mode 'const' or 'none' (random noise changes every render)")
     if tuple(r.translate) != (0.0, 0.0) or r.rotate:
         raise UserInputError("reset translate/rotate before dragging")
+    if explorer.generation(m.G, r).canvas is not None:
+        h, w = m.G.img_shape
+        raise UserInputError(f"drag editing works on the model's own {w}x{h} image: set the canvas back to it")
     with m.lock:
         ws, name, _, _, _ = explorer.latents(m, r)
-        steps = drag(m.G, ws, req.handles, req.targets, mask=brush_mask(req.mask, m.G.img_resolution),
+        steps = drag(m.G, ws, req.handles, req.targets, mask=brush_mask(req.mask, m.G.img_shape),
                      steps=req.steps, noise_mode=r.noise_mode)
     return steps, name
 

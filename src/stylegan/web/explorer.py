@@ -22,8 +22,8 @@ from ..latent.sampling import GenerationRequest
 from ..latent.seeds import MAX_SEED, saved_label, z_from_seed
 from .models import LoadedModel, ModelLibrary
 from .photos import PhotoEncoders
-from .schemas import (MAX_DIRECTIONS, MAX_UNPACKED_BYTES, MAX_UPLOAD_BYTES, MAX_UPLOAD_ROWS, RenderRequest,
-                      SefaRequest, UploadLatent)
+from .schemas import (MAX_CANVAS_PIXELS, MAX_DIRECTIONS, MAX_UNPACKED_BYTES, MAX_UPLOAD_BYTES, MAX_UPLOAD_ROWS,
+                      RenderRequest, SefaRequest, UploadLatent)
 
 SEED_ROW = 100      # the seed plane: moving one step in y adds 100 to the seed (NVIDIA's visualizer layout)
 
@@ -46,6 +46,7 @@ class Rendered:
     name: str                       # file stem for downloads: seed0042, projected_w, seed0042-mix7, ...
     extra: dict                     # arrays saved beside ws in the .npz (seeds, z, psi, c, labels)
     seconds: float
+    canvas_note: str | None = None  # the rounding note `--size` prints (GenerationRequest.canvas_note)
 
 
 class Store:
@@ -109,8 +110,10 @@ class Explorer:
     """Renders requests against the models of a :class:`ModelLibrary` and holds the page's uploads
     (``max_upload_bytes`` each; they may unpack to 8x that, at least 64 MB)."""
 
-    def __init__(self, library: ModelLibrary, store_capacity: int = 64, max_upload_bytes: int = MAX_UPLOAD_BYTES):
+    def __init__(self, library: ModelLibrary, store_capacity: int = 64, max_upload_bytes: int = MAX_UPLOAD_BYTES,
+                 max_canvas_pixels: int = MAX_CANVAS_PIXELS):
         self.library = library
+        self.max_canvas_pixels = int(max_canvas_pixels)
         self.store = Store(store_capacity)
         self.max_upload_bytes = max_upload_bytes
         self.max_unpacked_bytes = max(MAX_UNPACKED_BYTES, 8 * max_upload_bytes)
@@ -187,11 +190,24 @@ class Explorer:
                 "names": list(d.names or [f"{d.method} {i}" for i in range(len(d))]), "values": values,
                 "layers": d.layers}
 
-    @staticmethod
-    def generation(G, req: RenderRequest) -> GenerationRequest:
-        """The page's settings as the generation request every command uses (checked there, once)."""
-        return GenerationRequest(G, req.psi, req.cutoff, req.class_idx, req.noise_mode, tuple(req.translate),
-                                 req.rotate)
+    def generation(self, G, req: RenderRequest) -> GenerationRequest:
+        """The page's settings as the generation request every command uses (checked there, once: the
+        canvas as ``--size`` takes it), and the canvas held to this server's pixel budget."""
+        gen = GenerationRequest(G, req.psi, req.cutoff, req.class_idx, req.noise_mode, tuple(req.translate),
+                                req.rotate, canvas=req.canvas, extension=req.extension)
+        self._check_canvas_budget(gen)
+        return gen
+
+    def _check_canvas_budget(self, gen: GenerationRequest) -> None:
+        """Refuse a canvas whose *rendered* size (rounded up to the model's step, so a coarse step cannot
+        inflate it) has more than ``max_canvas_pixels`` pixels, before anything is drawn."""
+        if gen.canvas is None:
+            return
+        (h, w), (rh, rw) = gen.canvas, gen.G.synthesis.canvas_size(gen.canvas)
+        if rh * rw > self.max_canvas_pixels:
+            rendered = f" (rendered at {rw}x{rh})" if (rh, rw) != (h, w) else ""
+            raise UserInputError(f"canvas {w}x{h}{rendered} is {rh * rw / 1e6:.3g} megapixels; this server renders "
+                                 f"at most {self.max_canvas_pixels / 1e6:g} (stylegan serve --max-canvas-mp)")
 
     def latents(self, m: LoadedModel, req: RenderRequest) -> tuple[np.ndarray, str, dict, int, bool]:
         """(ws [1, num_ws, w_dim], file stem, npz extras, noise seed, plain) for a request; ``plain`` means
@@ -275,6 +291,9 @@ class Explorer:
         m = m or self.model(req.model)
         with m.lock:
             ws, name, extra, noise_seed, _ = self.latents(m, req)
-            image = self.generation(m.G, req).images(ws, noise_seeds=[noise_seed])[0]
+            gen = self.generation(m.G, req)
+            image = gen.images(ws, noise_seeds=[noise_seed])[0]
+        if gen.canvas is not None:
+            name += f"-{gen.canvas[1]}x{gen.canvas[0]}"
         return Rendered(image=image, ws=np.asarray(ws, np.float32), name=name, extra=extra,
-                        seconds=time.perf_counter() - start)
+                        seconds=time.perf_counter() - start, canvas_note=gen.canvas_note)

@@ -50,13 +50,36 @@ class LoadedModel:
     def info(self) -> dict:
         from ..latent.mixing import layer_groups, layer_resolutions
         from ..latent.sampling import PSI_RANGE, has_transform
+        from ..networks.options import CONST_EXTENSIONS
         G = self.G
         return {
             "name": self.name, "label": self.label, "generation": G.generation,
-            "img_resolution": G.img_resolution, "img_channels": G.img_channels, "z_dim": G.z_dim,
-            "w_dim": G.w_dim, "num_ws": G.num_ws, "c_dim": G.c_dim, "has_transform": has_transform(G),
-            "layer_resolutions": layer_resolutions(G), "layer_groups": layer_groups(G), "psi_range": PSI_RANGE,
+            "img_resolution": G.img_resolution, "img_shape": list(G.img_shape), "img_channels": G.img_channels,
+            "z_dim": G.z_dim, "w_dim": G.w_dim, "num_ws": G.num_ws, "c_dim": G.c_dim,
+            "has_transform": has_transform(G), "layer_resolutions": layer_resolutions(G),
+            "layer_groups": layer_groups(G), "psi_range": PSI_RANGE,
+            "canvas": {"stride": G.synthesis.canvas_stride, "presets": canvas_presets(G),
+                       "extensions": [] if has_transform(G) else list(CONST_EXTENSIONS)},
         }
+
+
+def canvas_presets(G: Generator) -> list[dict]:
+    """The explorer's canvas choices for ``G``: its own size, 16:9 and 9:16 at about twice its area (both
+    sides even, exact 16:9: 1920x1080 for a 1024² model, 64x36 for the built-in 32² one) and 1920x1080;
+    each as ``{"key", "label", "size": [W, H], "rendered": [W, H]}`` (``rendered``: after the model's step)."""
+    h, w = G.img_shape
+    k = 2 * max(1, round((2 * h * w / 144) ** 0.5 / 2))
+    choices = [("model", f"model's own ({w}×{h})", (w, h)), ("wide", "16:9", (16 * k, 9 * k)),
+               ("tall", "9:16", (9 * k, 16 * k)), ("hd", "1920×1080", (1920, 1080))]
+    out, seen = [], set()
+    for key, label, (cw, ch) in choices:
+        if (cw, ch) in seen:
+            continue
+        seen.add((cw, ch))
+        rh, rw = G.synthesis.canvas_size((ch, cw))
+        out.append({"key": key, "label": label if key in ("model", "hd") else f"{label} ({cw}×{ch})",
+                    "size": [cw, ch], "rendered": [rw, rh]})
+    return out
 
 
 class ModelLibrary:

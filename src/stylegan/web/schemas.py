@@ -19,6 +19,9 @@ MAX_EDITS = 32                         # direction sliders applied at once
 MAX_STRENGTH = 100.0
 MAX_TRANSLATE = 4.0                    # in units of half the image (StyleGAN3)
 MAX_CLIENT_ID = 64
+#: Pixels a canvas may be *rendered* at (after rounding to the model's step), ``serve --max-canvas-mp``:
+#: 1920x1080 on every published model (a 1024² StyleGAN2 renders it at 2048x1280, 2.6 MP), not 2560x1440.
+MAX_CANVAS_PIXELS = 3_000_000
 Token = Annotated[str, Field(min_length=1, max_length=MAX_CLIENT_ID, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
@@ -75,6 +78,8 @@ class RenderRequest(Strict):
     translate: tuple[Annotated[float, Field(ge=-MAX_TRANSLATE, le=MAX_TRANSLATE)],
                      Annotated[float, Field(ge=-MAX_TRANSLATE, le=MAX_TRANSLATE)]] = (0.0, 0.0)
     rotate: float = Field(0.0, ge=-360.0, le=360.0)
+    canvas: str | None = Field(None, max_length=32)          # 'WxH' as `--size` takes it; checked once, there
+    extension: str | None = Field(None, max_length=16)       # StyleGAN1/2: tile | reflect | stretch (`--extend`)
     client: Token | None = None
     seq: int = Field(0, ge=0, le=2**53)
 

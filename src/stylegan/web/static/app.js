@@ -19,6 +19,7 @@ const state = {
   mixOn: false, mixSeed: 1, mixLayers: new Set(),
   directions: null, strengths: [],
   translate: [0, 0], rotate: 0,
+  canvasKey: "model", canvasCustom: null, extension: "tile", limits: {},
 };
 
 let seq = 0, inFlight = null, dirty = false, shown = null;
@@ -46,6 +47,11 @@ function buildRequest() {
   }
   if (state.directions) {
     state.strengths.forEach((s, i) => { if (s !== 0) req.edits.push({ directions: state.directions.id, index: i, strength: s }); });
+  }
+  const size = canvasSize();
+  if (size) {
+    req.canvas = `${size[0]}x${size[1]}`;                      // as `--size WxH`
+    if (state.info.canvas.extensions.length) req.extension = state.extension;
   }
   return req;
 }
@@ -89,8 +95,9 @@ function show(blob, res, req, n) {
   const img = $("image");
   const url = URL.createObjectURL(blob);
   const old = shown && shown.url;
-  img.onload = () => { if (old) URL.revokeObjectURL(old); };
+  img.onload = () => { if (old) URL.revokeObjectURL(old); fitFrame(); };
   img.src = url;
+  $("canvas-note").textContent = res.headers.get("X-Canvas-Note") || "";
   shown = { url, blob, seq: n, name: res.headers.get("X-Image-Name") || "image", req };
   img.dataset.request = JSON.stringify(req);
   img.dataset.name = shown.name;
@@ -135,11 +142,13 @@ async function loadModel(name) {
   const info = await api(`/api/model?${new URLSearchParams({ name })}`);
   state.model = name;
   state.info = info;
-  $("model-facts").textContent = `${info.generation} · ${info.img_resolution}² · ${info.num_ws} ws × ${info.w_dim}` +
+  const [height, width] = info.img_shape;
+  $("model-facts").textContent = `${info.generation} · ${width}×${height} · ${info.num_ws} ws × ${info.w_dim}` +
     (info.c_dim ? ` · ${info.c_dim} classes` : "");
   const frame = $("frame");
   frame.dataset.resolution = info.img_resolution;
-  frame.classList.toggle("pixelated", info.img_resolution < 256);
+  frame.classList.toggle("pixelated", Math.max(height, width) < 256);
+  buildCanvas(info);
   // class
   $("class-label").hidden = !info.c_dim;
   $("class").max = Math.max(0, info.c_dim - 1);
@@ -182,6 +191,69 @@ function buildLayers(info) {
     });
     label.append(cb, document.createTextNode(String(i)));
     box.append(label);
+  }
+}
+
+// ---- canvas ----------------------------------------------------------------------------------------------
+// The image size: the model's own (no canvas sent: the ordinary path, byte for byte), a preset or a custom
+// W x H, sent as `canvas: "WxH"` (what `--size` takes); the server checks it and says how it was rounded.
+
+function canvasSize() {
+  if (!state.info || state.canvasKey === "model") return null;
+  if (state.canvasKey === "custom") return state.canvasCustom;
+  const preset = state.info.canvas.presets.find((p) => p.key === state.canvasKey);
+  return preset ? preset.size : null;
+}
+
+function buildCanvas(info) {
+  const sel = $("canvas-preset"), budget = state.limits.canvas_pixels || Infinity;
+  sel.replaceChildren(...info.canvas.presets.map((p) => {
+    const opt = new Option(p.label, p.key);
+    opt.disabled = p.key !== "model" && p.rendered[0] * p.rendered[1] > budget;
+    if (opt.disabled) opt.title = `over this server's ${budget / 1e6} megapixels (stylegan serve --max-canvas-mp)`;
+    return opt;
+  }), new Option("custom W×H", "custom"));
+  if (!Array.from(sel.options).some((o) => o.value === state.canvasKey && !o.disabled)) state.canvasKey = "model";
+  sel.value = state.canvasKey;
+  $("canvas-extension-label").hidden = !info.canvas.extensions.length;
+  if (!state.canvasCustom) state.canvasCustom = [info.img_shape[1], info.img_shape[0]];
+  syncCanvas();
+}
+
+function syncCanvas() {
+  $("canvas-custom").hidden = state.canvasKey !== "custom";
+  [$("canvas-w").value, $("canvas-h").value] = state.canvasCustom || ["", ""];
+  const size = canvasSize(), info = state.info;
+  $("frame").classList.toggle("canvas", !!size);
+  if (!size) $("canvas-note").textContent = "";
+  // drag editing (latent/drag.py) tracks points on the model's own image only
+  const note = $("drag-canvas-note");
+  note.hidden = !size;
+  note.textContent = size ? `drag editing works on the model's own ${info.img_shape[1]}×${info.img_shape[0]} image: ` +
+    "choose it under Canvas to drag points" : "";
+  $("drag-mode").disabled = $("drag-brush").disabled = !!size;
+  if (size) { $("drag-mode").checked = $("drag-brush").checked = false; $("frame").classList.remove("placing"); }
+  if (typeof drawDragPoints === "function") drawDragPoints();
+}
+
+function fitFrame() {
+  // the frame takes the real aspect of the image shown (canvases, non-square models), never a square
+  const img = $("image"), w = img.naturalWidth, h = img.naturalHeight;
+  if (!w || !h) return;
+  $("frame").style.setProperty("--aspect", String(w / h));
+  img.dataset.natural = `${w}x${h}`;
+}
+
+function setupCanvas() {
+  $("canvas-preset").addEventListener("change", (e) => { state.canvasKey = e.target.value; syncCanvas(); requestRender(true); });
+  $("canvas-extension").addEventListener("change", (e) => { state.extension = e.target.value; if (canvasSize()) requestRender(true); });
+  for (const [id, i] of [["canvas-w", 0], ["canvas-h", 1]]) {
+    $(id).addEventListener("change", (e) => {
+      const size = (state.canvasCustom || [0, 0]).slice();
+      size[i] = e.target.value.trim() === "" ? e.target.value : Math.floor(Number(e.target.value));
+      state.canvasCustom = size;
+      requestRender(true);
+    });
   }
 }
 
@@ -478,12 +550,14 @@ function wire() {
   $("download-ws").addEventListener("click", downloadWs);
   setupDrag();
   setupPhotoUpload();
+  setupCanvas();
 }
 
 async function start() {
   wire();
   try {
     const info = await api("/api/info");
+    state.limits = info.limits || {};
     const sel = $("model");
     sel.replaceChildren(...info.models.map((m) => new Option(m.label, m.name)));
     sel.disabled = info.models.length < 2;

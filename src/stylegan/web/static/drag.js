@@ -3,39 +3,44 @@
 // circles; no paint = everything may change). Start streams the drag's steps from POST /api/drag (one fetch, NDJSON lines read as they arrive) and
 // shows each step's image; the result becomes the page's latent (an uploaded w), so the usual render and
 // downloads apply to it. Undo returns to the latent (and mix / direction settings) before the last drag.
-// Uses app.js's globals: state, $, requestRender, showError, hideError, errorText, postJSON, buildRequest.
+// Points and the mask are in the model's own image pixels (info.img_shape = [H, W]); with another canvas
+// chosen the panel is disabled (app.js syncCanvas), as latent/drag.py draws the model's own image only.
+// Uses app.js's globals: state, $, requestRender, showError, hideError, errorText, postJSON, buildRequest,
+// canvasSize.
 "use strict";
 
 const dragState = { pairs: [], running: null, undo: [], brush: [], painting: false };
 
+function imageShape() { return state.info ? state.info.img_shape : [1, 1]; }    // [H, W]
+
 function dragPixel(e) {
-  const img = $("image"), rect = img.getBoundingClientRect(), res = state.info.img_resolution;
-  const px = (v, lo, size) => Math.min(res - 1, Math.max(0, Math.round(((v - lo) / size) * res - 0.5)));
-  return [px(e.clientX, rect.left, rect.width), px(e.clientY, rect.top, rect.height)];
+  const img = $("image"), rect = img.getBoundingClientRect(), [h, w] = imageShape();
+  const px = (v, lo, size, n) => Math.min(n - 1, Math.max(0, Math.round(((v - lo) / size) * n - 0.5)));
+  return [px(e.clientX, rect.left, rect.width, w), px(e.clientY, rect.top, rect.height, h)];
 }
 
 function drawDragPoints() {
-  const overlay = $("drag-overlay"), res = state.info ? state.info.img_resolution : 1;
+  const overlay = $("drag-overlay"), [h, w] = imageShape();
   overlay.replaceChildren();
   const mark = (p, kind, i) => {
     const m = document.createElement("div");
     m.className = `drag-mark ${kind}`;
     m.dataset.index = String(i);
-    m.style.left = `${((p[0] + 0.5) / res) * 100}%`;
-    m.style.top = `${((p[1] + 0.5) / res) * 100}%`;
+    m.style.left = `${((p[0] + 0.5) / w) * 100}%`;
+    m.style.top = `${((p[1] + 0.5) / h) * 100}%`;
     overlay.append(m);
   };
   dragState.pairs.forEach((pair, i) => { mark(pair.h, "handle", i); if (pair.t) mark(pair.t, "target", i); });
   const complete = dragState.pairs.filter((p) => p.t).length;
   $("drag-count").textContent = `${complete} pair(s)`;
-  $("drag-start").disabled = !complete || !!dragState.running;
+  $("drag-start").disabled = !complete || !!dragState.running || !!canvasSize();
 }
 
 function drawBrush() {
-  const canvas = $("drag-mask"), res = state.info ? state.info.img_resolution : 1;
-  if (canvas.width !== res) { canvas.width = res; canvas.height = res; }
+  const canvas = $("drag-mask"), [h, w] = imageShape();
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
   const ctx = canvas.getContext("2d");
-  ctx.clearRect(0, 0, res, res);
+  ctx.clearRect(0, 0, w, h);
   ctx.fillStyle = "rgba(90, 169, 255, 0.35)";
   for (const [x, y, r] of dragState.brush) { ctx.beginPath(); ctx.arc(x + 0.5, y + 0.5, r, 0, 2 * Math.PI); ctx.fill(); }
   canvas.dataset.brush = JSON.stringify(dragState.brush);       // what Start will send (read by the tests)
@@ -55,7 +60,7 @@ function onBrush(e) {
 
 function onDragClick(e) {
   const brush = $("drag-brush").checked;
-  if ((!$("drag-mode").checked && !brush) || !state.info || dragState.running) return;
+  if ((!$("drag-mode").checked && !brush) || !state.info || dragState.running || canvasSize()) return;
   e.stopPropagation();                       // not a move through the seed plane
   e.preventDefault();
   if (brush) { onBrush(e); return; }
