@@ -114,6 +114,8 @@ def test_hostile_sizes_are_one_line_400s(client, canvas, extension, message):
 def test_malformed_canvas_fields_and_sg3_extension(client):
     r = client.post("/api/render", json={"model": "sg3t.safetensors", "canvas": "64x36", "extension": "tile"})
     assert r.status_code == 400 and "StyleGAN3 has no constant to extend" in r.json()["detail"]
+    r = client.post("/api/render", json={"model": "sg3t.safetensors", "canvas": "2000x2000"})  # opened in the child
+    assert r.status_code == 400 and "this server renders at most 3" in r.json()["detail"]
     for canvas in ([64, 36], "9" * 33):                                           # not a string; over 32 characters
         r = client.post("/api/render", json={"canvas": canvas})
         assert r.status_code == 422 and r.json()["detail"].startswith("canvas: "), r.text

@@ -66,7 +66,7 @@ def create_app(network: str | os.PathLike | None = None, model_dir: str | os.Pat
     from ..devices import half_dtype, pick_device
     dev = pick_device(device)
     library = ModelLibrary(network, model_dir, device=dev, half=half_dtype(precision, dev), max_loaded=max_loaded)
-    explorer = Explorer(library, max_upload_bytes=max_upload_bytes, max_canvas_pixels=max_canvas_pixels)
+    explorer = Explorer(library, max_upload_bytes=max_upload_bytes)
     if preload:
         explorer.model(None)
     render_pool = ThreadPoolExecutor(max(1, render_threads), thread_name_prefix="stylegan-render")
@@ -84,6 +84,7 @@ def create_app(network: str | os.PathLike | None = None, model_dir: str | os.Pat
     app = FastAPI(title="StyleGAN explorer", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
     app.state.explorer = explorer
+    explorer.max_canvas_pixels = int(max_canvas_pixels)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOCAL_HOSTS)
 
     @app.middleware("http")

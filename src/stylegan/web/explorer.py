@@ -110,10 +110,11 @@ class Explorer:
     """Renders requests against the models of a :class:`ModelLibrary` and holds the page's uploads
     (``max_upload_bytes`` each; they may unpack to 8x that, at least 64 MB)."""
 
-    def __init__(self, library: ModelLibrary, store_capacity: int = 64, max_upload_bytes: int = MAX_UPLOAD_BYTES,
-                 max_canvas_pixels: int = MAX_CANVAS_PIXELS):
+    #: The most pixels a canvas may be rendered at (``serve --max-canvas-mp``; :func:`create_app` sets it).
+    max_canvas_pixels: int = MAX_CANVAS_PIXELS
+
+    def __init__(self, library: ModelLibrary, store_capacity: int = 64, max_upload_bytes: int = MAX_UPLOAD_BYTES):
         self.library = library
-        self.max_canvas_pixels = int(max_canvas_pixels)
         self.store = Store(store_capacity)
         self.max_upload_bytes = max_upload_bytes
         self.max_unpacked_bytes = max(MAX_UNPACKED_BYTES, 8 * max_upload_bytes)
