@@ -16,6 +16,16 @@ os.environ.setdefault("STYLEGAN_QUIET", "1")
 os.environ.setdefault("STYLEGAN_THREADS", "1")     # what the CLI sets when a test runs a command
 
 
+def pytest_collection_modifyitems(config, items):
+    """Modules with a slow test first, each module's own order kept: with ``-n 2 --dist loadfile`` (the
+    README's command) the longest modules start at once instead of leaving one worker busy at the end."""
+    slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    first_seen = {}
+    for item in items:
+        first_seen.setdefault(item.module.__name__, len(first_seen))
+    items.sort(key=lambda item: (item.module.__name__ not in slow_modules, first_seen[item.module.__name__]))
+
+
 @pytest.fixture(scope="session")
 def reference_dir():
     if not REFERENCE_DIR.is_dir():
