@@ -61,6 +61,16 @@ def test_every_command_has_threads():
     assert not missing, missing
 
 
+def test_no_command_declares_an_option_twice():
+    """``serve --threads`` once meant renders at once and also got the CPU-threads option: click warned and
+    one of the two meanings was lost."""
+    twice = []
+    for name, cmd in _all_commands():
+        flags = [opt for p in cmd.params for opt in (*p.opts, *p.secondary_opts)]
+        twice += [f"{name} {f}" for f in sorted(set(flags)) if flags.count(f) > 1]
+    assert not twice, twice
+
+
 def test_threads_option_and_environment_are_honoured(capsys, tmp_path, monkeypatch):
     before = torch.get_num_threads()
     try:

@@ -30,8 +30,9 @@ def is_loopback(host: str) -> bool:
               help="Host names the page may be reached by (default: localhost names; '*' for any). Repeatable.")
 @click.option("--max-loaded", type=click.IntRange(min=1), default=2, show_default=True,
               help="Models kept in memory at once.")
-@click.option("--threads", "render_threads", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Renders that may run at the same time (of different models).")
+@click.option("--renders", "render_threads", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Renders that may run at the same time (of different models); --threads is the CPU threads, "
+                   "as for every command.")
 @click.option("--upload-mb", type=click.IntRange(1, 256), default=8, show_default=True,
               help="Largest .npz upload (projected w, directions).")
 @click.option("--max-canvas-mp", type=click.FloatRange(0.001, 268.0), default=None, metavar="MP",
