@@ -13,9 +13,11 @@ import pytest
 import torch
 from PIL import Image
 from support.cli import run
+from support.detectors import save_detector
 from support.training import run_cli
 
 from stylegan.checkpoints import load_network
+from stylegan.cli.main import main
 
 EMOJI = Path(__file__).parents[1] / "assets" / "emoji-unseen"
 
@@ -59,3 +61,21 @@ def test_a_32x16_model_learns_the_padded_emoji(tmp_path, capsys):
     middle = nearest_real_mse(before[centre], real[centre]), nearest_real_mse(after[centre], real[centre])
     print(f"nearest-real MSE {whole[0]:.4f} -> {whole[1]:.4f}; emoji part {middle[0]:.4f} -> {middle[1]:.4f}")
     assert whole[1] < 0.4 * whole[0] and middle[1] < 0.5 * middle[0]
+
+    # the trained file through the commands (tests/cli/test_nonsquare_cmds.py checks each one in detail)
+    out = tmp_path / "out"
+    for args in (["generate", "--seeds", "0-1", "--outdir", out / "g"], ["mix", "--rows", "1", "--cols", "2",
+                 "--outdir", out / "m"], ["video", "--seeds", "0-1", "--num-keyframes", "2", "--w-frames", "2",
+                 "--output", out / "v.gif"], ["project", "--target", EMOJI / "dog.png", "--num-steps", "2",
+                 "--outdir", out / "p"]):
+        code, err = run(capsys, args[0], "--network", last, *args[1:])
+        assert code == 0, err
+    assert Image.open(out / "g" / "seed0001.png").size == Image.open(out / "p" / "proj.png").size == (32, 16)
+    inception = save_detector("inception", tmp_path / "inception-2015-12-05.pt")
+    with pytest.raises(SystemExit):
+        main(["metrics", "--network", str(last), "--metrics", "fid50k_full", "--data", str(data), "--detector",
+              f"inception={inception}", "--num-gen", "16", "--device", "cpu"])
+    with pytest.raises(SystemExit):
+        main(["info", str(last)])
+    printed = capsys.readouterr().out
+    assert '"metric": "fid16_full"' in printed and "resolution:    32x16, 3 channel(s)" in printed
