@@ -79,3 +79,28 @@ def test_a_32x16_model_learns_the_padded_emoji(tmp_path, capsys):
         main(["info", str(last)])
     printed = capsys.readouterr().out
     assert '"metric": "fid16_full"' in printed and "resolution:    32x16, 3 channel(s)" in printed
+
+
+def test_stylegan3_trains_non_square_and_runs_resume_only_on_their_shape(tmp_path, capsys):
+    """A 16x8 StyleGAN3-T trains (magnitudes tracked on the non-square grid); a 16x8 StyleGAN2 run resumes
+    on its dataset and refuses the same images at 16x16, in one line."""
+    wide, square = tmp_path / "wide.zip", tmp_path / "square.zip"
+    for dest, size in ((wide, "16x8"), (square, "16")):
+        assert run(capsys, "dataset", "--source", EMOJI, "--dest", dest, "--resolution", size, "--transform",
+                   "pad")[0] == 0
+    tiny = ["--cbase", "256", "--cmax", "16", "--z-dim", "16", "--w-dim", "16", "--map-depth", "2", "--gamma", "0.1",
+            "--snap", "1", "--grid", "1x1", "--batch", "4"]
+    code, err = run(capsys, "train", "--data", wide, "--outdir", tmp_path / "sg3", "--cfg", "stylegan3-t", *tiny,
+                    "--kimg", "0.008", "--tick", "0.004")
+    assert code == 0, err
+    (sg3_run,) = (tmp_path / "sg3").iterdir()
+    G = load_network(sg3_run / "network-snapshot-000000.safetensors", which=("G_ema",)).G_ema
+    assert G.img_shape == (8, 16) and G.config.variant == "stylegan3-t"
+    assert all(float(getattr(G.synthesis, n).magnitude_ema) != 1.0 for n in G.synthesis.layer_names)
+    args = ["train", "--outdir", tmp_path / "sg2", *tiny, "--tick", "0.008"]
+    assert run(capsys, *args, "--data", wide, "--kimg", "0.008")[0] == 0
+    code, err = run(capsys, *args, "--data", wide, "--kimg", "0.016", "--resume", "latest")
+    assert code == 0, err
+    code, err = run(capsys, *args, "--data", square, "--kimg", "0.024", "--resume", "latest")
+    assert code == 1 and err.count("\n") == 1 and "has 16x16x3 images with 0 label(s), the run being resumed " \
+                                                   "trained on 16x8x3" in err, err
