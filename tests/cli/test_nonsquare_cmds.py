@@ -107,6 +107,12 @@ def test_metrics_and_serve_load_it_and_refusals_are_one_line(tmp_path, capsys, m
     code, err = run(capsys, "drag", "--network", model, "--seed", "0", "--points", "4,4>6,6",
                     "--outdir", tmp_path / "drag")
     assert code == 1 and "dragging works on square models; this one draws 32x16" in err, err
+    code, err = run(capsys, "encoder", "train", "--network", model, "--out", tmp_path / "enc.safetensors",
+                    "--kimg", "0.01")
+    assert code == 1 and "encoders are made for square models; this one draws 32x16" in err, err
+    code, err = run(capsys, "project", "--network", model, "--target", EMOJI / "cat.png", "--encoder", "builtin",
+                    "--outdir", tmp_path / "pe")
+    assert code == 1 and "encoders are made for square models" in err, err
 
     from stylegan.web.app import create_app
     app = create_app(model, model.parent, device="cpu")

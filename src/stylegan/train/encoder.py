@@ -270,7 +270,7 @@ def _conditional_w_stats(G: Generator) -> tuple[torch.Tensor, float]:
 def _check_data(data: ImageDataset, G: Generator) -> ImageDataset:
     c, h, w = data.image_shape
     if (h, w) != (G.img_resolution,) * 2:
-        raise UserInputError(f"--data images are {h}x{h}, the model draws {G.img_resolution}x{G.img_resolution}; "
+        raise UserInputError(f"--data images are {w}x{h}, the model draws {G.img_resolution}x{G.img_resolution}; "
                              f"convert them with `stylegan dataset --resolution {G.img_resolution}`")
     if c < G.img_channels:
         raise UserInputError(f"--data images have {c} channel(s), the model draws {G.img_channels}")
