@@ -114,6 +114,15 @@ def test_malformed_native_headers_name_the_field(tmp_path, change, message):
     ({"synthesis": {"resample_filter": [0, 0]}}, "resample_filter must be a list of 1 to 32 finite numbers"),
     ({"synthesis": {"channel_max": True}}, "StyleGAN2SynthesisConfig.channel_max must be an integer, not True"),
     ({"synthesis": {"nonsense": 1}}, "unknown StyleGAN2SynthesisConfig fields: ['nonsense']"),
+    ({"img_shape": "8x4"}, "GeneratorConfig.img_shape must be two integers [height, width], not '8x4'"),
+    ({"img_shape": [4, 8, 8]}, "GeneratorConfig.img_shape must be two integers"),
+    ({"img_shape": [4.0, 8]}, "GeneratorConfig.img_shape must be two integers"),
+    ({"img_shape": [True, 8]}, "GeneratorConfig.img_shape must be two integers"),
+    ({"img_shape": [6, 8]}, "GeneratorConfig.img_shape is [6, 8]; both sides must be powers of two"),
+    ({"img_shape": [0, 8]}, "GeneratorConfig.img_shape is [0, 8]; both sides must be powers of two"),
+    ({"img_shape": [4, 16]}, "GeneratorConfig.img_shape is [4, 16]; its longer side must be img_resolution (8)"),
+    ({"img_shape": [1, 8]}, "GeneratorConfig.img_shape is [1, 8]; the aspect must lie between 1:4 and 4:1"),
+    ({"img_shape": [8, 4], "generation": "stylegan1"}, "non-square models are StyleGAN2 or StyleGAN3"),
 ])
 def test_wrongly_typed_or_absurd_native_configs_name_the_field(tmp_path, config, message):
     path = tmp_path / "m.safetensors"

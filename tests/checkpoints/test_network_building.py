@@ -27,6 +27,11 @@ CONFIGS = {
         channel_base=4096, channel_max=64, conv_kernel=1, use_radial_filters=True, num_layers=6)),
     "sg1": GeneratorConfig("stylegan1", img_resolution=64, synthesis=StyleGAN1SynthesisConfig(
         channel_base=2048, channel_max=64)),
+    "sg2-rect": GeneratorConfig("stylegan2", img_resolution=32, img_shape=(16, 32), synthesis=StyleGAN2SynthesisConfig(
+        channel_base=1024, channel_max=64)),
+    "sg3-rect": GeneratorConfig("stylegan3", img_resolution=32, img_shape=(32, 8), synthesis=StyleGAN3SynthesisConfig(
+        channel_base=2048, channel_max=32, num_layers=4)),
+    "D-sg2-rect": DiscriminatorConfig(img_resolution=32, img_shape=(8, 32), channel_base=1024, channel_max=64),
     "D-sg2": DiscriminatorConfig(c_dim=4, img_resolution=64, channel_base=2048, channel_max=64),
     "D-sg2-skip": DiscriminatorConfig(img_resolution=32, architecture="skip", channel_base=1024, channel_max=64),
     "D-sg1": DiscriminatorConfig(img_resolution=32, channel_base=1024, channel_max=64, generation="stylegan1",

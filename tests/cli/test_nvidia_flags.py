@@ -281,11 +281,17 @@ def test_nvidia_spellings_run_end_to_end(sg2_model, tmp_path, capsys):
     with zipfile.ZipFile(tmp_path / "d.zip") as z:
         name = next(n for n in z.namelist() if n.endswith(".png"))
         assert Image.open(z.open(name)).size == (16, 16)
-    code, err = run(capsys, "dataset", "--source", src, "--dest", tmp_path / "e.zip", "--resolution", "32x16")
-    assert code != 0 and "square" in err
     code, err = run(capsys, "dataset", "--source", src, "--dest", tmp_path / "e.zip", "--width", "16",
-                    "--height", "32")
-    assert code == 1 and "square" in err
+                    "--height", "32")                     # both flags: a non-square dataset (W x H)
+    assert code == 0 and "(16x32, 3 channel(s))" in err, err
+    with zipfile.ZipFile(tmp_path / "e.zip") as z:
+        name = next(n for n in z.namelist() if n.endswith(".png"))
+        assert Image.open(z.open(name)).size == (16, 32)
+    code, err = run(capsys, "dataset", "--source", src, "--dest", tmp_path / "f.zip", "--resolution", "16",
+                    "--width", "32")
+    assert code == 1 and "--resolution 16x16 and --width/--height 32x32 disagree" in err, err
+    code, err = run(capsys, "dataset", "--source", src, "--dest", tmp_path / "f.zip", "--resolution", "48x16")
+    assert code == 1 and "training needs sides that are powers of two" in err, err
 
 
 def test_subset_is_a_seeded_random_choice_in_name_order(tmp_path):

@@ -32,10 +32,11 @@ def tiny_config(generation: str = "stylegan2", resolution: int = 32, c_dim: int 
 
 
 def make_tiny_checkpoint(generation: str = "stylegan2", resolution: int = 32, c_dim: int = 0, seed: int = 0,
-                         **kwargs) -> Checkpoint:
-    """Random but well-behaved networks: non-zero noise strengths and a w_avg that is the real mean."""
+                         img_shape: tuple[int, int] | None = None, **kwargs) -> Checkpoint:
+    """Random but well-behaved networks: non-zero noise strengths and a w_avg that is the real mean;
+    ``img_shape`` (H, W): a non-square model (``resolution`` is then its longer side)."""
     torch.manual_seed(seed)
-    cfg = tiny_config(generation, resolution, c_dim, **kwargs)
+    cfg = tiny_config(generation, resolution, c_dim, **kwargs).replace(img_shape=img_shape)
     G = Generator(cfg).eval().requires_grad_(False)
     with torch.no_grad():
         for name, p in G.named_parameters():
@@ -44,7 +45,7 @@ def make_tiny_checkpoint(generation: str = "stylegan2", resolution: int = 32, c_
         z = torch.randn([512, cfg.z_dim])
         c = torch.eye(c_dim)[torch.randint(c_dim, [512])] if c_dim else None
         G.mapping.w_avg.copy_(G.mapping(z, c)[:, 0].mean(0))
-    D = Discriminator(DiscriminatorConfig(c_dim=c_dim, img_resolution=resolution,
+    D = Discriminator(DiscriminatorConfig(c_dim=c_dim, img_resolution=resolution, img_shape=img_shape,
                                           channel_base=kwargs.get("channels", 32) * resolution,
                                           channel_max=kwargs.get("channels", 32))).eval().requires_grad_(False)
     return Checkpoint(G_ema=G, G=G, D=D, source_format="native")

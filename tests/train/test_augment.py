@@ -126,3 +126,30 @@ def test_settings_round_trip():
     a = AugmentPipe.from_preset("bgcfnc")
     b = AugmentPipe.from_settings(a.settings)
     assert b.settings == a.settings
+
+
+@pytest.mark.parametrize("shape", [(32, 64), (64, 32)])
+def test_non_square_images_keep_their_shape_and_rotations_stay_rotations(shape):
+    """A blurred disc in the middle of a non-square image stays a disc under any rotation (it would become
+    a tilted ellipse if the rotation ran in coordinates normalised per side); every preset keeps the shape.
+    Compared inside the circle that every rotation maps into the image (outside it, the reflected
+    padding brings in mirror images of the disc, as it does for square images)."""
+    h, w = shape
+    ys, xs = torch.meshgrid(torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij")
+    r = xs.hypot(ys)
+    disc = torch.sigmoid(6 - r).expand(8, 1, h, w).contiguous()
+    inside = r < min(h, w) / 2 - 3
+    torch.manual_seed(0)
+    y = pipe(rotate=1)(disc)
+    assert y.shape == disc.shape
+    assert (y - disc)[..., inside].abs().max() < 0.02
+    stretched = AugmentPipe(rotate=1)._resample(disc[:1], torch.tensor([[[0.0, -1.0, 0], [1.0, 0, 0], [0, 0, 1]]]))
+    assert (stretched - disc[:1])[..., inside].abs().max() > 0.5   # a per-side normalised 90° turn is no rotation
+    for preset in ("bgc", "bgcfnc"):
+        a = AugmentPipe.from_preset(preset)
+        a.p.fill_(1.0)
+        x = torch.randn(4, 3, h, w, requires_grad=True)
+        out = a(x)
+        assert out.shape == x.shape and torch.isfinite(out).all()
+        out.square().sum().backward()
+        assert torch.isfinite(x.grad).all()

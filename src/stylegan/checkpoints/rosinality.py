@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UserInputError
 from ..files import atomic_write
 from ..networks import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, MappingConfig,
                         StyleGAN2SynthesisConfig)
@@ -349,6 +349,10 @@ def save_rosinality(ckpt: Checkpoint, dest: str | Path, include_discriminator: b
     """
     dest = Path(dest)
     G_ema = ckpt.generator()
+    if G_ema.config.img_shape is not None:
+        h, w = G_ema.img_shape
+        raise UserInputError(f"cannot write a rosinality checkpoint of a non-square ({w}x{h}) model: its "
+                             f"constant input is square; keep it in our format (--to native)")
     notes = _check_exportable_generator(G_ema)
     g_ema, latent_avg = generator_to_rosinality(G_ema)
     data: dict = {"g_ema": g_ema, "latent_avg": latent_avg}

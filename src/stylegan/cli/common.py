@@ -45,20 +45,21 @@ def switch_option(*decls, default: bool | None = False, aliases: tuple[str, ...]
 
 
 class Resolution(click.ParamType):
-    """A square image size: ``256`` or NVIDIA's ``256x256``."""
+    """A dataset image size: ``256`` or NVIDIA's ``256x256`` (an int), or ``WxH`` for a non-square model
+    (``(H, W)``, as tensors are)."""
     name = "resolution"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, int):
+        if isinstance(value, (int, tuple)):
             return value
         parts = str(value).lower().split("x")
         try:
             sizes = [int(p) for p in parts]
         except ValueError:
-            self.fail(f"{value!r} is not a size: use N or NxN, e.g. 256 or 256x256", param, ctx)
-        if len(sizes) > 2 or len(set(sizes)) != 1:
-            self.fail(f"{value!r}: datasets are square; use N or NxN, e.g. 256x256", param, ctx)
-        return sizes[0]
+            self.fail(f"{value!r} is not a size: use N or WxH, e.g. 256, 256x256 or 512x256", param, ctx)
+        if len(sizes) > 2 or min(sizes) < 1:
+            self.fail(f"{value!r}: use N or WxH, e.g. 256, 256x256 or 512x256", param, ctx)
+        return sizes[0] if len(set(sizes)) == 1 else (sizes[1], sizes[0])
 
 
 def gpus_option(command: str):

@@ -51,7 +51,8 @@ def describe(ckpt) -> list[str]:
         syn = cfg.synthesis
         lines += [
             f"architecture:  {cfg.variant}" + (f" ({syn.architecture})" if hasattr(syn, "architecture") else ""),
-            f"resolution:    {G.img_resolution}x{G.img_resolution}, {G.img_channels} channel(s)",
+            f"resolution:    {G.img_shape[1]}x{G.img_shape[0]}, {G.img_channels} channel(s)"
+            + (" (non-square: width x height)" if G.img_shape[0] != G.img_shape[1] else ""),
             f"z_dim:         {G.z_dim}",
             f"w_dim:         {G.w_dim}",
             f"c_dim:         {G.c_dim}" + (" (unconditional)" if G.c_dim == 0 else " (conditional)"),

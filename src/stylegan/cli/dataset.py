@@ -13,14 +13,17 @@ from .common import Resolution
 @click.command()
 @click.option("--source", required=True, type=click.Path(path_type=Path), help="Folder or zip of images.")
 @click.option("--dest", required=True, type=click.Path(path_type=Path), help="Output: NAME.zip or a folder.")
-@click.option("--resolution", type=Resolution(), default=None, metavar="N|NxN",
-              help="Output size (power of two). Default: the size of the first image.")
+@click.option("--resolution", type=Resolution(), default=None, metavar="N|WxH",
+              help="Output size (powers of two): N for N x N, or WxH for a non-square model (up to 4:1, "
+                   "e.g. 512x256). Default: the size of the first image.")
 @click.option("--width", type=click.IntRange(min=1), default=None, hidden=True, help="NVIDIA's: --resolution.")
 @click.option("--height", type=click.IntRange(min=1), default=None, hidden=True, help="NVIDIA's: --resolution.")
 @click.option("--transform", type=click.Choice(["center-crop", "center-crop-wide", "pad", "none"]),
-              default="center-crop", show_default=True, help="How to make images square.")
+              default="center-crop", show_default=True,
+              help="How to bring images to the output's aspect (square, or W:H): crop the centre, pad around, "
+                   "crop to --aspect and letterbox, or none (images must have it already).")
 @click.option("--aspect", type=float, default=2.0, show_default=True,
-              help="Width/height kept by center-crop-wide (letterboxed into the square).")
+              help="Width/height kept by center-crop-wide (letterboxed into the output).")
 @click.option("--resize-filter", type=click.Choice(["lanczos", "box", "bicubic", "bilinear", "hamming", "nearest"]),
               default="lanczos", show_default=True)
 @click.option("--mode", type=click.Choice(["rgb", "gray", "rgba"]), default="rgb", show_default=True,
@@ -48,7 +51,7 @@ def dataset(source, dest, resolution, width, height, transform, aspect, resize_f
                           mode=mode, background=background, labels=labels, max_images=max_images, aspect=aspect,
                           workers=workers, overwrite=overwrite, max_pixels=max_pixels)
     classes = f", {len(report.class_names)} classes" if report.class_names else ""
-    click.echo(f"wrote {report.written} images ({report.resolution}x{report.resolution}, {report.channels} "
+    click.echo(f"wrote {report.written} images ({report.size_text}, {report.channels} "
                f"channel(s){classes}) to {report.dest}", err=True)
     if report.skipped:
         report_path = dest.with_name(dest.stem + "-report.json")
@@ -60,11 +63,16 @@ def dataset(source, dest, resolution, width, height, transform, aspect, resize_f
             click.echo(f"  ... and {len(report.skipped) - 10} more", err=True)
 
 
-def _resolution(resolution: int | None, width: int | None, height: int | None) -> int | None:
-    """``--resolution``, or StyleGAN2-ADA's ``--width``/``--height`` (which must describe a square)."""
+def _resolution(resolution, width: int | None, height: int | None):
+    """``--resolution`` (N, or (H, W)), or StyleGAN2-ADA's ``--width``/``--height`` (one of them: a square;
+    both: that rectangle), which must agree with it where both are given."""
     from ..errors import UserInputError
-    sizes = {s for s in (resolution, width, height) if s is not None}
-    if len(sizes) > 1:
-        raise UserInputError(f"--resolution/--width/--height disagree ({', '.join(map(str, sorted(sizes)))}); "
-                             f"datasets are square: give one size")
-    return sizes.pop() if sizes else None
+    if width is None and height is None:
+        return resolution
+    h, w = height or width, width or height
+    flags = (h, w) if h != w else h
+    if resolution is not None and resolution != flags:
+        shown = (lambda s: f"{s[1]}x{s[0]}" if isinstance(s, tuple) else f"{s}x{s}")
+        raise UserInputError(f"--resolution {shown(resolution)} and --width/--height {shown(flags)} disagree: "
+                             f"give one size")
+    return flags

@@ -236,7 +236,7 @@ def _prepare_targets(G, files: list[Path], marks: list, align: bool, landmark_mo
     prepared, notes = [], []
     for f, lm in zip(files, marks):
         try:
-            img, note = prepare_target(f, G.img_resolution, G.img_channels,
+            img, note = prepare_target(f, G.img_shape, G.img_channels,
                                        align=align or lm is not None or face is not None, landmarks=lm,
                                        landmark_model=landmark_model, face=face)
         except NoFaceFound as exc:

@@ -106,6 +106,20 @@ def parse_labels(text: bytes | str, where: str) -> tuple[dict[str, int | list[fl
     return labels, names
 
 
+#: Longest side over shortest of a non-square dataset (and model): the StyleGAN2 constant keeps a cell.
+MAX_ASPECT = 4
+
+
+def check_shape(h: int, w: int, where: str, error=DatasetError) -> tuple[int, int]:
+    """``(h, w)`` if both are powers of two, the longer >= 8 and at most :data:`MAX_ASPECT` times the
+    shorter (what training needs), else ``error`` saying so."""
+    ok = all(v >= 1 and not v & (v - 1) for v in (h, w)) and max(h, w) >= 8 and max(h, w) <= MAX_ASPECT * min(h, w)
+    if not ok:
+        raise error(f"{where} {w}x{h}: training needs sides that are powers of two, the longer one >= 8, at most "
+                    f"{MAX_ASPECT}:1 (e.g. 64x64, 512x256, 128x512)")
+    return h, w
+
+
 def is_image_name(name: str) -> bool:
     return Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
@@ -153,10 +167,11 @@ class ImageDataset:
         first = self._read(0)
         self.image_shape = tuple(first.shape)  # [C, H, W]
         c, h, w = self.image_shape
-        if h != w or h & (h - 1) or h < 8:
+        if h == w and (h & (h - 1) or h < 8):
             raise DatasetError(f"{self.path}: images are {w}x{h}; training needs square images with a power-of-two "
                                f"side >= 8. Convert them with `stylegan dataset --source {self.path} --dest OUT.zip "
                                f"--resolution {_next_pow2(max(h, w))}`")
+        check_shape(h, w, f"{self.path}: images are")
         if c not in (1, 3, 4):
             raise DatasetError(f"{self.path}: images have {c} channels; expected 1 (grey), 3 (RGB) or 4 (RGBA)")
         self._labels, self.class_names = self._load_labels() if use_labels else (None, None)
@@ -168,7 +183,13 @@ class ImageDataset:
     # ---- properties -------------------------------------------------------------------------
     @property
     def resolution(self) -> int:
-        return self.image_shape[1]
+        """The longer side (a square dataset's side)."""
+        return max(self.image_shape[1:])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) of the images."""
+        return tuple(self.image_shape[1:])
 
     @property
     def num_channels(self) -> int:
@@ -196,9 +217,12 @@ class ImageDataset:
 
     def describe(self) -> dict:
         """Plain data for ``training_options.json`` and checkpoints (NVIDIA's ``training_set_kwargs`` keys)."""
-        return {"path": str(self.path), "resolution": self.resolution, "use_labels": self.has_labels,
-                "max_size": self.num_raw_images, "xflip": self.mirror, "num_channels": self.num_channels,
-                "label_dim": self.label_dim, "class_names": self.class_names}
+        d = {"path": str(self.path), "resolution": self.resolution, "use_labels": self.has_labels,
+             "max_size": self.num_raw_images, "xflip": self.mirror, "num_channels": self.num_channels,
+             "label_dim": self.label_dim, "class_names": self.class_names}
+        if self.shape[0] != self.shape[1]:
+            d["img_shape"] = list(self.shape)       # ours: a non-square dataset (NVIDIA's have none)
+        return d
 
     # ---- reading ----------------------------------------------------------------------------
     def _zip(self) -> zipfile.ZipFile:

@@ -3,7 +3,9 @@
 Output (zip or folder) in NVIDIA's layout: ``00000/img00000000.png`` ... plus ``dataset.json``
 ``{"labels": [[name, class], ...] | null, "class_names": [...]}`` (``class_names`` is our
 addition; NVIDIA's loader ignores it). Every image is cropped or padded to a square, resized to
-one power-of-two resolution and converted to one channel layout. Files that cannot be read or
+one power-of-two resolution and converted to one channel layout; or, for a non-square model
+(``resolution=(H, W)``, ``--resolution WxH``), cropped or padded to that aspect and resized to W x H
+(``dataset.json`` then also holds ``"img_shape": [H, W]``). Files that cannot be read or
 do not fit are skipped and listed in the report; nothing stops the run but a bad destination.
 """
 
@@ -23,7 +25,7 @@ from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
 from ..errors import DatasetError, UserInputError
 from ..files import ZIP_ERRORS, atomic_folder, atomic_output
 from ..progress import progress
-from .dataset import LABELS_NAME, MAX_PIXELS, is_image_name, open_image, parse_labels
+from .dataset import LABELS_NAME, MAX_PIXELS, check_shape, is_image_name, open_image, parse_labels
 
 TRANSFORMS = ("center-crop", "center-crop-wide", "pad", "none")
 RESIZE_FILTERS = {"lanczos": Image.LANCZOS, "box": Image.BOX, "bicubic": Image.BICUBIC,
@@ -42,11 +44,21 @@ class DatasetReport:
     written: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     class_names: list[str] | None = None
+    shape: tuple[int, int] | None = None       # (H, W); None until known
+
+    @property
+    def size_text(self) -> str:
+        """``WxH`` of the images."""
+        h, w = self.shape or (self.resolution, self.resolution)
+        return f"{w}x{h}"
 
     def to_dict(self) -> dict:
-        return {"dest": self.dest, "resolution": self.resolution, "channels": self.channels,
-                "written": self.written, "class_names": self.class_names,
-                "skipped": [{"file": f, "reason": r} for f, r in self.skipped]}
+        d = {"dest": self.dest, "resolution": self.resolution, "channels": self.channels,
+             "written": self.written, "class_names": self.class_names,
+             "skipped": [{"file": f, "reason": r} for f, r in self.skipped]}
+        if self.shape is not None and self.shape[0] != self.shape[1]:
+            d["img_shape"] = list(self.shape)
+        return d
 
 
 def parse_color(value: str | tuple) -> tuple[int, int, int]:
@@ -166,6 +178,34 @@ def transform_image(im: Image.Image, resolution: int | None, transform: str, res
     return im
 
 
+def fit_shape(im: Image.Image, shape: tuple[int, int], transform: str, resize_filter: int, mode: str,
+              background: tuple[int, int, int], aspect: float = 2.0) -> Image.Image:
+    """A non-square target ``shape = (H, W)``: ``center-crop`` keeps the largest centred window of the aspect
+    ``W / H``, ``pad`` adds background around the image to that aspect, ``center-crop-wide`` crops to
+    ``aspect`` and letterboxes the result into W x H, ``none`` needs images of that aspect already; then
+    resize to W x H."""
+    th, tw = shape
+    w, h = im.size
+    if transform == "none" and w * th != h * tw:
+        raise ValueError(f"not of the {tw}x{th} aspect ({w}x{h}); use --transform center-crop or pad")
+    if transform in ("center-crop", "center-crop-wide"):
+        target = aspect if transform == "center-crop-wide" else tw / th
+        cw, ch = (round(h * target), h) if w > h * target else (w, round(w / target))
+        im = im.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
+        if transform == "center-crop-wide":
+            scale = min(tw / cw, th / ch)
+            im = im.resize((max(round(cw * scale), 1), max(round(ch * scale), 1)), resize_filter)
+            canvas = Image.new(mode, (tw, th), _fill(mode, background))
+            canvas.paste(im, ((tw - im.size[0]) // 2, (th - im.size[1]) // 2))
+            return canvas
+    elif transform == "pad":
+        cw, ch = (w, round(w * th / tw)) if w * th >= h * tw else (round(h * tw / th), h)
+        canvas = Image.new(mode, (cw, ch), _fill(mode, background))
+        canvas.paste(im, ((cw - w) // 2, (ch - h) // 2))
+        im = canvas
+    return im if im.size == (tw, th) else im.resize((tw, th), resize_filter)
+
+
 def _check_resolution(res: int, hint: str) -> int:
     if res < 8 or res & (res - 1):
         lower = 1 << (res.bit_length() - 1)
@@ -179,14 +219,16 @@ def _class_of(name: str) -> str | None:
     return parts[0] if len(parts) > 1 else None
 
 
-def make_dataset(source: str | os.PathLike, dest: str | os.PathLike, resolution: int | None = None,
+def make_dataset(source: str | os.PathLike, dest: str | os.PathLike, resolution: int | tuple[int, int] | None = None,
                  transform: str = "center-crop", resize_filter: str = "lanczos", mode: str = "rgb",
                  background: str | tuple = "white", labels: str = "auto", max_images: int | None = None,
                  aspect: float = 2.0, workers: int | None = None, overwrite: bool = False,
                  max_pixels: int = MAX_PIXELS) -> DatasetReport:
     """Convert the images under ``source`` (folder or zip) into a dataset at ``dest`` (``.zip`` or folder).
 
-    Images of more than ``max_pixels`` pixels are skipped (and reported) before they are decoded."""
+    ``resolution``: the side of square images, or ``(H, W)`` for a non-square model (:func:`fit_shape`);
+    None keeps the first image's (square) size. Images of more than ``max_pixels`` pixels are skipped
+    (and reported) before they are decoded."""
     source, dest = Path(source), Path(dest)
     if transform not in TRANSFORMS:
         raise UserInputError(f"unknown transform {transform!r}; use one of {', '.join(TRANSFORMS)}")
@@ -196,6 +238,14 @@ def make_dataset(source: str | os.PathLike, dest: str | os.PathLike, resolution:
         raise UserInputError(f"unknown colour mode {mode!r}; use rgb, gray or rgba")
     if labels not in LABEL_SOURCES:
         raise UserInputError(f"unknown label source {labels!r}; use one of {', '.join(LABEL_SOURCES)}")
+    shape = None
+    if isinstance(resolution, (tuple, list)):
+        shape = (int(resolution[0]), int(resolution[1]))
+        if shape[0] == shape[1]:
+            resolution, shape = shape[0], None
+        else:
+            check_shape(*shape, "--resolution is", UserInputError)
+            resolution = max(shape)
     if resolution is not None:
         _check_resolution(int(resolution), "--resolution is")
     if aspect <= 0:
@@ -233,7 +283,8 @@ def make_dataset(source: str | os.PathLike, dest: str | os.PathLike, resolution:
             with open_image(io.BytesIO(src.read(name)), "", max_pixels) as im:
                 im.load()
                 im = ImageOps.exif_transpose(im)            # phone photos: apply the EXIF orientation
-                out = transform_image(im, resolution, transform, filt, pil_mode, bg, aspect)
+                out = (transform_image(im, resolution, transform, filt, pil_mode, bg, aspect) if shape is None
+                       else fit_shape(_to_mode(im, pil_mode, bg), shape, transform, filt, pil_mode, bg, aspect))
             return np.asarray(out), None
         except DatasetError as exc:
             return None, f"image too large: {exc}"
@@ -244,10 +295,11 @@ def make_dataset(source: str | os.PathLike, dest: str | os.PathLike, resolution:
         except UnidentifiedImageError:                      # its message names the in-memory buffer
             return None, "unreadable: not an image format Pillow can decode"
         except (SyntaxError, *ZIP_ERRORS) as exc:
-            return None, f"unreadable: {exc}" if "not square" not in str(exc) else str(exc)
+            return None, str(exc) if str(exc).startswith(("not square", "not of the")) else f"unreadable: {exc}"
 
     workers = workers or min(4, os.cpu_count() or 1)
     size = resolution
+    want = shape
     entries: list[tuple[str, object]] = []
     with _Writer(dest) as writer, ThreadPoolExecutor(workers) as pool:
         results = _bounded_map(pool, load, candidates, chunk=4 * workers + 16)
@@ -262,8 +314,10 @@ def make_dataset(source: str | os.PathLike, dest: str | os.PathLike, resolution:
                 if size is None:
                     report.skipped.append((name, f"not square ({w}x{h})"))
                     continue
-            if (h, w) != (size, size):
-                reason = f"size {w}x{h} differs from {size}x{size}; pass --resolution to resize every image"
+            want = want or (size, size)
+            if (h, w) != want:
+                reason = (f"size {w}x{h} differs from {want[1]}x{want[0]}; pass --resolution to resize every "
+                          f"image")
                 report.skipped.append((name, reason))
                 continue
             idx = report.written
@@ -280,8 +334,11 @@ def make_dataset(source: str | os.PathLike, dest: str | os.PathLike, resolution:
         meta = {"labels": entries if label_of is not None else None}
         if class_names is not None:
             meta["class_names"] = class_names
+        if shape is not None:
+            meta["img_shape"] = list(shape)
         writer.add(LABELS_NAME, json.dumps(meta).encode("utf-8"))
     report.resolution = size
+    report.shape = want
     report.class_names = class_names
     return report
 

@@ -199,10 +199,11 @@ def _try_import(name: str):
         return None
 
 
-def prepare_target(path: str | os.PathLike, resolution: int, channels: int = 3, align: bool = False,
+def prepare_target(path: str | os.PathLike, resolution: int | tuple[int, int], channels: int = 3, align: bool = False,
                    landmarks: np.ndarray | None = None, landmark_model: str | os.PathLike | None = None,
                    face: int | None = None) -> tuple[np.ndarray, str]:
-    """A projection target [resolution, resolution, channels] uint8, and how it was made.
+    """A projection target [resolution, resolution, channels] uint8 (``resolution=(H, W)``: [H, W, channels]
+    for a non-square model), and how it was made.
 
     ``align=False``: centre crop + Lanczos resize. ``align=True``: FFHQ alignment with ``landmarks`` (or
     detected ones); without a detector the message says so and the centre crop is used."""
@@ -210,6 +211,11 @@ def prepare_target(path: str | os.PathLike, resolution: int, channels: int = 3, 
 
     if not align and landmarks is None:
         return load_image(path, resolution, channels, crop="center"), "centre crop"
+    if isinstance(resolution, (tuple, list)):
+        if resolution[0] != resolution[1]:
+            raise UserInputError(f"FFHQ alignment makes square targets; this model draws {resolution[1]}x"
+                                 f"{resolution[0]} (leave out --align)")
+        resolution = resolution[0]
     full = load_image(path, None, 3)
     note = "FFHQ alignment (given landmarks)"
     if landmarks is None:

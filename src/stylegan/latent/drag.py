@@ -225,6 +225,8 @@ def drag(G: Generator, ws, handles, targets, mask=None, steps: int = 200, layers
     called (:class:`UserInputError`), before the first step is asked for."""
     S = G.synthesis
     size = S.img_resolution
+    if S.img_shape[0] != S.img_shape[1]:
+        raise UserInputError(f"dragging works on square models; this one draws {S.img_shape[1]}x{S.img_shape[0]}")
     ws = torch.as_tensor(ws, dtype=torch.float32)
     ws = ws[None] if ws.ndim == 2 else ws
     if tuple(ws.shape) != (1, S.num_ws, S.w_dim):

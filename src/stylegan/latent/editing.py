@@ -99,7 +99,7 @@ def style_variations(request: GenerationRequest, w: torch.Tensor, seed_ws: torch
         if g not in groups_all:
             raise UserInputError(f"unknown style group {g!r}; use coarse, middle or fine")
         if not groups_all[g]:
-            raise UserInputError(f"this {G.img_resolution}x{G.img_resolution} model has no {g} layers")
+            raise UserInputError(f"this {G.img_shape[1]}x{G.img_shape[0]} model has no {g} layers")
         mixed = mix_ws(w[None].expand(len(seed_ws), -1, -1), torch.as_tensor(seed_ws), groups_all[g])
         out[g] = request.images(mixed, noise=noise, batch_size=batch_size)
     return out

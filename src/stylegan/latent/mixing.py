@@ -82,7 +82,7 @@ def parse_layers(spec, G: Generator | int) -> list[int]:
             group = layer_groups(G)[part]
             if not group:
                 lo, _ = STYLE_GROUPS[part]
-                raise UserInputError(f"this {G.img_resolution}x{G.img_resolution} model has no {part} layers "
+                raise UserInputError(f"this {G.img_shape[1]}x{G.img_shape[0]} model has no {part} layers "
                                      f"(they work at {lo}x{lo} and above); use indices 0-{num_ws - 1}")
             out.update(group)
         else:

@@ -144,7 +144,7 @@ def _targets_tensor(G: Generator, targets, device) -> torch.Tensor:
         x = targets.to(device, torch.float32)
         if x.ndim == 3:
             x = x[None]
-    expected = (G.img_channels, G.img_resolution, G.img_resolution)
+    expected = (G.img_channels, *G.img_shape)
     if x.ndim != 4 or tuple(x.shape[1:]) != expected:
         raise UserInputError(f"targets must be {expected[1]}x{expected[2]} with {expected[0]} channel(s) for this "
                              f"model, got shape {tuple(x.shape)} (NCHW)")

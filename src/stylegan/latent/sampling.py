@@ -98,7 +98,7 @@ class GenerationRequest:
                 raise UserInputError("StyleGAN3 has no constant to extend: its canvas is a wider view of the "
                                      "same image (leave out the extension)")
         try:
-            canvas = check_canvas(canvas, G.img_resolution)
+            canvas = check_canvas(canvas, G.img_shape)
         except ValueError as exc:
             raise UserInputError(str(exc)) from None
         if canvas is not None and max(canvas) > MAX_CANVAS_SIDE:
@@ -109,7 +109,7 @@ class GenerationRequest:
     @property
     def image_size(self) -> tuple[int, int]:
         """(height, width) of the images this request makes."""
-        return self.canvas or (self.G.img_resolution, self.G.img_resolution)
+        return self.canvas or tuple(self.G.img_shape)
 
     @property
     def canvas_note(self) -> str | None:

@@ -233,7 +233,7 @@ def compute_metric(name: str, G, data=None, *, num_gen: int | None = None, detec
     if spec.needs_data and data is None:
         raise UserInputError(f"{full_name} compares with real images: give the dataset (--data DATASET)")
     legacy = spec.needs_data and not spec.template.endswith("_full")
-    images = open_images(data, resolution=G.img_resolution, channels=G.img_channels, use_labels=G.c_dim > 0,
+    images = open_images(data, resolution=G.img_shape, channels=G.img_channels, use_labels=G.c_dim > 0,
                          mirror=mirror and legacy) if data is not None else None
     det = _pick_detector(detector, spec.detector, device, lpips=spec.template.startswith("ppl")) \
         if spec.detector else None

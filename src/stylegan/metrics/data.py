@@ -37,6 +37,7 @@ class DatasetImages:
         self.path = Path(dataset.path)
         self.name = dataset.name
         self.resolution = dataset.resolution
+        self.shape = tuple(dataset.shape)              # (H, W)
         self.channels = min(dataset.num_channels, 3)   # alpha is not part of the image the detector sees
         self.labels = dataset.get_labels(np.arange(dataset.num_raw_images)) if dataset.has_labels else None
 
@@ -77,6 +78,7 @@ class ImageArray:
         self.labels = labels
         self.name = name
         self.resolution = a.shape[2]
+        self.shape = tuple(a.shape[2:4])               # (H, W)
         self.channels = a.shape[1]
 
     def __len__(self) -> int:
@@ -141,7 +143,7 @@ def open_images(data, resolution: int | None = None, channels: int | None = None
                 mirror: bool = False):
     """A path (folder or zip), an opened :class:`~stylegan.data.dataset.ImageDataset`, a uint8 array,
     an object with ``batches(batch_size, max_items)``, or an iterable of uint8 batches -> a source of
-    real images (checked against the model's size)."""
+    real images (checked against the model's size: ``resolution``, a side or ``(H, W)``)."""
     if data is None:
         raise DatasetError("this metric needs real images: pass a dataset (folder or zip of images)")
     if isinstance(data, (str, os.PathLike)):
@@ -158,10 +160,13 @@ def open_images(data, resolution: int | None = None, channels: int | None = None
     else:
         raise DatasetError(f"cannot read real images from a {type(data).__name__}")
     res = getattr(src, "resolution", None)
-    if resolution is not None and res is not None and res != resolution:
-        raise DatasetError(f"the real images ({getattr(src, 'name', '')}) are {res}x{res} but the model makes "
-                           f"{resolution}x{resolution}; make a dataset at the model's resolution "
-                           f"(stylegan dataset --resolution {resolution})")
+    have = getattr(src, "shape", None) or (None if res is None else (res, res))
+    want = (resolution, resolution) if isinstance(resolution, int) else resolution
+    if want is not None and have is not None and tuple(have) != tuple(want):
+        size = f"{want[1]}x{want[0]}"
+        raise DatasetError(f"the real images ({getattr(src, 'name', '')}) are {have[1]}x{have[0]} but the model "
+                           f"makes {size}; make a dataset at the model's size (stylegan dataset --resolution "
+                           f"{size if want[0] != want[1] else want[0]})")
     ch = getattr(src, "channels", None)
     if channels is not None and ch is not None and ch != channels:
         raise DatasetError(f"the real images have {ch} channel(s) but the model makes {channels}")

@@ -225,6 +225,9 @@ def compute_equivariance(G, kind: str, *, num_samples: int = 50_000, batch_size:
         subject = f"{name} needs" if name else "equivariance metrics need"
         raise UserInputError(f"{subject} a StyleGAN3 model (one with an input "
                              f"transform); this is a {getattr(G.config, 'variant', G.generation)} model")
+    if G.img_shape[0] != G.img_shape[1]:
+        raise UserInputError(f"{name or 'equivariance metrics'}: measured on square models only (this one draws "
+                             f"{G.img_shape[1]}x{G.img_shape[0]})")
     shard = shard or current_shard()
     buf = G.synthesis.input.transform
     saved = buf.clone()

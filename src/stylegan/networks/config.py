@@ -7,6 +7,11 @@ arguments so that a user of NVIDIA's code recognises them.
 ``from_dict`` reads configs from files, which may be hostile: every field is checked for its type and
 a sane range (:data:`LIMITS`) and a bad one raises ``ValueError`` naming it, so that no network is ever
 built from a string, a negative size or a resolution of 2**30.
+
+``img_shape`` ``(H, W)`` makes a non-square (StyleGAN2/3) model: both sides powers of two, the longer
+one ``img_resolution``, at most 4:1 either way (docs/canvas.md, "Non-square models"). ``None`` is the
+square; a square written out as ``[R, R]`` reads as ``None``, and ``to_dict`` leaves a ``None`` out, so
+that square configs and files stay exactly as they were.
 """
 
 from __future__ import annotations
@@ -89,8 +94,12 @@ class GeneratorConfig:
     img_channels: int = 3
     mapping: MappingConfig = field(default_factory=MappingConfig)
     synthesis: Any = None                  # one of the *SynthesisConfig classes above
+    img_shape: tuple[int, int] | None = None   # (H, W) of a non-square model; None: img_resolution square
 
     def __post_init__(self):
+        _settle_shape(self)
+        if self.img_shape is not None and self.generation == "stylegan1":
+            raise ValueError("GeneratorConfig.img_shape: non-square models are StyleGAN2 or StyleGAN3, not stylegan1")
         if self.generation not in SYNTHESIS_CONFIGS:
             raise ValueError(f"unknown generation {self.generation!r}; expected one of {sorted(SYNTHESIS_CONFIGS)}")
         if self.synthesis is None:
@@ -105,8 +114,13 @@ class GeneratorConfig:
             return "stylegan3-r" if self.synthesis.use_radial_filters or self.synthesis.conv_kernel == 1 else "stylegan3-t"
         return self.generation
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) of the images: :attr:`img_shape`, or the ``img_resolution`` square."""
+        return shape_of(self)
+
     def to_dict(self) -> dict:
-        return _to_jsonable(dataclasses.asdict(self))
+        return _dict_of(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
@@ -143,9 +157,21 @@ class DiscriminatorConfig:
     mbstd_num_channels: int = 1
     mapping: MappingConfig = field(default_factory=lambda: MappingConfig(num_layers=8, w_avg_beta=None))
     generation: str = "stylegan2"          # 'stylegan2' (also used with StyleGAN3 G) or 'stylegan1'
+    img_shape: tuple[int, int] | None = None   # (H, W) of a non-square model; None: img_resolution square
+
+    def __post_init__(self):
+        _settle_shape(self)
+        if self.img_shape is not None and self.generation == "stylegan1":
+            raise ValueError("DiscriminatorConfig.img_shape: non-square models are StyleGAN2 or StyleGAN3, "
+                             "not stylegan1")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) of the images: :attr:`img_shape`, or the ``img_resolution`` square."""
+        return shape_of(self)
 
     def to_dict(self) -> dict:
-        return _to_jsonable(dataclasses.asdict(self))
+        return _dict_of(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "DiscriminatorConfig":
@@ -160,6 +186,39 @@ class DiscriminatorConfig:
 
     def replace(self, **changes) -> "DiscriminatorConfig":
         return dataclasses.replace(self, **changes)
+
+
+MAX_ASPECT = 4
+
+
+def _settle_shape(cfg) -> None:
+    """Check ``cfg.img_shape`` against ``img_resolution`` (ValueError naming it); a square becomes None."""
+    shape, res = cfg.img_shape, cfg.img_resolution
+    if shape is None:
+        return
+    where = f"{type(cfg).__name__}.img_shape"
+    if (not isinstance(shape, (list, tuple)) or len(shape) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape)):
+        raise ValueError(f"{where} must be two integers [height, width], not {_shown(shape)}")
+    h, w = shape
+    if min(h, w) < 1 or (h & (h - 1)) or (w & (w - 1)):
+        raise ValueError(f"{where} is {list(shape)}; both sides must be powers of two")
+    if max(h, w) != res:
+        raise ValueError(f"{where} is {list(shape)}; its longer side must be img_resolution ({res})")
+    if max(h, w) > MAX_ASPECT * min(h, w):
+        raise ValueError(f"{where} is {list(shape)}; the aspect must lie between 1:{MAX_ASPECT} and {MAX_ASPECT}:1")
+    object.__setattr__(cfg, "img_shape", None if h == w else (h, w))
+
+
+def shape_of(cfg) -> tuple[int, int]:
+    return tuple(cfg.img_shape) if cfg.img_shape is not None else (cfg.img_resolution, cfg.img_resolution)
+
+
+def _dict_of(cfg) -> dict:
+    d = _to_jsonable(dataclasses.asdict(cfg))
+    if d.get("img_shape") is None:
+        d.pop("img_shape", None)
+    return d
 
 
 def _known(cls, d: dict) -> dict:
@@ -203,6 +262,10 @@ def _checked(cls, name: str, kind: str, value: Any) -> Any:
         if "None" in kind:
             return None
         raise ValueError(f"{where} is missing (null)")
+    if name == "img_shape":
+        if isinstance(value, list):
+            value = tuple(value)
+        return value            # checked against img_resolution by _settle_shape
     if kind.startswith("tuple"):
         if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= _MAX_TAPS or not all(
                 _is_number(v) and math.isfinite(v) for v in value) or abs(sum(value)) < 1e-8:

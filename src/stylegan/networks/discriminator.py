@@ -110,15 +110,17 @@ class MinibatchStdLayer(nn.Module):
 
 
 class DiscriminatorEpilogue(nn.Module):
-    """4x4 head: minibatch std, conv, dense, output (projected onto the label embedding if conditional)."""
+    """4x4 head (``4H/R`` x ``4W/R`` for a non-square model: ``size``): minibatch std, conv, dense,
+    output (projected onto the label embedding if conditional)."""
 
     def __init__(self, in_channels: int, cmap_dim: int, resolution: int, img_channels: int,
                  architecture: str = "resnet", mbstd_group_size: int | None = 4, mbstd_num_channels: int = 1,
-                 activation: str = "lrelu", conv_clamp: float | None = None):
+                 activation: str = "lrelu", conv_clamp: float | None = None, size: tuple[int, int] | None = None):
         super().__init__()
         self.in_channels = in_channels
         self.cmap_dim = cmap_dim
         self.resolution = resolution
+        self.size = tuple(size) if size is not None else (resolution, resolution)
         self.img_channels = img_channels
         self.architecture = architecture
         if architecture == "skip":
@@ -126,7 +128,7 @@ class DiscriminatorEpilogue(nn.Module):
         self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels > 0 else None
         self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, kernel_size=3,
                                 activation=activation, conv_clamp=conv_clamp)
-        self.fc = FullyConnectedLayer(in_channels * resolution**2, in_channels, activation=activation)
+        self.fc = FullyConnectedLayer(in_channels * self.size[0] * self.size[1], in_channels, activation=activation)
         self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
 
     def forward(self, x, img, cmap):
@@ -148,7 +150,8 @@ class Discriminator(nn.Module):
 
     The StyleGAN2 discriminator (also StyleGAN3's). ``networks.build_discriminator(config)`` builds
     the right class for any config (StyleGAN1's is :class:`stylegan.networks.stylegan1.Discriminator`,
-    with the same API).
+    with the same API). A non-square config (``img_shape``) keeps the blocks, which halve both sides
+    from ``R`` (the longer) down to 4; the epilogue sees ``4H/R`` x ``4W/R``.
     """
 
     def __init__(self, config: DiscriminatorConfig, freeze_layers: int = 0):
@@ -160,6 +163,7 @@ class Discriminator(nn.Module):
         self.config = config
         self.c_dim = cfg.c_dim
         self.img_resolution = cfg.img_resolution
+        self.img_shape = cfg.shape
         self.img_channels = cfg.img_channels
         log2 = int(np.log2(cfg.img_resolution))
         if cfg.img_resolution < 8 or 2**log2 != cfg.img_resolution:
@@ -186,7 +190,8 @@ class Discriminator(nn.Module):
         self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, img_channels=cfg.img_channels,
                                         architecture=cfg.architecture, mbstd_group_size=cfg.mbstd_group_size,
                                         mbstd_num_channels=cfg.mbstd_num_channels, activation=cfg.activation,
-                                        conv_clamp=cfg.conv_clamp)
+                                        conv_clamp=cfg.conv_clamp,
+                                        size=tuple(v * 4 // cfg.img_resolution for v in self.img_shape))
 
     def set_half_dtype(self, dtype: torch.dtype | None) -> "Discriminator":
         """Run the blocks built for half precision in fp16/bf16 on CUDA; ``None`` keeps fp32."""
@@ -196,7 +201,7 @@ class Discriminator(nn.Module):
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False,
                 impl: str = "fast", **_unused) -> torch.Tensor:
         """``impl='reference'``: the resampling filters run NVIDIA's reference way (same function)."""
-        expected = (self.img_channels, self.img_resolution, self.img_resolution)
+        expected = (self.img_channels, *self.img_shape)
         if img.ndim != 4 or tuple(img.shape[1:]) != expected:
             raise ValueError(f"discriminator input must be [N, {expected[0]}, {expected[1]}, {expected[2]}], "
                              f"got {tuple(img.shape)}")

@@ -32,10 +32,11 @@ class Generator(nn.Module):
         self.c_dim = config.c_dim
         self.w_dim = config.w_dim
         self.img_resolution = config.img_resolution
-        self.img_shape = (config.img_resolution, config.img_resolution)   # (H, W) of the default render
+        self.img_shape = config.shape          # (H, W) of the default render (non-square models: docs/canvas.md)
         self.img_channels = config.img_channels
+        shape = {} if config.img_shape is None else {"img_shape": config.img_shape}
         self.synthesis = SYNTHESIS_NETWORKS[config.generation](config.w_dim, config.img_resolution,
-                                                               config.img_channels, config.synthesis)
+                                                               config.img_channels, config.synthesis, **shape)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(config.z_dim, config.c_dim, config.w_dim, self.num_ws, config.mapping)
 
@@ -69,4 +70,5 @@ class Generator(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"{self.config.variant}, z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, "
-                f"num_ws={self.num_ws}, img_resolution={self.img_resolution}, img_channels={self.img_channels}")
+                f"num_ws={self.num_ws}, img_resolution={self.img_resolution}, img_channels={self.img_channels}"
+                + (f", img_shape={self.img_shape}" if self.config.img_shape else ""))

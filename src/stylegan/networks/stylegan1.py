@@ -208,6 +208,7 @@ class SynthesisNetwork(ConstantCanvas, nn.Module):
             raise ValueError(f"StyleGAN1 needs a power-of-two resolution >= 4, got {img_resolution}")
         self.w_dim = w_dim
         self.img_resolution = img_resolution
+        self.img_shape = (img_resolution, img_resolution)    # StyleGAN1 models are square
         self.img_resolution_log2 = int(np.log2(img_resolution))
         self.img_channels = img_channels
         self.num_fp16_res = 0

@@ -182,12 +182,14 @@ class SynthesisLayer(nn.Module):
         activation: str = "lrelu",
         resample_filter=(1, 3, 3, 1),
         conv_clamp: float | None = None,
+        size: tuple[int, int] | None = None,   # (H, W) of the output where not square (non-square models)
     ):
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.w_dim = w_dim
         self.resolution = resolution
+        self.size = tuple(size) if size is not None else (resolution, resolution)
         self.up = up
         self.use_noise = use_noise
         self.activation = activation
@@ -198,7 +200,7 @@ class SynthesisLayer(nn.Module):
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
         if use_noise:
-            self.register_buffer("noise_const", torch.randn([resolution, resolution]))
+            self.register_buffer("noise_const", torch.randn(list(self.size)))
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
 
@@ -211,7 +213,7 @@ class SynthesisLayer(nn.Module):
         elif noise is not None:
             noise = noise.to(self.noise_const.device, self.noise_const.dtype) * self.noise_strength
         elif noise_mode == "random":
-            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
+            noise = torch.randn([x.shape[0], 1, *self.size], device=x.device) * self.noise_strength
         elif noise_mode == "const":
             noise = self.noise_const * self.noise_strength
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
@@ -260,11 +262,14 @@ class SynthesisBlock(nn.Module):
         resample_filter=(1, 3, 3, 1),
         conv_clamp: float | None = None,
         use_fp16: bool = False,
+        size: tuple[int, int] | None = None,   # (H, W) of the output where not square (non-square models)
         **layer_kwargs,
     ):
         super().__init__()
         if architecture not in ("orig", "skip", "resnet"):
             raise ValueError(f"unknown synthesis architecture {architecture!r}")
+        size = tuple(size) if size is not None else (resolution, resolution)
+        layer_kwargs["size"] = None if size == (resolution, resolution) else size
         self.in_channels = in_channels
         self.w_dim = w_dim
         self.resolution = resolution
@@ -276,7 +281,7 @@ class SynthesisBlock(nn.Module):
         self.num_conv = 0
         self.num_torgb = 0
         if in_channels == 0:
-            self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
+            self.const = nn.Parameter(torch.randn([out_channels, *size]))
         else:
             self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=2,
                                         resample_filter=resample_filter, conv_clamp=conv_clamp, **layer_kwargs)
@@ -331,15 +336,22 @@ class SynthesisBlock(nn.Module):
 
 
 class SynthesisNetwork(ConstantCanvas, nn.Module):
-    """ws [N, num_ws, w_dim] -> image [N, C, H, W] (canvases: :class:`ConstantCanvas`)."""
+    """ws [N, num_ws, w_dim] -> image [N, C, H, W] (canvases: :class:`ConstantCanvas`).
+
+    ``img_shape=(H, W)`` (the longer side ``img_resolution``) makes a non-square model: the learned
+    constant and every noise map have that aspect (``4H/R`` x ``4W/R`` cells), the layers are unchanged."""
 
     def __init__(self, w_dim: int, img_resolution: int, img_channels: int,
-                 config: StyleGAN2SynthesisConfig = StyleGAN2SynthesisConfig()):
+                 config: StyleGAN2SynthesisConfig = StyleGAN2SynthesisConfig(),
+                 img_shape: tuple[int, int] | None = None):
         super().__init__()
         if img_resolution < 4 or img_resolution & (img_resolution - 1):
             raise ValueError(f"StyleGAN2 needs a power-of-two resolution >= 4, got {img_resolution}")
         self.w_dim = w_dim
         self.img_resolution = img_resolution
+        self.img_shape = tuple(img_shape) if img_shape is not None else (img_resolution, img_resolution)
+        if max(self.img_shape) != img_resolution or min(self.img_shape) * 4 < img_resolution:
+            raise ValueError(f"img_shape {self.img_shape} needs its longer side {img_resolution} and at most 4:1")
         self.img_resolution_log2 = int(np.log2(img_resolution))
         self.img_channels = img_channels
         self.num_fp16_res = config.num_fp16_res
@@ -356,7 +368,8 @@ class SynthesisNetwork(ConstantCanvas, nn.Module):
                                    architecture=config.architecture, resample_filter=config.resample_filter,
                                    conv_clamp=config.conv_clamp, use_fp16=(res >= fp16_resolution),
                                    use_noise=config.use_noise, activation=config.activation,
-                                   kernel_size=config.kernel_size)
+                                   kernel_size=config.kernel_size,
+                                   size=tuple(v * res // img_resolution for v in self.img_shape))
             self.num_ws += block.num_conv
             if res == img_resolution:
                 self.num_ws += block.num_torgb
@@ -402,7 +415,7 @@ class SynthesisNetwork(ConstantCanvas, nn.Module):
         check_call(noise_mode, impl)
         if transform is not None:
             raise ValueError("a StyleGAN2 synthesis network has no input transform")
-        canvas = check_canvas(canvas, self.img_resolution)
+        canvas = check_canvas(canvas, self.img_shape)
         if canvas is not None:
             return self.forward_canvas(ws, canvas, extension, noise_mode=noise_mode, force_fp32=force_fp32,
                                        fused_modconv=fused_modconv, noise=noise, impl=impl)
@@ -422,9 +435,9 @@ class SynthesisNetwork(ConstantCanvas, nn.Module):
     def forward_canvas(self, ws: torch.Tensor, canvas: tuple[int, int], extension: str, noise_mode: str,
                        force_fp32: bool, fused_modconv: bool | None, noise: dict | None,
                        impl: str) -> torch.Tensor:
-        """A canvas: the 4x4 constant continued to :meth:`const_cells` cells (tiled, reflected or
-        stretched, the original centred), every noise map continued to match (explicit square maps of
-        the training size too), the layers run unchanged, the result centre-cropped to ``canvas``."""
+        """A canvas: the constant (4x4 cells, or the native shape's) continued to :meth:`const_cells` cells (tiled, reflected or
+        stretched, the original centred), every noise map continued to match (explicit maps of the
+        model's own size too), the layers run unchanged, the result centre-cropped to ``canvas``."""
         if one_at_a_time(ws, fused_modconv, impl) and not noise:
             return torch.cat([self.forward_canvas(w, canvas, extension, noise_mode, force_fp32, True, None, impl)
                               for w in ws.split(1)])

@@ -268,14 +268,22 @@ def layer_schedule(img_resolution: int, img_channels: int, config: StyleGAN3Synt
 
 
 class SynthesisNetwork(nn.Module):
-    """ws [N, num_layers + 2, w_dim] -> image [N, C, H, W]."""
+    """ws [N, num_layers + 2, w_dim] -> image [N, C, H, W].
+
+    ``img_shape=(H, W)`` (the longer side ``img_resolution``) makes a non-square model: the same layers
+    and weights as the square one (they do not depend on the grid), whose default render is the canvas
+    ``(H, W)`` (:meth:`canvas_sizes`: every grid narrowed on the short side, nothing cropped)."""
 
     def __init__(self, w_dim: int, img_resolution: int, img_channels: int,
-                 config: StyleGAN3SynthesisConfig = StyleGAN3SynthesisConfig()):
+                 config: StyleGAN3SynthesisConfig = StyleGAN3SynthesisConfig(),
+                 img_shape: tuple[int, int] | None = None):
         super().__init__()
         self.w_dim = w_dim
         self.num_ws = config.num_layers + 2
         self.img_resolution = img_resolution
+        self.img_shape = tuple(img_shape) if img_shape is not None else (img_resolution, img_resolution)
+        if max(self.img_shape) != img_resolution or min(self.img_shape) % 2:
+            raise ValueError(f"img_shape {self.img_shape} needs its longer side {img_resolution} and even sides")
         self.img_channels = img_channels
         self.num_layers = config.num_layers
         self.num_critical = config.num_critical
@@ -331,11 +339,12 @@ class SynthesisNetwork(nn.Module):
 
     def canvas_size(self, canvas) -> tuple[int, int]:
         """The size rendered for ``canvas=(H, W)``: each side rounded up to an even number."""
-        canvas = check_canvas(canvas, self.img_resolution)
-        return (self.img_resolution,) * 2 if canvas is None else round_canvas(canvas, self.canvas_stride)
+        canvas = check_canvas(canvas, self.img_shape)
+        return tuple(self.img_shape) if canvas is None else round_canvas(canvas, self.canvas_stride)
 
     def canvas_sizes(self, canvas) -> list[tuple[int, int]]:
-        """``[width, height]`` of the input grid and of every layer's output for ``canvas``: the same
+        """``[width, height]`` of the input grid and of every layer's output for ``canvas`` (None: the
+        model's own :attr:`img_shape`): the same
         sampling rates and margins over a field ``W / R`` by ``H / R`` image widths; a layer sampled at
         ``sr`` below the image rate gets ``sr * side / R`` samples rounded up to an even count (so its
         grid stays on the training lattice) plus the margins; the last two layers the canvas itself."""
@@ -364,12 +373,13 @@ class SynthesisNetwork(nn.Module):
         check_call(noise_mode, impl)
         if noise:
             check_noise(noise, {}, ws.shape[0])
-        canvas = check_canvas(canvas, self.img_resolution)
+        canvas = check_canvas(canvas, self.img_shape)
         if one_at_a_time(ws, fused_modconv, impl):
             return torch.cat([self.forward(w, noise_mode=noise_mode, force_fp32=force_fp32, update_emas=update_emas,
                                            fused_modconv=True, transform=transform, canvas=canvas)
                               for w in ws.split(1)])
-        sizes = self.canvas_sizes(canvas) if canvas is not None else None
+        square = self.img_shape[0] == self.img_shape[1]
+        sizes = self.canvas_sizes(canvas) if canvas is not None or not square else None
         ws = ws.to(torch.float32).unbind(dim=1)
         x = self.input(ws[0], transform, size=None if sizes is None else sizes[0])
         fmt = memory_format_for(self.channels_last, x.device, self.half_dtype or torch.float32, impl)

@@ -3,7 +3,8 @@ boundary, and the way it describes itself, so that code outside ``networks`` nev
 
 A synthesis network ``S`` answers:
 
-* ``S.num_ws``, ``S.w_dim``, ``S.img_resolution``, ``S.img_channels``;
+* ``S.num_ws``, ``S.w_dim``, ``S.img_resolution``, ``S.img_shape`` (``(H, W)``: the square, or a
+  non-square model's native shape, the longer side ``img_resolution``), ``S.img_channels``;
 * ``S.style_layers(include_torgb=False)``: every style-modulated layer as a :class:`StyleLayer`
   (which ws index drives it, its name, its affine);
 * ``S.layer_resolutions``: the image resolution each ws index works at (the paper's
@@ -17,7 +18,7 @@ and is called as ``S(ws, noise_mode=..., noise=..., transform=..., canvas=..., i
 fused_modconv=...)``: ``noise`` gives explicit maps (name -> ``[N or 1, 1, H, W]`` or ``[H, W]``)
 in place of the mode for those layers; ``transform`` a 3x3 matrix used instead of the stored
 ``input.transform`` buffer for this call; ``canvas`` an image size ``(H, W)`` other than the
-training square (rendered at ``canvas_size(canvas)`` and centre-cropped; see docs/canvas.md);
+model's own ``S.img_shape`` (the training square, or a non-square model's native shape) (rendered at ``canvas_size(canvas)`` and centre-cropped; see docs/canvas.md);
 ``impl='reference'`` computes the same function the way NVIDIA's pure-PyTorch reference path does
 (see :mod:`stylegan.networks.options`).
 """
@@ -111,9 +112,10 @@ def block_noise_maps(synthesis: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def check_canvas(canvas, resolution: int) -> tuple[int, int] | None:
-    """``canvas`` as ``(H, W)`` ints, or None for the training square (None or ``(R, R)``): the default
-    path, byte for byte the same as without ``canvas``."""
+def check_canvas(canvas, shape) -> tuple[int, int] | None:
+    """``canvas`` as ``(H, W)`` ints, or None for the model's own size ``shape`` (``(H, W)``, or one int for
+    a square; None or equal to it): the default path, byte for byte the same as without ``canvas``."""
+    native = (shape, shape) if isinstance(shape, int) else tuple(int(v) for v in shape)
     if canvas is None:
         return None
     try:
@@ -122,7 +124,7 @@ def check_canvas(canvas, resolution: int) -> tuple[int, int] | None:
         raise ValueError(f"canvas must be (height, width), got {canvas!r}") from None
     if h < 1 or w < 1 or (h, w) != tuple(canvas):
         raise ValueError(f"canvas must be two positive integers (height, width), got {canvas!r}")
-    return None if (h, w) == (resolution, resolution) else (h, w)
+    return None if (h, w) == native else (h, w)
 
 
 def round_canvas(canvas: tuple[int, int], stride: int) -> tuple[int, int]:
@@ -168,51 +170,53 @@ def extend_plane(x: torch.Tensor, size: tuple[int, int], offset: tuple[int, int]
 def block_canvas_noise(synthesis: nn.Module, const_size: tuple[int, int], noise: dict | None = None,
                        mode: str = DEFAULT_CONST_EXTENSION) -> dict[str, torch.Tensor]:
     """StyleGAN1/2 on a canvas whose constant is ``const_size`` cells: each layer's map (``noise``'s
-    square map of the training size where given, else its ``noise_const``) continued the way the constant
+    map of the model's own size where given, else its ``noise_const``) continued the way the constant
     is ('stretch' continues noise by reflection: resampling would smooth it). Other maps in ``noise`` (of
     the canvas size, or wrong ones) are kept as they are, for :func:`check_noise`."""
     noise = dict(noise or {})
     mode = "reflect" if mode == "stretch" else mode
+    base = tuple(synthesis.b4.const.shape[-2:])            # the constant's own cells (4x4 for a square model)
     out = {}
     for name, const in block_noise_maps(synthesis).items():
-        r = const.shape[-1]
-        size = (const_size[0] * r // 4, const_size[1] * r // 4)
-        offset = ((const_size[0] - 4) // 2 * r // 4, (const_size[1] - 4) // 2 * r // 4)
+        px = const.shape[-1] // base[1]                     # pixels per cell at this layer
+        size = (const_size[0] * px, const_size[1] * px)
+        offset = ((const_size[0] - base[0]) // 2 * px, (const_size[1] - base[1]) // 2 * px)
         given = noise.get(name, const)
-        square = tuple(given.shape[-2:]) == tuple(const.shape[-2:])
-        out[name] = extend_plane(given, size, offset, mode) if square else given
+        native = tuple(given.shape[-2:]) == tuple(const.shape[-2:])
+        out[name] = extend_plane(given, size, offset, mode) if native else given
     return out
 
 
 def canvas_noise(synthesis: nn.Module, const_size: tuple[int, int], noise: dict,
                  mode: str = DEFAULT_CONST_EXTENSION) -> dict[str, torch.Tensor]:
-    """Explicit maps for a canvas: the given ones only, square maps of the training size continued as
+    """Explicit maps for a canvas: the given ones only, maps of the model's own size continued as
     :func:`block_canvas_noise` does (names the network does not know are kept, for the check to refuse)."""
     extended = block_canvas_noise(synthesis, const_size, noise, mode)
     return {k: extended.get(k, v) for k, v in noise.items()}
 
 
 class ConstantCanvas:
-    """What StyleGAN1/2 synthesis networks (``img_resolution``, ``block_resolutions``, a 4x4 ``b4.const``)
-    share about canvases: the step, the rendered size, the extended constant's cells, the noise maps."""
+    """What StyleGAN1/2 synthesis networks (``img_resolution``, ``img_shape``, ``block_resolutions``, a
+    ``b4.const`` of 4x4 cells, or ``4H/R`` x ``4W/R`` for a non-square model) share about canvases: the
+    step, the rendered size, the extended constant's cells, the noise maps."""
 
     def noise_maps(self, canvas=None, extension: str = DEFAULT_CONST_EXTENSION) -> dict[str, torch.Tensor]:
         """The constant noise map [H, W] of every layer with a noise input, by layer name; with ``canvas``
         the maps that canvas uses (the stored maps continued as the constant is: docs/canvas.md)."""
-        canvas = check_canvas(canvas, self.img_resolution)
+        canvas = check_canvas(canvas, self.img_shape)
         if canvas is None:
             return block_noise_maps(self)
         return block_canvas_noise(self, self.const_cells(canvas), mode=extension)
 
     @property
     def canvas_stride(self) -> int:
-        """One cell of the 4x4 constant becomes ``R / 4`` pixels: canvases grow by whole cells."""
+        """One cell of the constant becomes ``R / 4`` pixels: canvases grow by whole cells."""
         return self.img_resolution // 4
 
     def canvas_size(self, canvas) -> tuple[int, int]:
         """The size rendered for ``canvas=(H, W)``: each side rounded up to a multiple of :attr:`canvas_stride`."""
-        canvas = check_canvas(canvas, self.img_resolution)
-        return (self.img_resolution,) * 2 if canvas is None else round_canvas(canvas, self.canvas_stride)
+        canvas = check_canvas(canvas, self.img_shape)
+        return tuple(self.img_shape) if canvas is None else round_canvas(canvas, self.canvas_stride)
 
     def const_cells(self, canvas) -> tuple[int, int]:
         """Rows and columns of the extended constant for ``canvas``."""
@@ -220,8 +224,8 @@ class ConstantCanvas:
 
     def canvas_inputs(self, canvas, noise: dict | None, noise_mode: str, batch: int,
                       extension: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The extended constant and every layer's noise map for ``canvas``: explicit ``noise`` (square
-        training-size maps continued), else by ``noise_mode`` (the stored maps continued, or fresh
+        """The extended constant and every layer's noise map for ``canvas``: explicit ``noise`` (maps of
+        the model's own size continued), else by ``noise_mode`` (the stored maps continued, or fresh
         ``randn`` of the canvas size; none for 'none')."""
         cells = self.const_cells(canvas)
         maps = block_canvas_noise(self, cells, mode=extension)
@@ -231,5 +235,6 @@ class ConstantCanvas:
             if name not in given and noise_mode != "none":
                 given[name] = const_map if noise_mode == "const" else torch.randn([batch, 1, *const_map.shape],
                                                                                    device=device)
-        const = extend_plane(self.b4.const, cells, ((cells[0] - 4) // 2, (cells[1] - 4) // 2), extension)
+        base = self.b4.const.shape[-2:]
+        const = extend_plane(self.b4.const, cells, ((cells[0] - base[0]) // 2, (cells[1] - base[1]) // 2), extension)
         return const, given

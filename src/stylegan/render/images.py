@@ -73,9 +73,10 @@ def parse_grid(spec: str) -> tuple[int, int]:
     return rows, cols
 
 
-def load_image(path: str | os.PathLike, resolution: int | None = None, channels: int = 3,
+def load_image(path: str | os.PathLike, resolution: int | tuple[int, int] | None = None, channels: int = 3,
                crop: str = "center") -> np.ndarray:
-    """Read an image as [H, W, C] uint8; optionally centre-crop to a square and resize (Lanczos)."""
+    """Read an image as [H, W, C] uint8; optionally centre-crop to a square and resize (Lanczos), or with
+    ``resolution=(H, W)`` (a non-square model) centre-crop to that aspect and resize to W x H."""
     path = Path(path)
     try:
         with Image.open(path) as im:
@@ -85,7 +86,13 @@ def load_image(path: str | os.PathLike, resolution: int | None = None, channels:
         raise UserInputError(f"image not found: {path}") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UserInputError(f"cannot read image {path}: {exc}") from None
-    if resolution is not None:
+    if isinstance(resolution, (tuple, list)) and resolution[0] != resolution[1]:
+        from ..data.dataset_tool import fit_shape
+        h, w = resolution
+        pil = (fit_shape(pil, (h, w), "center-crop", Image.LANCZOS, pil.mode, (255, 255, 255)) if crop == "center"
+               else pil.resize((w, h), Image.LANCZOS))
+    elif resolution is not None:
+        resolution = resolution[0] if isinstance(resolution, (tuple, list)) else resolution
         if crop == "center":
             w, h = pil.size
             s = min(w, h)

@@ -122,7 +122,8 @@ class AugmentPipe(nn.Module):
         return torch.where(fire.reshape([n] + [1] * (value.ndim - 1)), value, torch.full_like(value, neutral))
 
     def _blit(self, x: torch.Tensor, p: float) -> torch.Tensor:
-        """x-flip, 90° rotations, integer translation: exact pixel remapping (no resampling)."""
+        """x-flip, 90° rotations (square images only: a non-square one would change shape), integer
+        translation: exact pixel remapping (no resampling)."""
         if self.xflip <= 0 and self.rotate90 <= 0 and self.xint <= 0:
             return x
         n, c, h, w = x.shape
@@ -152,7 +153,8 @@ class AugmentPipe(nn.Module):
         return torch.where(changed.reshape(n, 1, 1, 1), out, x)
 
     def _geom(self, x: torch.Tensor, p: float) -> torch.Tensor:
-        """Scale, rotations, anisotropy, fractional translation: one matrix per image, resampled once, band-limited."""
+        """Scale, rotations, anisotropy, fractional translation: one matrix per image, resampled once, band-limited.
+        Rotations stay rotations on non-square images; translations are fractions of each side."""
         if self.scale <= 0 and self.rotate <= 0 and self.aniso <= 0 and self.xfrac <= 0:
             return x
         n = x.shape[0]
@@ -173,6 +175,10 @@ class AugmentPipe(nn.Module):
         if self.rotate > 0:
             theta = (torch.rand([n], device=dev) * 2 - 1) * math.pi * self.rotate_max
             g = g @ _rotate2d(-self._gate(n, p_rot, theta, 0, dev))
+        h, w = x.shape[2:]
+        if h != w:       # non-square: scale/rotate in isotropic coordinates (the longer side spans [-1, 1])
+            a = torch.diag(torch.tensor([w / max(h, w), h / max(h, w), 1.0], device=dev))
+            g = torch.linalg.inv(a) @ g @ a
         if self.xfrac > 0:
             t = self._gate(n, self.xfrac * p, torch.randn([n, 2], device=dev) * self.xfrac_std, 0, dev)
             g = g @ _translate2d(-t[:, 0] * 2, -t[:, 1] * 2)

@@ -144,8 +144,10 @@ class TrainingOptions:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def generator_config(opts: TrainingOptions, resolution: int, channels: int, c_dim: int) -> GeneratorConfig:
-    """The generator NVIDIA's ``train.py`` builds for this cfg (with our size options)."""
+def generator_config(opts: TrainingOptions, resolution: int, channels: int, c_dim: int,
+                     img_shape: tuple[int, int] | None = None) -> GeneratorConfig:
+    """The generator NVIDIA's ``train.py`` builds for this cfg (with our size options); ``img_shape``
+    ``(H, W)``: a non-square model (docs/canvas.md)."""
     mapping = MappingConfig(num_layers=opts.map_depth)
     fp16_res = 0 if opts.fp32 else 4
     clamp = None if opts.fp32 else 256
@@ -160,11 +162,13 @@ def generator_config(opts: TrainingOptions, resolution: int, channels: int, c_di
                                        num_fp16_res=fp16_res, conv_clamp=clamp,
                                        magnitude_ema_beta=0.5 ** (opts.batch / 20000))
     return GeneratorConfig(opts.generation, z_dim=opts.z_dim, c_dim=c_dim, w_dim=opts.w_dim,
-                           img_resolution=resolution, img_channels=channels, mapping=mapping, synthesis=syn)
+                           img_resolution=resolution, img_channels=channels, mapping=mapping, synthesis=syn,
+                           img_shape=img_shape)
 
 
-def discriminator_config(opts: TrainingOptions, resolution: int, channels: int, c_dim: int) -> DiscriminatorConfig:
-    return DiscriminatorConfig(c_dim=c_dim, img_resolution=resolution, img_channels=channels,
+def discriminator_config(opts: TrainingOptions, resolution: int, channels: int, c_dim: int,
+                         img_shape: tuple[int, int] | None = None) -> DiscriminatorConfig:
+    return DiscriminatorConfig(c_dim=c_dim, img_resolution=resolution, img_channels=channels, img_shape=img_shape,
                                channel_base=opts.cbase, channel_max=opts.cmax,
                                num_fp16_res=0 if opts.fp32 else 4, conv_clamp=None if opts.fp32 else 256,
                                mbstd_group_size=opts.mbstd_group)

@@ -98,6 +98,9 @@ class EncoderTraining:
     def __init__(self, G: Generator, loss: PerceptualLoss, out: str | Path,
                  options: EncoderTrainingOptions = EncoderTrainingOptions(), data: ImageDataset | None = None,
                  config: EncoderConfig | None = None, network_name: str = ""):
+        if G.img_shape[0] != G.img_shape[1]:
+            raise UserInputError(f"encoders are made for square models; this one draws {G.img_shape[1]}x"
+                                 f"{G.img_shape[0]}")
         self.G = G.eval().requires_grad_(False)
         self.device = next(G.parameters()).device
         self.loss = loss.to(self.device)
@@ -265,9 +268,9 @@ def _conditional_w_stats(G: Generator) -> tuple[torch.Tensor, float]:
 
 
 def _check_data(data: ImageDataset, G: Generator) -> ImageDataset:
-    c, h, _ = data.image_shape
-    if h != G.img_resolution:
-        raise UserInputError(f"--data images are {h}x{h}, the model draws {G.img_resolution}x{G.img_resolution}; "
+    c, h, w = data.image_shape
+    if (h, w) != (G.img_resolution,) * 2:
+        raise UserInputError(f"--data images are {w}x{h}, the model draws {G.img_resolution}x{G.img_resolution}; "
                              f"convert them with `stylegan dataset --resolution {G.img_resolution}`")
     if c < G.img_channels:
         raise UserInputError(f"--data images have {c} channel(s), the model draws {G.img_channels}")

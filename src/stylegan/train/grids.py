@@ -11,12 +11,14 @@ from ..data.dataset import ImageDataset
 from ..render.images import make_grid, save_image, to_uint8
 
 
-def grid_size(resolution: int, on_gpu: bool, grid: tuple[int, int] | None = None) -> tuple[int, int]:
-    """(columns, rows): NVIDIA's ``clip(7680/res, 7, 32) x clip(4320/res, 4, 32)``, at most 16x16 on a
-    CPU (a 32x32 grid costs minutes per snapshot there), or the user's ``--grid``."""
+def grid_size(resolution: int | tuple[int, int], on_gpu: bool, grid: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(columns, rows): NVIDIA's ``clip(7680/W, 7, 32) x clip(4320/H, 4, 32)`` (``resolution``: a side, or
+    the images' ``(H, W)``), at most 16x16 on a CPU (a 32x32 grid costs minutes per snapshot there), or the
+    user's ``--grid``."""
     if grid is not None:
         return grid
-    gw, gh = int(np.clip(7680 // resolution, 7, 32)), int(np.clip(4320 // resolution, 4, 32))
+    h, w = (resolution, resolution) if isinstance(resolution, int) else resolution
+    gw, gh = int(np.clip(7680 // w, 7, 32)), int(np.clip(4320 // h, 4, 32))
     return (gw, gh) if on_gpu else (min(gw, 16), min(gh, 16))
 
 

@@ -305,17 +305,20 @@ class TrainingRun:
 
     def _configs(self, begun: resume_mod.Start, opts: TrainingOptions, explicit: set[str]):
         """-> (options, G config, D config) for a fresh, resumed or transferred run."""
-        res, channels = self.dataset.resolution, self.dataset.num_channels
+        res, channels, shape = self.dataset.resolution, self.dataset.num_channels, self.dataset.shape
+        if opts.generation == "stylegan1" and shape[0] != shape[1]:
+            raise UserInputError(f"{begun.data} has {shape[1]}x{shape[0]} images: non-square models are StyleGAN2 "
+                                 f"or StyleGAN3 (--cfg stylegan2, stylegan3-t or stylegan3-r)")
         if begun.state is not None:
             from ..networks import DiscriminatorConfig, GeneratorConfig
-            resume_mod.check_state_fits(begun.state, begun.data, res, channels, self.c_dim, len(self.dataset),
+            resume_mod.check_state_fits(begun.state, begun.data, shape, channels, self.c_dim, len(self.dataset),
                                         self.notices)
             return (opts, GeneratorConfig.from_dict(begun.state.header["g_config"]),
                     DiscriminatorConfig.from_dict(begun.state.header["d_config"]))
         if begun.source is not None:
-            return resume_mod.transfer_configs(begun.source, opts, explicit, res, channels, self.c_dim)
-        return (opts, generator_config(opts, res, channels, self.c_dim),
-                discriminator_config(opts, res, channels, self.c_dim))
+            return resume_mod.transfer_configs(begun.source, opts, explicit, shape, channels, self.c_dim)
+        return (opts, generator_config(opts, res, channels, self.c_dim, img_shape=shape),
+                discriminator_config(opts, res, channels, self.c_dim, img_shape=shape))
 
     def _build(self, begun: resume_mod.Start) -> None:
         """Networks (fresh, with NVIDIA's initialisation, or copied from a transfer source), augmentation,
@@ -404,14 +407,14 @@ class TrainingRun:
             self.folder.log(line)
         if not self.main:
             return
-        opts, res = self.opts, self.dataset.resolution
-        self.grids = Grids(self.dataset, self.G.z_dim, grid_size(res, self.dev.type == "cuda", self.grid),
+        opts, (h, w) = self.opts, self.dataset.shape
+        self.grids = Grids(self.dataset, self.G.z_dim, grid_size((h, w), self.dev.type == "cuda", self.grid),
                            opts.seed, self.batch_gpu, self.dev)
         c = self.counters
         verb = (f"resuming {self.run_dir.name} at {c.cur_nimg / 1000:.3f} kimg" if self.state is not None
                 else f"training {self.run_dir.name}")
         self.folder.log(
-            f"{verb}: {opts.cfg} {res}x{res}x{self.dataset.num_channels}"
+            f"{verb}: {opts.cfg} {w}x{h}x{self.dataset.num_channels}"
             f"{f' {self.c_dim} classes' if self.c_dim else ''}, "
             f"{len(self.dataset)} images, batch {opts.batch} ({self.info.world_size} process(es) x {self.rounds} "
             f"round(s) x {self.batch_gpu}), gamma {opts.gamma:g}, aug {opts.aug}"

@@ -110,13 +110,14 @@ def transfer_options(opts: TrainingOptions, explicit: set[str], source, resume: 
     return dataclasses.replace(opts, **changes)
 
 
-def check_state_fits(state: TrainingState, data, res: int, channels: int, c_dim: int, num_images: int,
-                     notices: list[str]) -> None:
-    """The dataset given to a resumed run must have the images the run was trained on."""
+def check_state_fits(state: TrainingState, data, shape: tuple[int, int], channels: int, c_dim: int,
+                     num_images: int, notices: list[str]) -> None:
+    """The dataset given to a resumed run must have the images (``shape`` (H, W)) the run was trained on."""
     g = state.header["g_config"]
-    if (g["img_resolution"], g["img_channels"]) != (res, channels) or g["c_dim"] != c_dim:
-        raise DatasetError(f"{data} has {res}x{res}x{channels} images with {c_dim} label(s), the run being "
-                           f"resumed trained on {g['img_resolution']}x{g['img_resolution']}x{g['img_channels']} "
+    trained = tuple(g.get("img_shape") or (g["img_resolution"],) * 2)
+    if (trained, g["img_channels"]) != (tuple(shape), channels) or g["c_dim"] != c_dim:
+        raise DatasetError(f"{data} has {shape[1]}x{shape[0]}x{channels} images with {c_dim} label(s), the run "
+                           f"being resumed trained on {trained[1]}x{trained[0]}x{g['img_channels']} "
                            f"with {g['c_dim']}")
     if state.header["dataset"].get("num_images") != num_images:
         notices.append(f"the dataset now has {num_images} images, the run started with "
@@ -124,19 +125,21 @@ def check_state_fits(state: TrainingState, data, res: int, channels: int, c_dim:
                        f"uninterrupted run")
 
 
-def transfer_configs(source, opts: TrainingOptions, explicit: set[str], res: int, channels: int, c_dim: int):
+def transfer_configs(source, opts: TrainingOptions, explicit: set[str], shape: tuple[int, int], channels: int,
+                     c_dim: int):
     """-> (options with the source's sizes, G config, D config): the source model's architecture unless
-    the user asked for explicit sizes."""
+    the user asked for explicit sizes; the dataset's images are ``shape`` (H, W)."""
     src_G = source.G if source.G is not None else source.G_ema
     sg = src_G.config
+    res = max(shape)
     if explicit & ARCH_OPTIONS:
-        g_cfg = generator_config(opts, res, channels, c_dim)
+        g_cfg = generator_config(opts, res, channels, c_dim, img_shape=shape)
     else:
-        if (sg.img_resolution, sg.img_channels) != (res, channels):
-            raise UserInputError(f"the model to resume from makes {sg.img_resolution}x{sg.img_resolution}x"
-                                 f"{sg.img_channels} images but the dataset has {res}x{res}x{channels}; "
-                                 f"rebuild the dataset at that size with `stylegan dataset --resolution "
-                                 f"{sg.img_resolution}`")
+        if (sg.shape, sg.img_channels) != (tuple(shape), channels):
+            (h, w), (sh, sw) = shape, sg.shape
+            raise UserInputError(f"the model to resume from makes {sw}x{sh}x{sg.img_channels} images but the "
+                                 f"dataset has {w}x{h}x{channels}; rebuild the dataset at that size with "
+                                 f"`stylegan dataset --resolution {sw}x{sh}`")
         if sg.generation not in ("stylegan2", "stylegan3"):
             raise UserInputError(f"training a {sg.generation} model is not supported; start from a "
                                  f"StyleGAN2 or StyleGAN3 model")
@@ -152,7 +155,7 @@ def transfer_configs(source, opts: TrainingOptions, explicit: set[str], res: int
         d_cfg = source.D.config.replace(c_dim=c_dim, num_fp16_res=0 if opts.fp32 else 4,
                                         conv_clamp=None if opts.fp32 else 256)
     else:
-        d_cfg = discriminator_config(opts, res, channels, c_dim)
+        d_cfg = discriminator_config(opts, res, channels, c_dim, img_shape=shape)
     return opts, g_cfg, d_cfg
 
 
