@@ -119,7 +119,13 @@ def test_metrics_and_serve_load_it_and_refusals_are_one_line(tmp_path, capsys, m
 
     async def render():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as c:
-            return (await c.get("/api/info")).status_code, await c.post("/api/render", json={"latent": {"seed": 3}})
-    status, r = asyncio.run(render())
+            info = (await c.get("/api/model")).json()
+            renders = [await c.post("/api/render", json={"latent": {"seed": 3}, **extra})
+                       for extra in ({}, {"canvas": "32x16"}, {"canvas": "64x16"})]
+            return (await c.get("/api/info")).status_code, info, renders
+    status, info, (r, same, wide) = asyncio.run(render())
     assert status == 200 and r.status_code == 200, r.text
     assert size(__import__("io").BytesIO(r.content)) == (32, 16)
+    assert info["img_shape"] == [16, 32] and info["canvas"]["presets"][0]["size"] == [32, 16], info
+    assert same.content == r.content                     # the native shape is the ordinary path
+    assert size(__import__("io").BytesIO(wide.content)) == (64, 16), wide.text
