@@ -46,6 +46,18 @@ def check_encoder(encoder: Encoder, G: Generator) -> None:
                              "train one for this model with `stylegan encoder train`")
 
 
+def load_checked_encoder(source, G: Generator, device=None, what: str = "--encoder") -> Encoder:
+    """The encoder file ``source`` (or ``'builtin'``), loaded safely and refused in one line -- ``what source:
+    why`` -- when it was made for another model than ``G`` (:func:`check_encoder`)."""
+    from ..checkpoints.encoder import load_encoder
+    encoder, _ = load_encoder(source, device=device or next(G.parameters()).device)
+    try:
+        check_encoder(encoder, G)
+    except UserInputError as exc:
+        raise UserInputError(f"{what} {source}: {exc}") from None
+    return encoder
+
+
 def encoder_ws(encoder: Encoder, G: Generator, target: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
     """ws [N, num_ws, w_dim] for targets [N, C, H, W] in [-1, 1], ``batch_size`` at a time."""
     check_encoder(encoder, G)

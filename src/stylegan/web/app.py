@@ -53,19 +53,23 @@ LOAD_THREADS = 2
 def create_app(network: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
                device: str = "auto", precision: str = "fp32", *, max_loaded: int = 2, render_threads: int = 2,
                allowed_hosts: list[str] | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES,
-               preload: bool = True) -> FastAPI:
+               preload: bool = True, encoders: dict[str, str | os.PathLike] | None = None) -> FastAPI:
     """The explorer app for ``network`` (the default model; None: the built-in one, or the first file of
     ``model_dir``) and the models in ``model_dir``.
 
     ``render_threads``: renders that may run at once (of different models; one model renders one image at
     a time); ``allowed_hosts``: Host
     headers accepted (default: localhost names only, which also stops DNS-rebinding pages from reaching
-    a local server); ``preload``: load the default model now, so a bad ``--network`` fails at start-up.
+    a local server); ``preload``: load the default model now, so a bad ``--network`` fails at start-up;
+    ``encoders``: model name (``'default'`` for ``network``) -> encoder file for the photo upload, each loaded and
+    checked against its model now, so a mismatch fails at start-up.
     """
     from ..devices import half_dtype, pick_device
     dev = pick_device(device)
     library = ModelLibrary(network, model_dir, device=dev, half=half_dtype(precision, dev), max_loaded=max_loaded)
-    explorer = Explorer(library, max_upload_bytes=max_upload_bytes)
+    explorer = Explorer(library, max_upload_bytes=max_upload_bytes, encoders=encoders)
+    if encoders:
+        explorer.photo_encoders.check_files(library)
     if preload:
         explorer.model(None)
     render_pool = ThreadPoolExecutor(max(1, render_threads), thread_name_prefix="stylegan-render")

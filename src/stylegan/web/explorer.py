@@ -107,14 +107,16 @@ def npz_upload(data: bytes, filename: str | None, default: str, max_bytes: int =
 
 class Explorer:
     """Renders requests against the models of a :class:`ModelLibrary` and holds the page's uploads
-    (``max_upload_bytes`` each; they may unpack to 8x that, at least 64 MB)."""
+    (``max_upload_bytes`` each; they may unpack to 8x that, at least 64 MB); ``encoders``: model name ->
+    encoder file for the photo upload (:class:`~stylegan.web.photos.PhotoEncoders`)."""
 
-    def __init__(self, library: ModelLibrary, store_capacity: int = 64, max_upload_bytes: int = MAX_UPLOAD_BYTES):
+    def __init__(self, library: ModelLibrary, store_capacity: int = 64, max_upload_bytes: int = MAX_UPLOAD_BYTES,
+                 encoders: dict[str, str | Path] | None = None):
         self.library = library
         self.store = Store(store_capacity)
         self.max_upload_bytes = max_upload_bytes
         self.max_unpacked_bytes = max(MAX_UNPACKED_BYTES, 8 * max_upload_bytes)
-        self.photo_encoders = PhotoEncoders(library.device)
+        self.photo_encoders = PhotoEncoders(library.device, encoders)
 
     def _npz(self, data: bytes, filename: str | None, default: str):
         return npz_upload(data, filename, default, self.max_upload_bytes, self.max_unpacked_bytes)
