@@ -107,6 +107,33 @@ def test_photo_upload_sets_the_explorers_w_to_the_encoders(client, builtin):
     assert refined["psnr"] > up["psnr"] + 1.0, refined
 
 
+def test_align_face_uploads_the_kth_face_aligned_as_project_face_does(client, builtin):
+    from support.photos import two_face_photo
+
+    from stylegan.latent.align import align_face
+    from stylegan.perception import faces
+    if not faces.detector_available():
+        pytest.skip(f"no MTCNN weights: {faces.INSTALL_HINT}")
+    G, E = builtin
+    canvas = two_face_photo()
+    buf = io.BytesIO()
+    Image.fromarray(canvas).save(buf, format="PNG")
+    assert client.get("/api/model").json()["photo_encoder"]["align_faces"] is True
+    r = upload_photo(client, buf.getvalue(), filename="group.png", face=1)
+    assert r.status_code == 200, r.text
+    small_face = faces.detect_faces(canvas)[1]
+    assert small_face.box[0] > 690                                      # the smaller face, on the right
+    expected = align_face(canvas, small_face.landmarks, G.img_resolution)
+    shown = np.asarray(Image.open(io.BytesIO(__import__("base64").b64decode(r.json()["target"].split(",", 1)[1]))))
+    assert np.array_equal(shown, expected)                              # the target `project --face 1` makes
+    assert np.array_equal(ws_of(client, r.json()["id"]), encode(G, expected, E).ws.numpy())
+    for face, message in [(2, "group: --face 2: the image has 2 face(s)"), ("x", "face must be a whole number")]:
+        r = upload_photo(client, buf.getvalue(), filename="group.png", face=face)
+        assert r.status_code == 400 and message in r.json()["detail"], r.text
+    r = upload_photo(client, (EMOJI / "cat.png").read_bytes(), face=0)
+    assert r.status_code == 400 and r.json()["detail"] == "cat: no face found in the image", r.text
+
+
 def test_hostile_photo_uploads_get_one_line_and_the_server_carries_on(client, tmp_path):
     header_only = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0))
                    + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b""))

@@ -212,12 +212,12 @@ def create_app(network: str | os.PathLike | None = None, model_dir: str | os.Pat
 
     @app.post("/api/upload/photo")
     async def upload_photo(request: Request, model_name: str | None = Query(None, alias="model"),
-                           filename: str | None = None, steps: str | None = None):
+                           filename: str | None = None, steps: str | None = None, face: str | None = None):
         """A photo -> encoder inversion; holds the model's render lock (refinement steps draw with G)."""
         data = await read_body(request, max_upload_bytes, "application/octet-stream")
         m = await model(model_name)
         async with model_locks.setdefault(m.name, asyncio.Lock()):
-            return await load(explorer.upload_photo, m.name, data, filename, steps)
+            return await load(explorer.upload_photo, m.name, data, filename, steps, face)
 
     @app.post("/api/directions/sefa")
     async def sefa(request: Request):

@@ -149,17 +149,19 @@ class Explorer:
             raise UserInputError(f"{path.name} holds {len(d)} directions; the explorer takes at most {MAX_DIRECTIONS}")
         return self._register(d, source=path.stem)
 
-    def upload_photo(self, model: str | None, data: bytes, filename: str | None = None, steps: str | None = None) -> dict:
-        """A photo -> the encoder's w (+ ``steps`` refinement steps), stored as an uploaded latent: the page
-        renders, edits, mixes and downloads it like a projected_w.npz. The model must have an encoder."""
-        from .photos import decode_photo, invert_photo, parse_steps, png_data_url
+    def upload_photo(self, model: str | None, data: bytes, filename: str | None = None, steps: str | None = None,
+                     face: str | None = None) -> dict:
+        """A photo (face number ``face`` FFHQ-aligned, or centre-cropped) -> the encoder's w (+ ``steps``
+        refinement steps), stored as an uploaded latent: the page renders, edits, mixes and downloads it like a
+        projected_w.npz. The model must have an encoder."""
+        from .photos import decode_photo, invert_photo, parse_face, parse_steps, png_data_url
         m = self.model(model)
-        n_steps = parse_steps(steps)
+        n_steps, face_index = parse_steps(steps), parse_face(face)
         encoder = self.photo_encoders.encoder(m)
         name = _safe_stem(filename, "photo")
         if len(data) > self.max_upload_bytes:
             raise UserInputError(f"{name} is larger than {self.max_upload_bytes / 2**20:g} MB")
-        target = decode_photo(data, name, m.G.img_resolution, m.G.img_channels)
+        target = decode_photo(data, name, m.G.img_resolution, m.G.img_channels, face=face_index)
         with m.lock:
             res = invert_photo(m, encoder, target, n_steps)
         key = self.store.add(UploadedLatents(ws=res.ws.numpy().astype(np.float32), labels=[name], seeds=[None]))

@@ -36,6 +36,8 @@ MAX_PHOTO_PIXELS = 25_000_000
 MAX_PHOTO_STEPS = 50
 #: The encoder offered where the operator named none (the built-in model's shipped one).
 ENCODER_NAME = "builtin"
+#: Highest face number the page may ask for (0 = the largest face of the photo).
+MAX_FACE = 99
 _CACHE_KEY = "photo-encoder"
 
 
@@ -44,11 +46,12 @@ class EncoderUnavailable(UserInputError):
 
 
 def decode_photo(data: bytes, name: str, resolution: int, channels: int = 3,
-                 max_pixels: int = MAX_PHOTO_PIXELS) -> np.ndarray:
+                 max_pixels: int = MAX_PHOTO_PIXELS, face: int | None = None) -> np.ndarray:
     """Uploaded photo bytes -> the model's target, [resolution, resolution, channels] uint8: EXIF orientation
     applied, transparency composited on white (how the built-in model's training images were made), centre
-    crop, Lanczos resize (``stylegan dataset``'s ``transform_image``). Bad input: :class:`UserInputError`."""
-    from ..data.dataset_tool import transform_image
+    crop, Lanczos resize (``stylegan dataset``'s ``transform_image``); with ``face`` (0 = the largest) instead
+    the FFHQ alignment of that face, as ``stylegan project --face`` makes it. Bad input: :class:`UserInputError`."""
+    from ..data.dataset_tool import _to_mode, transform_image
     if not data:
         raise UserInputError(f"{name} is empty")
     try:
@@ -67,9 +70,13 @@ def decode_photo(data: bytes, name: str, resolution: int, channels: int = 3,
             im.load()
             im = ImageOps.exif_transpose(im)
             mode = "L" if channels == 1 else "RGB"
+            if face is not None:
+                return _aligned(np.array(_to_mode(im, "RGB", (255, 255, 255))), name, resolution, channels, face)
             out = transform_image(im, resolution, "center-crop", Image.LANCZOS, mode, (255, 255, 255))
         except MemoryError:
             raise UserInputError(f"{name}: not enough memory to decode it") from None
+        except StyleGANError:
+            raise
         except Exception as exc:  # noqa: BLE001 - truncated or corrupt data: PIL's decoders raise many types
             raise UserInputError(f"{name}: cannot decode the {fmt} image ({exc})") from None
     arr = np.array(out)
@@ -113,13 +120,15 @@ class PhotoEncoders:
         return m.cache.get(_CACHE_KEY)
 
     def status(self, m: LoadedModel) -> dict:
-        """``{"available": bool, "reason": why not, "encoder": name}`` for the page (cached per model)."""
+        """``{"available": bool, "reason": why not, "encoder": name, "max_steps": n, "align_faces": whether the
+        face detector is installed}`` for the page (cached per model)."""
         cached = m.cache.get(_CACHE_KEY)
         if cached is None:
             from ..latent.inversion import check_encoder
+            from ..perception.faces import detector_available
             source = self._source(m)
             cached = {"available": True, "reason": None, "encoder": Path(str(source)).name,
-                      "max_steps": MAX_PHOTO_STEPS}
+                      "max_steps": MAX_PHOTO_STEPS, "align_faces": detector_available()}
             try:
                 check_encoder(self._load(source), m.G)
             except StyleGANError as exc:
@@ -135,6 +144,29 @@ class PhotoEncoders:
         if not st["available"]:
             raise EncoderUnavailable(st["reason"])
         return self._load(self._source(m))
+
+
+def _aligned(full: np.ndarray, name: str, resolution: int, channels: int, face: int) -> np.ndarray:
+    """Face ``face`` of a decoded photo [H, W, 3], FFHQ-aligned (MTCNN landmarks) at ``resolution``."""
+    from ..latent.align import align_face, detect_landmarks
+    from ..perception.faces import INSTALL_HINT, detector_available
+    if not detector_available():
+        raise UserInputError(f"aligning a face needs the MTCNN face detector on the server: {INSTALL_HINT}")
+    try:
+        out = align_face(full, detect_landmarks(full, face=face), resolution)
+    except UserInputError as exc:
+        raise UserInputError(f"{name}: {exc}") from None
+    return np.asarray(Image.fromarray(out).convert("L"))[:, :, None] if channels == 1 else out
+
+
+def parse_face(face: str | int | None) -> int | None:
+    """The page's face choice: none (centre crop) or a face number 0..MAX_FACE (0 = the largest)."""
+    if face is None or str(face).strip() == "":
+        return None
+    text = str(face).strip()
+    if not text.isdigit() or int(text) > MAX_FACE:
+        raise UserInputError(f"face must be a whole number from 0 to {MAX_FACE} (0 = the largest), got {text[:20]!r}")
+    return int(text)
 
 
 def parse_steps(steps: str | int | None) -> int:
