@@ -73,7 +73,6 @@ def test_encoder_start_reaches_plain_optimisation_in_a_fifth_of_the_steps(setup)
             (name, refined.psnr[part], plain.psnr[part])
 
 
-@pytest.mark.slow
 def test_the_correction_pass_is_kept_only_where_it_lowers_the_loss(setup):
     G, E, loss, sets = setup
     for name, targets in sets.items():
