@@ -312,7 +312,8 @@ def _quality(res, j: int) -> str:
         return out + f" (start {res.initial_psnr[j]:.2f} dB), final loss {res.final_loss[j]:.4f}"
     if not len(res.loss_history):
         return out + f" (encoder only; the mean w draws {res.initial_psnr[j]:.2f} dB)"
-    corrected = f", corrected {res.initial_psnr[j]:.2f} dB" if res.extra.get("corrected", [0] * (j + 1))[j] else ""
+    kept = res.extra.get("corrected")
+    corrected = f", corrected {res.initial_psnr[j]:.2f} dB" if kept is not None and kept[j] else ""
     return (out + f" (encoder start {res.extra['encoder_psnr'][j]:.2f} dB{corrected}, mean w "
             f"{res.extra['mean_w_psnr'][j]:.2f} dB), final loss {res.final_loss[j]:.4f}")
 

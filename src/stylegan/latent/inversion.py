@@ -23,8 +23,7 @@ import torch
 from ..errors import UserInputError
 from ..networks import Generator
 from ..networks.encoder import Encoder, mapping_fingerprint
-from ..perception.lpips import PerceptualLoss
-from ..perception.lpips import NoDownloadLoss
+from ..perception.lpips import NoDownloadLoss, PerceptualLoss
 from ..render.images import from_uint8, to_uint8
 from .projection import Projection, ProjectionConfig, _targets_tensor, clip_like_target, project, psnr
 from .seeds import check_labels
@@ -52,15 +51,15 @@ def check_encoder(encoder: Encoder, G: Generator) -> None:
                              "train one for this model with `stylegan encoder train`")
 
 
-def load_checked_encoder(source, G: Generator, device=None, what: str = "--encoder") -> Encoder:
-    """The encoder file ``source`` (or ``'builtin'``), loaded safely and refused in one line -- ``what source:
-    why`` -- when it was made for another model than ``G`` (:func:`check_encoder`)."""
+def load_checked_encoder(source, G: Generator, device=None) -> Encoder:
+    """The encoder file ``source`` (or ``'builtin'``), loaded safely and refused in one line -- ``--encoder
+    SOURCE: why`` -- when it was made for another model than ``G`` (:func:`check_encoder`)."""
     from ..checkpoints.encoder import load_encoder
     encoder, _ = load_encoder(source, device=device or next(G.parameters()).device)
     try:
         check_encoder(encoder, G)
     except UserInputError as exc:
-        raise UserInputError(f"{what} {source}: {exc}") from None
+        raise UserInputError(f"--encoder {source}: {exc}") from None
     return encoder
 
 
