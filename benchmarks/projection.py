@@ -11,13 +11,15 @@ the model's discriminator unless ``--vgg`` is given).
 
     python benchmarks/projection.py --only inversion --steps 100 --json inv.json   # the inversion table
 
-The inversion part (``--only inversion``) uses the built-in model and its shipped encoder on two target sets:
-8 images the model generated from seeds no training step drew (known w), and the 8 real emoji under
-tests/assets/emoji-unseen that neither the model nor the encoder saw. For each set it runs, one after the
-other: plain optimisation (``stylegan project`` defaults, W, N steps), the encoder alone, the encoder +
-N/5 refinement steps, and pivotal tuning on top; it prints seconds and PSNR of each, the PSNR curves of
-plain optimisation and refinement (every 5 steps), the first step at which refinement matches the PSNR
-plain optimisation reaches in N steps, and what tuning does to an edit along the first SeFa direction.
+The inversion part (``--only inversion``) uses the built-in model and its shipped encoder (``--encoder``: another
+file) on two target sets: 8 images the model generated from seeds no training step drew (known w), and the 8 real
+emoji under tests/assets/emoji-unseen that neither the model nor the encoder saw. For each set it runs, one after
+the other: plain optimisation (``stylegan project`` defaults, W, N steps), the encoder alone, the encoder with
+``invert()``'s correction pass, the encoder + N/5 refinement steps (``invert()`` defaults), and pivotal tuning on
+top (``--tune-steps 0``: none); it prints seconds and PSNR of each, the PSNR curves of plain optimisation and
+refinement (every 5 steps), the first step at which refinement matches the PSNR plain optimisation reaches in N
+steps, the step at which optimisation matches the refinement's, and what tuning does to an edit along the first
+SeFa direction.
 
 ``ref`` is the official StyleGAN2 reference network (64x64, ../shared/reference): its images are
 structured, so its PSNR means something. ``sg2-<res>`` / ``sg3t-<res>`` are the published architectures
@@ -133,17 +135,18 @@ def inversion_sets(G):
     return [("generated (held out)", generated), ("real emoji (unseen)", emoji)]
 
 
-def run_inversion(steps: int, tune_steps: int) -> list[dict]:
+def run_inversion(steps: int, tune_steps: int, encoder: str = "builtin") -> list[dict]:
     """Every inversion mode on both target sets of the built-in model (see the module docstring)."""
     from stylegan.checkpoints import load_network
     from stylegan.checkpoints.encoder import load_encoder
     from stylegan.latent.directions import sefa
     from stylegan.latent.editing import direction_offsets
-    from stylegan.latent.inversion import encode, invert
+    from stylegan.latent.inversion import corrected_start, encode, invert
+    from stylegan.latent.projection import psnr
     from stylegan.latent.tuning import TuningConfig, edit_drift, tune_generator
     ckpt = load_network(None)
     G, D = ckpt.G_ema, ckpt.D
-    E, meta = load_encoder("builtin")
+    E, meta = load_encoder(encoder)
     loss = load_perceptual(None, D=D)
     direction = sefa(G, num=1)
     rows = []
@@ -157,18 +160,27 @@ def run_inversion(steps: int, tune_steps: int) -> list[dict]:
         t = time.perf_counter()
         enc = encode(G, target, E)
         row["encoder"] = {"s": time.perf_counter() - t, "psnr": float(enc.psnr.mean())}
+        t = time.perf_counter()
+        ws, kept = corrected_start(G, target, E, loss)
+        with torch.no_grad():
+            drawn = to_uint8(G.synthesis(ws, noise_mode="const"))
+        row["encoder+correction"] = {"s": time.perf_counter() - t + row["encoder"]["s"], "kept": kept.tolist(),
+                                     "psnr": float(psnr(drawn, target).mean())}
         curve, on_step = _psnr_curve(G, target, 5)
         t = time.perf_counter()
         ref = invert(G, target, E, loss, steps=max(steps // 5, 1), on_step=on_step)
         row["encoder+refine"] = {"s": time.perf_counter() - t, "steps": max(steps // 5, 1),
                                  "psnr": float(ref.psnr.mean()), "curve": curve}
+        rows.append(row)
+        if not tune_steps:
+            _print_inversion(row)
+            continue
         t = time.perf_counter()
         tuned = tune_generator(G, target, ref.ws, loss, TuningConfig(steps=tune_steps), noise=ref.noise)
         offset = direction_offsets(direction.vectors[0], G.num_ws, G.w_dim, direction.layers) * 2.0
         row["+pti"] = {"s": time.perf_counter() - t + row["encoder+refine"]["s"], "steps": tune_steps,
                        "psnr": float(tuned.psnr_after.mean()), "psnr_before": float(tuned.psnr_before.mean()),
                        "edit": edit_drift(G, tuned.G, ref.ws, offset), "locality_psnr": _locality_psnr(G, tuned.G)}
-        rows.append(row)
         _print_inversion(row)
     return rows
 
@@ -184,7 +196,7 @@ def _locality_psnr(G0, G1) -> float:
 
 
 def _print_inversion(r: dict) -> None:
-    opt, enc, refn, pti = r["opt"], r["encoder"], r["encoder+refine"], r["+pti"]
+    opt, enc, cor, refn, pti = r["opt"], r["encoder"], r["encoder+correction"], r["encoder+refine"], r.get("+pti")
     target = opt["psnr"]
     reached = next((k for k, v in sorted(refn["curve"].items()) if v >= target), None)
     if reached is None and refn["psnr"] >= target:
@@ -192,14 +204,21 @@ def _print_inversion(r: dict) -> None:
     print(f"{r['targets']} ({r['n']} targets, mean PSNR dB):")
     print(f"  optimisation only      {r['steps']:4d} steps {opt['s']:7.1f} s  {opt['start_psnr']:.2f} -> {opt['psnr']:.2f}")
     print(f"  encoder only              0 steps {enc['s']:7.3f} s  {enc['psnr']:.2f}")
+    print(f"  encoder + correction      0 steps {cor['s']:7.3f} s  {cor['psnr']:.2f}  (kept for "
+          f"{sum(cor['kept'])} of {r['n']} targets)")
     match = f"at step {reached}" if reached else f"not within {refn['steps']} steps"
     print(f"  encoder + refinement   {refn['steps']:4d} steps {refn['s']:7.1f} s  {refn['psnr']:.2f}  "
           f"(reaches the {r['steps']}-step optimisation's PSNR {match})")
-    print(f"  + pivotal tuning       {pti['steps']:4d} steps {pti['s']:7.1f} s  {pti['psnr_before']:.2f} -> "
-          f"{pti['psnr']:.2f}; other samples {pti['locality_psnr']:.1f} dB from the untuned model; SeFa-0 edit "
-          f"(strength 2): relative change {pti['edit']['relative_error']:.2f}, outside the edited region "
-          f"{pti['edit']['outside_change']:.2f} levels (untuned {pti['edit']['outside_change_original']:.2f}, "
-          f"{100 * pti['edit']['outside_fraction']:.0f} % of pixels)")
+    if pti:
+        print(f"  + pivotal tuning       {pti['steps']:4d} steps {pti['s']:7.1f} s  {pti['psnr_before']:.2f} -> "
+              f"{pti['psnr']:.2f}; other samples {pti['locality_psnr']:.1f} dB from the untuned model; SeFa-0 edit "
+              f"(strength 2): relative change {pti['edit']['relative_error']:.2f}, outside the edited region "
+              f"{pti['edit']['outside_change']:.2f} levels (untuned {pti['edit']['outside_change_original']:.2f}, "
+              f"{100 * pti['edit']['outside_fraction']:.0f} % of pixels)")
+    equal = next((k for k, v in sorted(opt["curve"].items()) if v >= refn["psnr"]), None)
+    print(f"  optimisation reaches the refinement's {refn['psnr']:.2f} dB "
+          + (f"at step {equal}: {equal / refn['steps']:.1f}x the refinement's steps" if equal else
+             f"not within {r['steps']} steps"))
     print("  curves (step: PSNR): optimisation " + " ".join(f"{k}:{v:.1f}" for k, v in opt["curve"].items()))
     print("                       refinement   " + " ".join(f"{k}:{v:.1f}" for k, v in refn["curve"].items()))
 
@@ -215,13 +234,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--only", choices=["projection", "inversion"], default=None, help="run one part only")
-    ap.add_argument("--tune-steps", type=int, default=50, help="inversion: pivotal-tuning steps")
+    ap.add_argument("--tune-steps", type=int, default=50, help="inversion: pivotal-tuning steps (0: no tuning)")
+    ap.add_argument("--encoder", default="builtin", help="inversion: the encoder file (default: the shipped one)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []
     if args.only != "projection":
-        rows += run_inversion(args.steps, args.tune_steps)
+        rows += run_inversion(args.steps, args.tune_steps, args.encoder)
         print(f"machine: {machine(torch.device('cpu'))}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if args.only == "inversion":
         if args.json:

@@ -43,7 +43,8 @@ def test_encoder_learns_on_the_reference_network(reference_dir, tmp_path):
 
 def _run(tmp_path, name: str, kimg: float, resume: bool = False, **changes) -> EncoderTraining:
     G = make_tiny_checkpoint("stylegan2", resolution=16, channels=16).G_ema
-    opts = EncoderTrainingOptions(kimg=kimg, batch=4, warmup_steps=2, delta_kimg=0.008, snap_kimg=0.008, **changes)
+    opts = EncoderTrainingOptions(kimg=kimg, batch=4, **{"warmup_steps": 2, "delta_kimg": 0.008, "snap_kimg": 0.008,
+                                                         **changes})
     run = EncoderTraining(G, NoDownloadLoss(), tmp_path / name, opts)
     if resume:
         assert run.resume()
@@ -68,3 +69,16 @@ def test_options_are_checked():
                 dict(image_batch=5, batch=4), dict(warmup_steps=-1)]:
         with pytest.raises(UserInputError):
             EncoderTrainingOptions(**bad)
+
+
+def test_resume_of_a_state_written_before_an_option_existed(tmp_path, monkeypatch):
+    """A state without an option added since (warm-up: a fixed 50 steps before) resumes with its default."""
+    import dataclasses
+    straight = _run(tmp_path, "a.safetensors", 0.016, warmup_steps=50)
+    with monkeypatch.context() as m:
+        m.setattr(EncoderTrainingOptions, "to_dict",
+                  lambda self: {k: v for k, v in dataclasses.asdict(self).items() if k != "warmup_steps"})
+        _run(tmp_path, "b.safetensors", 0.008, warmup_steps=50)
+    resumed = _run(tmp_path, "b.safetensors", 0.016, resume=True, warmup_steps=50)
+    a, b = straight.encoder.state_dict(), resumed.encoder.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

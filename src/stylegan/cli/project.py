@@ -31,19 +31,6 @@ def _load_networks(network, device, precision, need_D: bool):
     return ckpt, G, D, dev
 
 
-def _load_encoder(source: str, G, device):
-    """The encoder ``--encoder`` names, refused (one line) when it was made for another model."""
-    from ..checkpoints.encoder import load_encoder
-    from ..errors import UserInputError
-    from ..latent.inversion import check_encoder
-    E, _ = load_encoder(source, device=device)
-    try:
-        check_encoder(E, G)
-    except UserInputError as exc:
-        raise UserInputError(f"--encoder {source}: {exc}") from None
-    return E
-
-
 @dataclass(frozen=True)
 class _Plan:
     """What ``stylegan project`` will run, reconciled from its options."""
@@ -173,6 +160,7 @@ def project(network, targets, space, num_steps, encoder, seed, class_idx, learni
       stylegan project --encoder builtin --tune 50 --target emoji.png --outdir out
       stylegan project --network ffhq.pkl --encoder ffhq-enc.safetensors --face 1 --target group.jpg --outdir out
     """
+    from ..latent.inversion import load_checked_encoder
     from ..latent.seeds import class_labels
     from ..perception.lpips import load_perceptual
 
@@ -182,7 +170,7 @@ def project(network, targets, space, num_steps, encoder, seed, class_idx, learni
     marks = _landmarks_per_target(landmarks, files)
     want_vgg = vgg is not None or bool(__import__("os").environ.get("STYLEGAN_VGG16"))
     ckpt, G, D, dev = _load_networks(network, device, precision, need_D=not want_vgg or plan.tune is not None)
-    E = _load_encoder(encoder, G, dev) if encoder else None
+    E = load_checked_encoder(encoder, G, dev) if encoder else None
     c = class_labels(G.c_dim, class_idx, 1, device=dev)
     loss = load_perceptual(vgg, lpips_lin, D=None if want_vgg else D, device=dev)
     ensure_outdir(outdir)
@@ -324,7 +312,9 @@ def _quality(res, j: int) -> str:
         return out + f" (start {res.initial_psnr[j]:.2f} dB), final loss {res.final_loss[j]:.4f}"
     if not len(res.loss_history):
         return out + f" (encoder only; the mean w draws {res.initial_psnr[j]:.2f} dB)"
-    return (out + f" (encoder start {res.extra['encoder_psnr'][j]:.2f} dB, mean w "
+    kept = res.extra.get("corrected")
+    corrected = f", corrected {res.initial_psnr[j]:.2f} dB" if kept is not None and kept[j] else ""
+    return (out + f" (encoder start {res.extra['encoder_psnr'][j]:.2f} dB{corrected}, mean w "
             f"{res.extra['mean_w_psnr'][j]:.2f} dB), final loss {res.final_loss[j]:.4f}")
 
 

@@ -19,6 +19,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def parse_encoders(values) -> dict[str, str]:
+    """``--encoder`` values -> {model name: encoder file}: ``FILE`` (an existing file, or ``builtin``) is for
+    the --network model (``default``), ``MODEL=FILE`` for the model the page lists as MODEL."""
+    from ..errors import UserInputError
+    from ..web.models import DEFAULT_NAME
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or Path(value).is_file():
+            name, path = DEFAULT_NAME, value
+        if not path:
+            raise UserInputError(f"--encoder {value}: give MODEL=FILE or FILE")
+        if name in out:
+            raise UserInputError(f"--encoder: two encoders for the model {name!r}")
+        out[name] = path
+    return out
+
+
 @click.command()
 @network_option
 @click.option("--model-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -38,10 +56,14 @@ def is_loopback(host: str) -> bool:
 @click.option("--max-canvas-mp", type=click.FloatRange(0.001, 268.0), default=None, metavar="MP",
               help="Most megapixels the page's canvas (an image size other than the model's) is rendered at "
                    "[default: 3, which admits 1920x1080 on every published model].")
+@click.option("--encoder", "encoders", multiple=True, metavar="[MODEL=]FILE",
+              help="Encoder for the page's photo upload (from `stylegan encoder train`): FILE for the --network "
+                   "model, MODEL=FILE for a model of --model-dir (its name as the page lists it). Repeatable; "
+                   "checked against each model at start-up. The built-in model has one without it.")
 @device_option
 @precision_options
-def serve(network, model_dir, host, port, allowed_hosts, max_loaded, render_threads, upload_mb, max_canvas_mp, device,
-          precision):
+def serve(network, model_dir, host, port, allowed_hosts, max_loaded, render_threads, upload_mb, max_canvas_mp,
+          encoders, device, precision):
     """Explore a model in the browser: seeds, truncation, style mixing, directions, StyleGAN3 transforms.
 
     Listens on 127.0.0.1 only unless --host says otherwise. On a remote GPU machine, forward the port:
@@ -51,6 +73,7 @@ def serve(network, model_dir, host, port, allowed_hosts, max_loaded, render_thre
     Examples:
       stylegan serve --network ffhq.pkl
       stylegan serve --model-dir ~/models --port 8080 --device cuda --fp16
+      stylegan serve --network ffhq.pkl --encoder ffhq-enc.safetensors
     """
     from ..errors import UserInputError
     try:
@@ -69,7 +92,7 @@ def serve(network, model_dir, host, port, allowed_hosts, max_loaded, render_thre
     canvas = {} if max_canvas_mp is None else {"max_canvas_pixels": round(max_canvas_mp * 1e6)}
     app = create_app(network, model_dir, device=device, precision=precision or "fp32", max_loaded=max_loaded,
                      render_threads=render_threads, allowed_hosts=hosts, max_upload_bytes=upload_mb * 2**20,
-                     **canvas)
+                     encoders=parse_encoders(encoders), **canvas)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"StyleGAN explorer on http://{'localhost' if is_loopback(host) else shown}:{port}  "
                f"(Ctrl+C to stop)", err=True)

@@ -1,9 +1,10 @@
 """Inverting images with an encoder: one forward pass gives W+, optionally refined by the projector.
 
 * :func:`encode` -- encoder only: ``ws = E(target)``, no optimisation (milliseconds on a GPU).
-* :func:`invert` -- the encoder's ws as the start of :func:`~stylegan.latent.projection.project`
-  (``steps=0`` is :func:`encode`). A good start needs fewer steps and no w noise:
-  :data:`REFINE_CONFIG` holds the defaults measured for that (docs/projection.md, "Measured").
+* :func:`invert` -- the encoder's ws, corrected once by the encoder itself (:func:`corrected_start`), as the
+  start of :func:`~stylegan.latent.projection.project` (``steps=0`` is :func:`encode`). A good start needs
+  fewer steps, smaller ones and no w noise: :data:`REFINE_CONFIG` holds the defaults measured for that
+  (docs/projection.md, "Measured").
 
 Both return a :class:`~stylegan.latent.projection.Projection`, so the result is saved, varied and
 edited exactly like a projection; ``initial_psnr`` is the mean-w image (for :func:`encode`) or the
@@ -22,14 +23,18 @@ import torch
 from ..errors import UserInputError
 from ..networks import Generator
 from ..networks.encoder import Encoder, mapping_fingerprint
-from ..perception.lpips import PerceptualLoss
-from ..render.images import to_uint8
-from .projection import Projection, ProjectionConfig, _targets_tensor, project, psnr
+from ..perception.lpips import NoDownloadLoss, PerceptualLoss
+from ..render.images import from_uint8, to_uint8
+from .projection import Projection, ProjectionConfig, _targets_tensor, clip_like_target, project, psnr
 from .seeds import check_labels
 
-#: Refinement after an encoder start: W+, the projector's learning rate from the first step (no ramp-up), no
-#: w noise (the start is already close). Measured on the built-in model against lr 0.01/0.03 and W space.
-REFINE_CONFIG = ProjectionConfig(space="w+", num_steps=20, initial_learning_rate=0.1, initial_noise_factor=0.0,
+#: Correction passes before the refinement (:func:`corrected_start`): one pass of the encoder and of G each.
+CORRECTIONS = 1
+
+#: Refinement after an encoder start: W+, half the projector's learning rate from the first step (no ramp-up),
+#: no w noise (the start is already close). Measured on the built-in model (docs/projection.md, "Measured") against
+#: lr 0.03/0.07/0.1, ramp-ups, W space and no noise maps.
+REFINE_CONFIG = ProjectionConfig(space="w+", num_steps=20, initial_learning_rate=0.05, initial_noise_factor=0.0,
                                  lr_rampup_length=0.0)
 
 
@@ -46,6 +51,18 @@ def check_encoder(encoder: Encoder, G: Generator) -> None:
     if cfg.generator_fingerprint and cfg.generator_fingerprint != mapping_fingerprint(G):
         raise UserInputError("the encoder was trained for another model (its mapping network differs); "
                              "train one for this model with `stylegan encoder train`")
+
+
+def load_checked_encoder(source, G: Generator, device=None) -> Encoder:
+    """The encoder file ``source`` (or ``'builtin'``), loaded safely and refused in one line -- ``--encoder
+    SOURCE: why`` -- when it was made for another model than ``G`` (:func:`check_encoder`)."""
+    from ..checkpoints.encoder import load_encoder
+    encoder, _ = load_encoder(source, device=device or next(G.parameters()).device)
+    try:
+        check_encoder(encoder, G)
+    except UserInputError as exc:
+        raise UserInputError(f"--encoder {source}: {exc}") from None
+    return encoder
 
 
 def encoder_ws(encoder: Encoder, G: Generator, target: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
@@ -83,20 +100,67 @@ def encode(G: Generator, targets, encoder: Encoder, c: torch.Tensor | None = Non
 
 def invert(G: Generator, targets, encoder: Encoder, loss: PerceptualLoss | None = None,
            config: ProjectionConfig = REFINE_CONFIG, steps: int | None = None, c: torch.Tensor | None = None,
-           on_step: Callable | None = None, show_progress: bool = False, desc: str = "refining") -> Projection:
-    """Encoder start, then ``steps`` (default ``config.num_steps``) of the projector; ``steps=0``: encoder only."""
+           on_step: Callable | None = None, show_progress: bool = False, desc: str = "refining",
+           corrections: int = CORRECTIONS) -> Projection:
+    """Encoder start, then ``steps`` (default ``config.num_steps``) of the projector; ``steps=0``: encoder only.
+
+    Before the steps, ``corrections`` passes of :func:`corrected_start` (each one more pass of the encoder and
+    of G, no gradients) improve the start where the loss says they do."""
     steps = config.num_steps if steps is None else steps
     if steps < 0:
         raise UserInputError(f"--steps must be 0 or more, got {steps}")
     start = encode(G, targets, encoder, c)
     if steps == 0:
         return start
+    loss = loss or NoDownloadLoss()
+    ws, corrected = corrected_start(G, targets, encoder, loss, corrections)
     cfg = dataclasses.replace(config, num_steps=steps)
     res = project(G, targets, loss, cfg, c=c, on_step=on_step, show_progress=show_progress, desc=desc,
-                  initial_ws=start.ws)
+                  initial_ws=ws)
     res.extra.update(start.extra)
     res.extra["mean_w_psnr"] = start.initial_psnr
+    res.extra["corrected"] = corrected
     return res
+
+
+def corrected_start(G: Generator, targets, encoder: Encoder, loss: PerceptualLoss, passes: int = CORRECTIONS,
+                    batch_size: int = 16) -> tuple[torch.Tensor, np.ndarray]:
+    """The encoder's ws, corrected by its own estimate of what it got wrong (ReStyle's idea without its
+    retrained encoder; Alaluf et al. 2021): ``ws + E(target) - E(G(ws))``, ``passes`` times, G's image
+    rounded to 8 bits like the target; a pass is kept per target only where it lowers ``loss``. Returns the
+    ws [N, num_ws, w_dim] (CPU) and how many passes each target kept."""
+    device = next(G.parameters()).device
+    target = _targets_tensor(G, targets, device)
+    loss = loss.to(device)
+    kept = np.zeros(len(target), np.int64)
+    with torch.no_grad():
+        encoded = encoder_ws(encoder, G, target, batch_size)
+        ws = encoded
+        if passes <= 0:
+            return ws.float().cpu(), kept
+        best = _distance(G, loss, target, ws, batch_size)
+        for k in range(passes):
+            drawn = from_uint8(_render(G, ws, batch_size), device)
+            candidate = ws + encoded - encoder_ws(encoder, G, drawn, batch_size)
+            dist = _distance(G, loss, target, candidate, batch_size)
+            better = dist < best
+            if not better.any():
+                break
+            ws = torch.where(better[:, None, None], candidate, ws)
+            best = torch.where(better, dist, best)
+            kept[better.cpu().numpy()] = k + 1
+    return ws.float().cpu(), kept
+
+
+def _distance(G: Generator, loss: PerceptualLoss, target: torch.Tensor, ws: torch.Tensor,
+              batch_size: int) -> torch.Tensor:
+    """The projector's loss between ``target`` and the image of ``ws`` (the model's constant noise): [N]."""
+    out = []
+    for i in range(0, len(ws), batch_size):
+        part = target[i:i + batch_size]
+        synth = G.synthesis(ws[i:i + batch_size], noise_mode="const")
+        out.append(loss.distance(loss.features(part), loss.features(clip_like_target(synth, part))))
+    return torch.cat(out)
 
 
 def _render(G: Generator, ws: torch.Tensor, batch_size: int) -> np.ndarray:

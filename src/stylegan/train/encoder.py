@@ -137,7 +137,8 @@ class EncoderTraining:
             raise CheckpointError(f"{path.name} is not an encoder training state")
         if header["encoder_config"] != self.config.to_dict():
             raise UserInputError(f"{path.name} belongs to another model or encoder size; remove it to start afresh")
-        saved = dict(header["options"])
+        # Options added since the state was written take their defaults, which reproduce the older behaviour.
+        saved = {**EncoderTrainingOptions().to_dict(), **header["options"]}
         if {k: v for k, v in saved.items() if k not in ("kimg", "snap_kimg")} != \
                 {k: v for k, v in self.opts.to_dict().items() if k not in ("kimg", "snap_kimg")}:
             raise UserInputError(f"{path.name} was trained with other options ({_diff(saved, self.opts.to_dict())}); "

@@ -53,7 +53,8 @@ LOAD_THREADS = 2
 def create_app(network: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
                device: str = "auto", precision: str = "fp32", *, max_loaded: int = 2, render_threads: int = 2,
                allowed_hosts: list[str] | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES,
-               preload: bool = True, max_canvas_pixels: int = MAX_CANVAS_PIXELS) -> FastAPI:
+               preload: bool = True, max_canvas_pixels: int = MAX_CANVAS_PIXELS,
+               encoders: dict[str, str | os.PathLike] | None = None) -> FastAPI:
     """The explorer app for ``network`` (the default model; None: the built-in one, or the first file of
     ``model_dir``) and the models in ``model_dir``.
 
@@ -62,11 +63,15 @@ def create_app(network: str | os.PathLike | None = None, model_dir: str | os.Pat
     headers accepted (default: localhost names only, which also stops DNS-rebinding pages from reaching
     a local server); ``preload``: load the default model now, so a bad ``--network`` fails at start-up;
     ``max_canvas_pixels``: the most pixels a canvas other than the model's own may be rendered at.
+    ``encoders``: model name (``'default'`` for ``network``) -> encoder file for the photo upload, each loaded and
+    checked against its model now, so a mismatch fails at start-up.
     """
     from ..devices import half_dtype, pick_device
     dev = pick_device(device)
     library = ModelLibrary(network, model_dir, device=dev, half=half_dtype(precision, dev), max_loaded=max_loaded)
-    explorer = Explorer(library, max_upload_bytes=max_upload_bytes)
+    explorer = Explorer(library, max_upload_bytes=max_upload_bytes, encoders=encoders)
+    if encoders:
+        explorer.photo_encoders.check_files(library)
     if preload:
         explorer.model(None)
     render_pool = ThreadPoolExecutor(max(1, render_threads), thread_name_prefix="stylegan-render")
@@ -213,12 +218,12 @@ def create_app(network: str | os.PathLike | None = None, model_dir: str | os.Pat
 
     @app.post("/api/upload/photo")
     async def upload_photo(request: Request, model_name: str | None = Query(None, alias="model"),
-                           filename: str | None = None, steps: str | None = None):
+                           filename: str | None = None, steps: str | None = None, face: str | None = None):
         """A photo -> encoder inversion; holds the model's render lock (refinement steps draw with G)."""
         data = await read_body(request, max_upload_bytes, "application/octet-stream")
         m = await model(model_name)
         async with model_locks.setdefault(m.name, asyncio.Lock()):
-            return await load(explorer.upload_photo, m.name, data, filename, steps)
+            return await load(explorer.upload_photo, m.name, data, filename, steps, face)
 
     @app.post("/api/directions/sefa")
     async def sefa(request: Request):

@@ -108,17 +108,19 @@ def npz_upload(data: bytes, filename: str | None, default: str, max_bytes: int =
 
 class Explorer:
     """Renders requests against the models of a :class:`ModelLibrary` and holds the page's uploads
-    (``max_upload_bytes`` each; they may unpack to 8x that, at least 64 MB)."""
+    (``max_upload_bytes`` each; they may unpack to 8x that, at least 64 MB); ``encoders``: model name ->
+    encoder file for the photo upload (:class:`~stylegan.web.photos.PhotoEncoders`)."""
 
     #: The most pixels a canvas may be rendered at (``serve --max-canvas-mp``; :func:`create_app` sets it).
     max_canvas_pixels: int = MAX_CANVAS_PIXELS
 
-    def __init__(self, library: ModelLibrary, store_capacity: int = 64, max_upload_bytes: int = MAX_UPLOAD_BYTES):
+    def __init__(self, library: ModelLibrary, store_capacity: int = 64, max_upload_bytes: int = MAX_UPLOAD_BYTES,
+                 encoders: dict[str, str | Path] | None = None):
         self.library = library
         self.store = Store(store_capacity)
         self.max_upload_bytes = max_upload_bytes
         self.max_unpacked_bytes = max(MAX_UNPACKED_BYTES, 8 * max_upload_bytes)
-        self.photo_encoders = PhotoEncoders(library.device)
+        self.photo_encoders = PhotoEncoders(library.device, encoders)
 
     def _npz(self, data: bytes, filename: str | None, default: str):
         return npz_upload(data, filename, default, self.max_upload_bytes, self.max_unpacked_bytes)
@@ -151,17 +153,19 @@ class Explorer:
             raise UserInputError(f"{path.name} holds {len(d)} directions; the explorer takes at most {MAX_DIRECTIONS}")
         return self._register(d, source=path.stem)
 
-    def upload_photo(self, model: str | None, data: bytes, filename: str | None = None, steps: str | None = None) -> dict:
-        """A photo -> the encoder's w (+ ``steps`` refinement steps), stored as an uploaded latent: the page
-        renders, edits, mixes and downloads it like a projected_w.npz. The model must have an encoder."""
-        from .photos import decode_photo, invert_photo, parse_steps, png_data_url
+    def upload_photo(self, model: str | None, data: bytes, filename: str | None = None, steps: str | None = None,
+                     face: str | None = None) -> dict:
+        """A photo (face number ``face`` FFHQ-aligned, or centre-cropped) -> the encoder's w (+ ``steps``
+        refinement steps), stored as an uploaded latent: the page renders, edits, mixes and downloads it like a
+        projected_w.npz. The model must have an encoder."""
+        from .photos import decode_photo, invert_photo, parse_face, parse_steps, png_data_url
         m = self.model(model)
-        n_steps = parse_steps(steps)
+        n_steps, face_index = parse_steps(steps), parse_face(face)
         encoder = self.photo_encoders.encoder(m)
         name = _safe_stem(filename, "photo")
         if len(data) > self.max_upload_bytes:
             raise UserInputError(f"{name} is larger than {self.max_upload_bytes / 2**20:g} MB")
-        target = decode_photo(data, name, m.G.img_resolution, m.G.img_channels)
+        target = decode_photo(data, name, m.G.img_resolution, m.G.img_channels, face=face_index)
         with m.lock:
             res = invert_photo(m, encoder, target, n_steps)
         key = self.store.add(UploadedLatents(ws=res.ws.numpy().astype(np.float32), labels=[name], seeds=[None]))

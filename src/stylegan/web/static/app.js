@@ -313,6 +313,7 @@ function syncPhotoPanel(info) {
   $("upload-photo").disabled = !enc.available;
   $("photo-steps").disabled = !enc.available;
   $("photo-steps").max = enc.max_steps || 0;
+  $("photo-align").disabled = !enc.available || !enc.align_faces;
   $("photo-status").textContent = enc.available ? `encoder: ${enc.encoder} (0 steps = encoder only)` : enc.reason;
   $("photo-panel").dataset.available = enc.available ? "yes" : "no";
   $("photo-result").hidden = true;
@@ -326,6 +327,7 @@ function setupPhotoUpload() {
     $("photo-status").textContent = `inverting ${file.name}…`;
     try {
       const q = new URLSearchParams({ model: state.model, filename: file.name, steps: String(steps) });
+      if ($("photo-align").checked) q.set("face", "0");
       const up = await api(`/api/upload/photo?${q}`, { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body: file });
       state.upload = Object.assign(up, { num_ws: state.info.num_ws, w_dim: state.info.w_dim });
       state.uploadIndex = 0;
