@@ -217,3 +217,25 @@ def test_load_perceptual_defaults_to_the_no_download_loss(monkeypatch, vgg16_pt)
     assert isinstance(P.load_perceptual(), P.NvidiaVGG16)
     with pytest.raises(CheckpointError, match="not found"):
         P.load_perceptual(vgg="/no/such/vgg16.pt")
+
+
+@pytest.mark.parametrize("img_shape", [(16, 32), (32, 16), None])
+def test_no_download_loss_uses_the_discriminator_on_non_square_models(img_shape):
+    from support.models import make_tiny_checkpoint
+    ck = make_tiny_checkpoint("stylegan2", resolution=32, img_shape=img_shape)
+    img = ck.G_ema(torch.randn(2, ck.G_ema.z_dim), None)
+    assert tuple(img.shape[2:]) == ck.D.img_shape
+    feats = P.NoDownloadLoss(ck.D).features(img)
+    assert len(feats["d"]) == len(ck.D.block_resolutions)
+    assert all(min(p.shape[2:]) >= 16 for p in feats["pyramid"])
+    assert len(P.NoDownloadLoss(ck.D).features(img.transpose(2, 3))["d"]) == (img_shape is None) * 3
+
+
+def test_lpips_downsampling_keeps_the_aspect_ratio_and_squares_unchanged():
+    shapes = {(1024, 512): (256, 128), (512, 1024): (128, 256), (256, 1024): (64, 256), (512, 256): (256, 128),
+              (128, 256): (128, 256), (512, 512): (256, 256), (200, 100): (200, 100)}
+    for (h, w), want in shapes.items():
+        assert tuple(P._area_downsample(torch.zeros(1, 3, h, w)).shape[2:]) == want
+    for size in (257, 300, 512, 1024):
+        x = torch.rand(1, 3, size, size)
+        assert torch.equal(P._area_downsample(x), F.interpolate(x, size=(256, 256), mode="area"))

@@ -4,7 +4,8 @@ Three losses, one interface (``features(img)`` once per target, ``distance(feats
 
 * :class:`NvidiaVGG16` -- NVIDIA's ``vgg16.pt`` TorchScript file (the LPIPS VGG16 their projector uses).
   It takes images in [0, 255] and returns LPIPS feature vectors whose squared L2 distance is the
-  LPIPS distance; images larger than 256 px are area-downsampled to 256 first, as NVIDIA does.
+  LPIPS distance; images larger than 256 px are area-downsampled to 256 first, as NVIDIA does
+  (non-square images: the longer side to 256, the aspect kept).
 * :class:`LPIPSVGG16` -- the same metric built here from torchvision-format VGG16 weights (a ``.pth``
   state dict) and, optionally, the LPIPS linear-layer weights (Zhang et al. 2018, Eq. 1); without them
   every channel weighs 1 (LPIPS's "baseline" variant).
@@ -38,8 +39,12 @@ LPIPS_RESOLUTION = 256
 
 
 def _area_downsample(img: torch.Tensor, size: int = LPIPS_RESOLUTION) -> torch.Tensor:
-    if img.shape[2] > size:
-        img = F.interpolate(img, size=(size, size), mode="area")
+    """Area-downsample so that the longer side is ``size`` (both sides by the same factor: a
+    non-square image keeps its aspect); images no larger than ``size`` pass unchanged."""
+    h, w = img.shape[2:]
+    if max(h, w) > size:
+        scale = size / max(h, w)
+        img = F.interpolate(img, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="area")
     return img
 
 
@@ -208,7 +213,7 @@ class NoDownloadLoss(PerceptualLoss):
 
     def _pyramid(self, img: torch.Tensor) -> list[torch.Tensor]:
         out = [img]
-        while out[-1].shape[2] >= 2 * self.min_size:
+        while min(out[-1].shape[2:]) >= 2 * self.min_size:      # the shorter side stops it (non-square images)
             out.append(F.avg_pool2d(out[-1], 2))
         return out
 
@@ -216,7 +221,8 @@ class NoDownloadLoss(PerceptualLoss):
         D = self.D
         if D is None or self.feature_weight == 0:
             return []
-        if img.shape[2] != D.img_resolution or img.shape[1] != D.img_channels:
+        d_shape = tuple(getattr(D, "img_shape", (D.img_resolution, D.img_resolution)))
+        if tuple(img.shape[2:]) != d_shape or img.shape[1] != D.img_channels:
             return []
         feats = []
         x, y = None, img
