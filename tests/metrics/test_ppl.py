@@ -66,3 +66,13 @@ def test_the_projection_perceptual_loss_gives_the_same_path_lengths(G, vgg_file)
                                path_length_samples(G, via_detector, num_samples=4), rtol=1e-5)
     result = compute_metric("ppl2_wend", G, num_gen=4, detector={"vgg16": via_projection})
     assert result.detector == via_projection.name
+
+
+def test_the_cropped_ppl_is_refused_on_non_square_models_and_the_whole_image_one_runs(vgg_file):
+    from stylegan.errors import UserInputError
+    wide = make_tiny_checkpoint("stylegan2", img_shape=(16, 32)).G_ema
+    for metric in ("ppl_zfull", "ppl_wfull", "ppl_zend", "ppl_wend"):
+        with pytest.raises(UserInputError, match=rf"{metric}_4: the cropped PPL .* square models only "
+                                                 r"\(this one draws 32x16\); ppl2_wend"):
+            compute_metric(metric, wide, num_gen=4, detector={"vgg16": vgg_file})
+    assert compute_metric("ppl2_wend", wide, num_gen=4, detector={"vgg16": vgg_file}).results["ppl2_wend_4"] > 0

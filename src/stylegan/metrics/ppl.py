@@ -15,6 +15,7 @@ import functools
 import numpy as np
 import torch
 
+from ..errors import UserInputError
 from ..perception.detectors import Detector
 from ..progress import progress
 from .distributed import Shard, batch_seeds, current_shard, sharded_map
@@ -55,7 +56,13 @@ def path_length_samples(G, lpips, *, num_samples: int, epsilon: float = 1e-4, sp
                         labels: np.ndarray | None = None, desc: str = "ppl", shard: Shard | None = None
                         ) -> np.ndarray | None:
     """The per-sample ``LPIPS(img(t), img(t + ε)) / ε²`` values [num_samples] (float64); None
-    outside process 0 of a multi-process run (the pairs are shared out batch by batch)."""
+    outside process 0 of a multi-process run (the pairs are shared out batch by batch).
+
+    ``crop``: StyleGAN1's FFHQ face crop (rows 3/8..7/8, columns 2/8..6/8), defined for square face
+    models only; a non-square model is refused (UserInputError)."""
+    if crop and G.img_shape[0] != G.img_shape[1]:
+        raise UserInputError(f"{desc}: the cropped PPL (StyleGAN1's face crop) is measured on square models only "
+                             f"(this one draws {G.img_shape[1]}x{G.img_shape[0]}); ppl2_wend measures the whole image")
     if space not in ("w", "z") or sampling not in ("end", "full"):
         raise ValueError(f"PPL space must be 'w' or 'z' and sampling 'end' or 'full', got {space!r}, {sampling!r}")
     shard = shard or current_shard()
