@@ -160,3 +160,20 @@ def test_directions_round_trip_through_the_npz_layout(sg2_model, tmp_path):
     assert np.array_equal(back.pick("sefa 2"), found.vectors[2])
     with pytest.raises(UserInputError, match="out of range"):
         back.pick(4)
+
+
+def test_classifier_gets_a_centre_cropped_square_of_a_non_square_model():
+    G = make_tiny_checkpoint("stylegan2", img_shape=(16, 32)).G_ema      # draws 32x16 (W x H)
+    seen = []
+
+    def classifier(img):
+        seen.append(tuple(img.shape[1:]))
+        return img.mean(dim=[1, 2, 3])
+    ws, scores = dirs.classifier_scores(G, classifier, 4, seed=0, resolution=32, batch_size=4)
+    assert seen == [(3, 32, 32)]
+    _, cropped = dirs.classifier_scores(G, classifier, 4, seed=0, resolution=16, batch_size=4)
+    img = GenerationRequest(G).synthesize(ws, batch_size=4).clamp(-1, 1)
+    assert seen[-1] == (3, 16, 16)
+    np.testing.assert_allclose(cropped, img[:, :, :, 8:24].mean(dim=[1, 2, 3]).numpy(), rtol=1e-5, atol=1e-6)
+    _, whole = dirs.classifier_scores(G, classifier, 4, seed=0, batch_size=4)
+    assert seen[-1] == (3, 16, 32)

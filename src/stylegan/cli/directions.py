@@ -37,7 +37,8 @@ from .common import (batch_option, canvas_options, class_option, device_option, 
 @click.option("--output", "classifier_output", type=int, default=0, show_default=True,
               help="boundary: which classifier output is the attribute score.")
 @click.option("--classifier-resolution", type=int, default=None,
-              help="boundary: resize images to this size for the classifier.")
+              help="boundary: resize images to this square for the classifier (a non-square model's are "
+                   "centre-cropped to a square first).")
 @click.option("--fraction", type=float, default=0.3, show_default=True,
               help="boundary with scores: top and bottom fraction used as positives and negatives.")
 @click.option("--orthogonal-to", "orthogonal_to", type=click.Path(exists=True, dir_okay=False, path_type=Path),

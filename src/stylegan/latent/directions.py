@@ -284,9 +284,11 @@ def classifier_scores(G: Generator, classifier, num_samples: int, seed: int = 0,
                       class_idx: int | None = None, truncation_psi: float = 1.0, resolution: int | None = None,
                       batch_size: int = 16, show_progress: bool = False) -> tuple[torch.Tensor, np.ndarray]:
     """Sample ``num_samples`` ws, generate their images and score them: (ws [N, num_ws, w_dim], scores [N]).
-    Under torchrun the processes share the batches; every process gets every row."""
-    import torch.nn.functional as F
+    Under torchrun the processes share the batches; every process gets every row.
 
+    ``resolution`` N: the classifier gets N x N images. A non-square model's image is first centre-cropped
+    to the square of its shorter side (nothing is distorted; the ends of the longer side are not seen),
+    then resized; None: the classifier gets the model's own images, whatever their shape."""
     from ..progress import progress
     request = GenerationRequest(G, truncation_psi, class_idx=class_idx)
     z = z_samples(num_samples, G.z_dim, seed)
@@ -295,9 +297,8 @@ def classifier_scores(G: Generator, classifier, num_samples: int, seed: int = 0,
     def batch(b: int) -> torch.Tensor:
         ws = request.map_z(z[b * batch_size:(b + 1) * batch_size])
         img = request.synthesize(ws, batch_size=len(ws)).to(request.device).clamp(-1, 1)
-        if resolution is not None and resolution != img.shape[-1]:
-            img = F.interpolate(img, size=(resolution, resolution), mode="area" if resolution < img.shape[-1]
-                                else "bilinear", align_corners=None if resolution < img.shape[-1] else False)
+        if resolution is not None:
+            img = _classifier_square(img, resolution)
         s = classifier(img)
         s = s[0] if isinstance(s, (tuple, list)) else s
         s = s.reshape(len(ws), -1).float()
@@ -309,3 +310,18 @@ def classifier_scores(G: Generator, classifier, num_samples: int, seed: int = 0,
         rows = torch.cat(list(progress(sharded_map(batch, num_batches, shard, everywhere=True), total=num_batches,
                                        desc="scoring", unit="batch", disable=not (show_progress and shard.is_main))))
     return rows[:, :-1].reshape(num_samples, G.num_ws, G.w_dim), rows[:, -1].numpy()
+
+
+def _classifier_square(img: torch.Tensor, size: int) -> torch.Tensor:
+    """``img`` [N, C, H, W] as ``size`` x ``size``: centre-cropped to a square, then area-downsampled or
+    bilinearly upsampled."""
+    import torch.nn.functional as F
+
+    from ..networks.synthesis import centre_crop
+    side = min(img.shape[-2:])
+    img = centre_crop(img, (side, side))
+    if side == size:
+        return img
+    down = size < side
+    return F.interpolate(img, size=(size, size), mode="area" if down else "bilinear",
+                         align_corners=None if down else False)
