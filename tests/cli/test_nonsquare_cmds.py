@@ -107,6 +107,11 @@ def test_metrics_and_serve_load_it_and_refusals_are_one_line(tmp_path, capsys, m
     code, err = run(capsys, "drag", "--network", model, "--seed", "0", "--points", "4,4>6,6",
                     "--outdir", tmp_path / "drag")
     assert code == 1 and "dragging works on square models; this one draws 32x16" in err, err
+    Image.fromarray(np.full([16, 32], 255, np.uint8)).save(tmp_path / "mask.png")      # the model's own size
+    code, err = run(capsys, "drag", "--network", model, "--seed", "0", "--points", "4,4>6,6",
+                    "--mask", tmp_path / "mask.png", "--outdir", tmp_path / "drag")
+    assert code == 1 and err.strip().splitlines() == ["error: dragging works on square models; this one draws "
+                                                      "32x16"], err
     code, err = run(capsys, "encoder", "train", "--network", model, "--out", tmp_path / "enc.safetensors",
                     "--kimg", "0.01")
     assert code == 1 and "encoders are made for square models; this one draws 32x16" in err, err

@@ -116,10 +116,11 @@ def drag(network, seed, projected_w, index, points, mask, steps, layers, lr, tol
       stylegan drag --network ffhq.pkl --projected-w proj/projected_w.npz --points '300,420>300,380' \\
           --mask mouth.png --video --outdir out
     """
+    from ..latent.drag import check_square, held_noise
     from ..latent.drag import drag as start_drag
-    from ..latent.drag import held_noise
     handles, targets = parse_points(points)
     G, _, _ = load_G(network, device)
+    check_square(G)                              # before the mask is read at the model's size
     ws, noise, label = _start(G, seed, projected_w, index, truncation_psi, class_idx, noise_mode)
     mask_array = read_mask(mask, G.img_resolution) if mask is not None else None
     noise = held_noise(G, noise_mode, noise, seed or 0)

@@ -209,6 +209,13 @@ def held_noise(G: Generator, noise_mode: str, noise: dict | None = None, seed: i
     return {k: torch.randn([1, 1, *v.shape[-2:]], generator=gen) for k, v in G.synthesis.noise_maps().items()}
 
 
+def check_square(G: Generator) -> None:
+    """Dragging works on square models (points, mask and the feature map are square); else UserInputError."""
+    h, w = G.synthesis.img_shape
+    if h != w:
+        raise UserInputError(f"dragging works on square models; this one draws {w}x{h}")
+
+
 def drag(G: Generator, ws, handles, targets, mask=None, steps: int = 200, layers: int | None = None,
          lr: float | None = None, r1: int | None = None, r2: int | None = None, lambda_mask: float = LAMBDA_MASK,
          tolerance: float = 1.0, noise_mode: str = "const", noise: dict | None = None,
@@ -223,10 +230,9 @@ def drag(G: Generator, ws, handles, targets, mask=None, steps: int = 200, layers
     (:func:`default_radii`); ``noise``: explicit noise maps (a projection's), else ``noise_mode``
     ('random' noise is drawn from ``seed`` once, :func:`held_noise`). The arguments are checked here, when
     called (:class:`UserInputError`), before the first step is asked for."""
+    check_square(G)
     S = G.synthesis
     size = S.img_resolution
-    if S.img_shape[0] != S.img_shape[1]:
-        raise UserInputError(f"dragging works on square models; this one draws {S.img_shape[1]}x{S.img_shape[0]}")
     ws = torch.as_tensor(ws, dtype=torch.float32)
     ws = ws[None] if ws.ndim == 2 else ws
     if tuple(ws.shape) != (1, S.num_ws, S.w_dim):
