@@ -195,3 +195,25 @@ def test_a_16_9_preset_shows_a_16_9_image(server, model_dir, tmp_path):
         assert page.locator("#image").get_attribute("data-request").find("canvas") < 0
         browser.close()
     assert not problems, problems
+
+
+@pytest.mark.browser
+def test_the_drag_panel_is_off_with_a_note_on_a_non_square_model(tmp_path):
+    chromium = chromium_path()
+    if chromium is None:
+        pytest.skip("no Chromium binary (apt-get install chromium, or set STYLEGAN_CHROMIUM=/path/to/chrome)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+    from support.models import save_tiny
+    wide = save_tiny(tmp_path / "wide.safetensors", img_shape=(16, 32))
+    with serve_in_thread(create_app(wide, tmp_path, device="cpu")) as base, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        problems = []
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.goto(base)
+        wait_image(page, timeout=60)
+        assert not page.is_enabled("#drag-mode") and not page.is_enabled("#drag-brush")
+        assert not page.is_enabled("#drag-start") and page.is_visible("#drag-canvas-note")
+        assert page.text_content("#drag-canvas-note") == "drag editing works on square models; this one draws 32×16"
+        browser.close()
+    assert not problems, problems

@@ -226,14 +226,22 @@ function syncCanvas() {
   const size = canvasSize(), info = state.info;
   $("frame").classList.toggle("canvas", !!size);
   if (!size) $("canvas-note").textContent = "";
-  // drag editing (latent/drag.py) tracks points on the model's own image only
-  const note = $("drag-canvas-note");
-  note.hidden = !size;
-  note.textContent = size ? `drag editing works on the model's own ${info.img_shape[1]}×${info.img_shape[0]} image: ` +
-    "choose it under Canvas to drag points" : "";
-  $("drag-mode").disabled = $("drag-brush").disabled = !!size;
-  if (size) { $("drag-mode").checked = $("drag-brush").checked = false; $("frame").classList.remove("placing"); }
+  const blocked = dragBlocked(), note = $("drag-canvas-note");
+  note.hidden = !blocked;
+  note.textContent = blocked || "";
+  $("drag-mode").disabled = $("drag-brush").disabled = !!blocked;
+  if (blocked) { $("drag-mode").checked = $("drag-brush").checked = false; $("frame").classList.remove("placing"); }
   if (typeof drawDragPoints === "function") drawDragPoints();
+}
+
+function dragBlocked() {
+  // why the drag panel is off, or null: drag editing (latent/drag.py) works on square models, on their own image
+  const info = state.info;
+  if (!info) return null;
+  const [h, w] = info.img_shape;
+  if (h !== w) return `drag editing works on square models; this one draws ${w}×${h}`;
+  return canvasSize() ? `drag editing works on the model's own ${w}×${h} image: choose it under Canvas to drag points`
+    : null;
 }
 
 function fitFrame() {

@@ -4,9 +4,10 @@
 // shows each step's image; the result becomes the page's latent (an uploaded w), so the usual render and
 // downloads apply to it. Undo returns to the latent (and mix / direction settings) before the last drag.
 // Points and the mask are in the model's own image pixels (info.img_shape = [H, W]); with another canvas
-// chosen the panel is disabled (app.js syncCanvas), as latent/drag.py draws the model's own image only.
+// chosen, or on a non-square model, the panel is disabled with a note (app.js syncCanvas, dragBlocked), as
+// latent/drag.py drags the own image of square models only.
 // Uses app.js's globals: state, $, requestRender, showError, hideError, errorText, postJSON, buildRequest,
-// canvasSize.
+// dragBlocked.
 "use strict";
 
 const dragState = { pairs: [], running: null, undo: [], brush: [], painting: false };
@@ -33,7 +34,7 @@ function drawDragPoints() {
   dragState.pairs.forEach((pair, i) => { mark(pair.h, "handle", i); if (pair.t) mark(pair.t, "target", i); });
   const complete = dragState.pairs.filter((p) => p.t).length;
   $("drag-count").textContent = `${complete} pair(s)`;
-  $("drag-start").disabled = !complete || !!dragState.running || !!canvasSize();
+  $("drag-start").disabled = !complete || !!dragState.running || !!dragBlocked();
 }
 
 function drawBrush() {
@@ -60,7 +61,7 @@ function onBrush(e) {
 
 function onDragClick(e) {
   const brush = $("drag-brush").checked;
-  if ((!$("drag-mode").checked && !brush) || !state.info || dragState.running || canvasSize()) return;
+  if ((!$("drag-mode").checked && !brush) || !state.info || dragState.running || dragBlocked()) return;
   e.stopPropagation();                       // not a move through the seed plane
   e.preventDefault();
   if (brush) { onBrush(e); return; }
