@@ -125,7 +125,7 @@ def generate_images(model=None, seeds=None, *, ws=None, truncation_psi: float = 
     """Images for ``seeds`` (NVIDIA's z and uint8 conversion, as gen_images.py) or for latents ``ws``
     (an array [N, num_ws, w_dim], an ``.npz`` path, or a list of paths).
 
-    ``canvas=(height, width)`` or ``'WxH'``: images of that size instead of the model's square (docs/canvas.md;
+    ``canvas=(height, width)`` or ``'WxH'``: images of that size instead of the model's own size (docs/canvas.md;
     sizes off the model's stride are rendered larger and centre-cropped); ``extension``: how a
     StyleGAN1/2 model continues its constant ('tile', 'reflect', 'stretch').
 

@@ -185,10 +185,10 @@ def transform_options(what: str = "the image"):
 def canvas_options(f):
     """``--size WxH`` (a canvas spec for ``GenerationRequest``) and ``--extend`` (StyleGAN1/2's constant)."""
     f = click.option("--extend", "extension", type=click.Choice(CONST_EXTENSIONS), default=None,
-                     help="StyleGAN1/2 with --size: continue the 4x4 constant by copies (tile, the default), "
+                     help="StyleGAN1/2 with --size: continue the learned constant by copies (tile, the default), "
                           "mirror images (reflect) or resampling (stretch).")(f)
     return click.option("--size", "size", default=None, metavar="WxH",
-                        help="Image size instead of the model's square, e.g. 1920x1080: StyleGAN3 shows a wider "
+                        help="Image size instead of the model's own size, e.g. 1920x1080: StyleGAN3 shows a wider "
                              "view of the same scene, StyleGAN1/2 continue their constant (docs/canvas.md).")(f)
 
 
