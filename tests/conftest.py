@@ -17,8 +17,9 @@ os.environ.setdefault("STYLEGAN_THREADS", "1")     # what the CLI sets when a te
 
 
 def pytest_collection_modifyitems(config, items):
-    """Modules with a slow test first, each module's own order kept: with ``-n 2 --dist loadfile`` (the
-    README's command) the longest modules start at once instead of leaving one worker busy at the end."""
+    """Modules with a slow test first, each module's own order kept: with ``-n 2`` (the README's command;
+    pyproject's addopts add ``--dist loadfile --no-loadscope-reorder``) workers take whole modules in this
+    order, so the longest start at once instead of leaving one worker busy at the end."""
     slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
     first_seen = {}
     for item in items:
