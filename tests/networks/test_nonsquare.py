@@ -99,3 +99,31 @@ def test_square_shapes_are_the_old_configs_and_bad_shapes_are_refused():
             DiscriminatorConfig.from_dict({**d, "img_shape": bad})
     with pytest.raises(ValueError, match="DiscriminatorConfig.img_shape: non-square models are StyleGAN2"):
         DiscriminatorConfig(img_resolution=16, img_shape=(8, 16), generation="stylegan1")
+
+
+def test_one_shape_rule_for_configs_synthesis_networks_and_datasets():
+    """``shape_problem`` is the one check: a config, a StyleGAN2 synthesis network built directly (which
+    used to take a 12x16 shape) and a dataset (which also needs the longer side >= 8) agree on it."""
+    from stylegan.data.dataset import check_shape
+    from stylegan.errors import DatasetError
+    from stylegan.networks.config import shape_problem
+    from stylegan.networks.stylegan2 import SynthesisNetwork
+    for shape in [(16, 16), (16, 4), (8, 2), (4, 8), (12, 16), (16, 3), (16, 2), (2, 16), (0, 16)]:
+        problem = shape_problem(*shape)
+        try:
+            DiscriminatorConfig(img_resolution=16, img_shape=shape)
+            config_ok = True
+        except ValueError as exc:
+            config_ok = False
+            assert problem is not None and problem in str(exc) or max(shape) != 16
+        try:
+            check_shape(*shape, "images are")
+            data_ok = True
+        except DatasetError:
+            data_ok = False
+        assert data_ok == (problem is None and max(shape) >= 8)
+        if max(shape) == 16:
+            assert config_ok == (problem is None)
+            if problem is not None:
+                with pytest.raises(ValueError, match="powers of two and at most 4:1"):
+                    SynthesisNetwork(8, 16, 3, img_shape=shape)

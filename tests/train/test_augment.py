@@ -153,3 +153,31 @@ def test_non_square_images_keep_their_shape_and_rotations_stay_rotations(shape):
         assert out.shape == x.shape and torch.isfinite(out).all()
         out.square().sum().backward()
         assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("shape", [(8, 2), (2, 8), (16, 4)])
+def test_filter_works_on_short_sides_and_matches_reflect_padding_elsewhere(shape):
+    """The 13-tap filter pads 6 pixels: a side of 2 or 4 (an 8x2 or 16x4 dataset, which the shape checks
+    accept) is mirrored repeatedly instead of crashing; on a 16x16 image the result is F.pad's reflection."""
+    torch.manual_seed(0)
+    full = pipe(**PRESETS["bgcfnc"])
+    x = torch.randn(4, 3, *shape, requires_grad=True)
+    y = full(x)
+    y.square().sum().backward()
+    assert y.shape == x.shape and torch.isfinite(y).all() and torch.isfinite(x.grad).all()
+    a = pipe(imgfilter=1)
+    x = torch.randn(4, 3, 16, 16)
+    torch.manual_seed(1)
+    y = a(x)
+    torch.manual_seed(1)
+    gains = torch.ones(4, a.band_filters.shape[0])
+    for i, band_mult in enumerate(a.imgfilter_bands):
+        t_i = a._gate(4, a.imgfilter * band_mult * 1.0, torch.exp2(torch.randn([4]) * a.imgfilter_std), 1, "cpu")
+        t = torch.ones_like(gains)
+        t[:, i] = t_i
+        gains = gains * t / (torch.tensor([10.0, 1, 1, 1]) / 13 * t.square()).sum(dim=1, keepdim=True).sqrt()
+    k = (gains @ a.band_filters).repeat_interleave(3, dim=0)
+    ref = torch.nn.functional.pad(x.reshape(1, 12, 16, 16), [6, 6, 6, 6], mode="reflect")
+    ref = torch.nn.functional.conv2d(ref, k.reshape(12, 1, 1, 13), groups=12)
+    ref = torch.nn.functional.conv2d(ref, k.reshape(12, 1, 13, 1), groups=12).reshape(4, 3, 16, 16)
+    assert torch.allclose(y, ref, atol=1e-5)

@@ -104,3 +104,45 @@ def test_stylegan3_trains_non_square_and_runs_resume_only_on_their_shape(tmp_pat
     code, err = run(capsys, *args, "--data", square, "--kimg", "0.024", "--resume", "latest")
     assert code == 1 and err.count("\n") == 1 and "has 16x16x3 images with 0 label(s), the run being resumed " \
                                                    "trained on 16x8x3" in err, err
+
+
+def test_unsuitable_metrics_and_mismatched_resume_sources_are_refused_before_training(tmp_path, capsys):
+    """An equivariance metric on a 16x8 dataset, a training state whose G config is not valid, and a
+    transfer source whose D judges 16x16 images while its G and the dataset are 16x8: each one line at
+    start-up (not at the first snapshot, not a traceback in D.forward)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    from support.models import make_tiny_checkpoint
+
+    from stylegan.checkpoints import Checkpoint, save_network
+    wide = tmp_path / "wide.zip"
+    assert run(capsys, "dataset", "--source", EMOJI, "--dest", wide, "--resolution", "16x8", "--transform",
+               "pad")[0] == 0
+    tiny = ["--data", wide, "--cbase", "256", "--cmax", "16", "--z-dim", "16", "--w-dim", "16", "--map-depth", "2",
+            "--snap", "1", "--grid", "1x1", "--batch", "4", "--kimg", "0.004", "--tick", "0.004"]
+    code, err = run(capsys, "train", "--outdir", tmp_path / "eq", *tiny, "--metrics", "eqt50k_int")
+    assert code == 1 and err.endswith("eqt50k_int needs a StyleGAN3 model (one with an input transform); this "
+                                      "is a stylegan2 model\n") and err.count("\n") == 1, err
+    code, err = run(capsys, "train", "--outdir", tmp_path / "eq", *tiny, "--cfg", "stylegan3-t", "--metrics", "eqr50k")
+    assert code == 1 and err == "error: eqr50k: measured on square models only (this one draws 16x8)\n", err
+    assert not any((tmp_path / "eq").glob("*/*.safetensors"))
+
+    assert run(capsys, "train", "--outdir", tmp_path / "runs", *tiny, "--metrics", "none")[0] == 0
+    (state,) = (tmp_path / "runs").glob("*/training-state-*.safetensors")
+    with safe_open(str(state), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    header = json.loads(meta["stylegan_training_state"])
+    header["g_config"]["img_shape"] = [8, 5]
+    save_file(tensors, str(state), metadata={"stylegan_training_state": json.dumps(header)})
+    code, err = run(capsys, "train", "--outdir", tmp_path / "runs", *tiny[:-4], "--kimg", "0.008", "--resume", state)
+    assert code == 1 and err.count("\n") == 1 and "its network configs are invalid" in err, err
+
+    rect = make_tiny_checkpoint("stylegan2", resolution=16, img_shape=(8, 16), channels=16, z_dim=16, w_dim=16)
+    square = make_tiny_checkpoint("stylegan2", resolution=16, channels=16, z_dim=16, w_dim=16)
+    source = save_network(Checkpoint(G_ema=rect.G_ema, G=rect.G, D=square.D, source_format="native"),
+                          tmp_path / "odd.safetensors")
+    code, err = run(capsys, "train", "--outdir", tmp_path / "transfer", "--data", wide, "--batch", "4", "--kimg",
+                    "0.004", "--resume", source)         # no size options: G and D come from the source
+    assert code == 1 and err.count("\n") == 1 and "its discriminator judges 16x16 images" in err, err

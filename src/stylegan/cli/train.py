@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import partial
 from pathlib import Path
 
 import click
@@ -175,7 +176,7 @@ def metrics_hook(names: tuple[str, ...], detector_args: tuple[str, ...] = (), de
                                        detector=loaded or None)
         return [(key, float(value), result.total_time) for result in results
                 for key, value in result.results.items() if isinstance(value, (int, float)) and math.isfinite(value)]
-    return SnapshotMetrics(tuple(names), evaluate)
+    return SnapshotMetrics(tuple(names), evaluate, check=partial(metrics_pkg.check_suits, list(names)))
 
 
 def _metric_names(spec: str, device: str) -> tuple[str, ...]:

@@ -32,6 +32,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import DatasetError
 from ..files import ZIP_ERRORS
+from ..networks.config import MAX_ASPECT, shape_problem
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 LABELS_NAME = "dataset.json"
@@ -106,15 +107,10 @@ def parse_labels(text: bytes | str, where: str) -> tuple[dict[str, int | list[fl
     return labels, names
 
 
-#: Longest side over shortest of a non-square dataset (and model): the StyleGAN2 constant keeps a cell.
-MAX_ASPECT = 4
-
-
 def check_shape(h: int, w: int, where: str, error=DatasetError) -> tuple[int, int]:
-    """``(h, w)`` if both are powers of two, the longer >= 8 and at most :data:`MAX_ASPECT` times the
-    shorter (what training needs), else ``error`` saying so."""
-    ok = all(v >= 1 and not v & (v - 1) for v in (h, w)) and max(h, w) >= 8 and max(h, w) <= MAX_ASPECT * min(h, w)
-    if not ok:
+    """``(h, w)`` if a model can have it (:func:`~stylegan.networks.config.shape_problem`) and the longer side
+    is >= 8 (what training needs), else ``error`` saying so."""
+    if shape_problem(h, w) is not None or max(h, w) < 8:
         raise error(f"{where} {w}x{h}: training needs sides that are powers of two, the longer one >= 8, at most "
                     f"{MAX_ASPECT}:1 (e.g. 64x64, 512x256, 128x512)")
     return h, w

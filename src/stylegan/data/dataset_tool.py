@@ -147,24 +147,23 @@ def _fill(mode: str, background: tuple[int, int, int]):
 
 
 def transform_image(im: Image.Image, resolution: int | None, transform: str, resize_filter: int, mode: str,
-                    background: tuple[int, int, int], aspect: float = 2.0) -> Image.Image:
-    """Channel conversion, then crop/pad to a square, then resize to ``resolution`` (None: keep the size)."""
+                    background: tuple[int, int, int], aspect: float = 2.0,
+                    max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Channel conversion, then crop/pad to a square, then resize to ``resolution`` (None: keep the size).
+    A padded square of more than ``max_pixels`` is refused (:func:`_padded`)."""
     im = _to_mode(im, mode, background)
     w, h = im.size
     if transform == "center-crop":
         s = min(w, h)
         im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
     elif transform == "pad":
-        s = max(w, h)
-        canvas = Image.new(mode, (s, s), _fill(mode, background))
-        canvas.paste(im, ((s - w) // 2, (s - h) // 2))
-        im = canvas
+        im = _padded(im, (max(w, h), max(w, h)), mode, background, max_pixels)
     elif transform == "center-crop-wide":
         # Crop to the wide aspect ratio, then letterbox into a square canvas (NVIDIA's car layout).
         if w / h > aspect:
-            cw, ch = round(h * aspect), h
+            cw, ch = max(1, round(h * aspect)), h
         else:
-            cw, ch = w, round(w / aspect)
+            cw, ch = w, max(1, round(w / aspect))
         im = im.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
         side = resolution or cw
         im = im.resize((side, max(round(side / aspect), 1)), resize_filter)
@@ -179,18 +178,18 @@ def transform_image(im: Image.Image, resolution: int | None, transform: str, res
 
 
 def fit_shape(im: Image.Image, shape: tuple[int, int], transform: str, resize_filter: int, mode: str,
-              background: tuple[int, int, int], aspect: float = 2.0) -> Image.Image:
+              background: tuple[int, int, int], aspect: float = 2.0, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """A non-square target ``shape = (H, W)``: ``center-crop`` keeps the largest centred window of the aspect
     ``W / H``, ``pad`` adds background around the image to that aspect, ``center-crop-wide`` crops to
     ``aspect`` and letterboxes the result into W x H, ``none`` needs images of that aspect already; then
-    resize to W x H."""
+    resize to W x H. A padded canvas of more than ``max_pixels`` is refused (:func:`_padded`)."""
     th, tw = shape
     w, h = im.size
     if transform == "none" and w * th != h * tw:
         raise ValueError(f"not of the {tw}x{th} aspect ({w}x{h}); use --transform center-crop or pad")
     if transform in ("center-crop", "center-crop-wide"):
         target = aspect if transform == "center-crop-wide" else tw / th
-        cw, ch = (round(h * target), h) if w > h * target else (w, round(w / target))
+        cw, ch = (max(1, round(h * target)), h) if w > h * target else (w, max(1, round(w / target)))
         im = im.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
         if transform == "center-crop-wide":
             scale = min(tw / cw, th / ch)
@@ -199,11 +198,23 @@ def fit_shape(im: Image.Image, shape: tuple[int, int], transform: str, resize_fi
             canvas.paste(im, ((tw - im.size[0]) // 2, (th - im.size[1]) // 2))
             return canvas
     elif transform == "pad":
-        cw, ch = (w, round(w * th / tw)) if w * th >= h * tw else (round(h * tw / th), h)
-        canvas = Image.new(mode, (cw, ch), _fill(mode, background))
-        canvas.paste(im, ((cw - w) // 2, (ch - h) // 2))
-        im = canvas
+        size = (w, round(w * th / tw)) if w * th >= h * tw else (round(h * tw / th), h)
+        im = _padded(im, size, mode, background, max_pixels)
     return im if im.size == (tw, th) else im.resize((tw, th), resize_filter)
+
+
+def _padded(im: Image.Image, size: tuple[int, int], mode: str, background: tuple[int, int, int],
+            max_pixels: int) -> Image.Image:
+    """``im`` centred on a ``size = (W, H)`` canvas of the background; a DatasetError (so skipped as "image
+    too large") if the canvas has more than ``max_pixels`` pixels: a 1x70000 strip would otherwise need a
+    70000x70000 canvas from a file of a hundred bytes."""
+    cw, ch = size
+    if cw * ch > max_pixels:
+        raise DatasetError(f"padded to {cw}x{ch}, {cw * ch / 1e6:.1f} megapixels, more than the limit of "
+                           f"{max_pixels / 1e6:.1f} (--max-pixels)")
+    canvas = Image.new(mode, (cw, ch), _fill(mode, background))
+    canvas.paste(im, ((cw - im.size[0]) // 2, (ch - im.size[1]) // 2))
+    return canvas
 
 
 def _check_resolution(res: int, hint: str) -> int:
@@ -248,8 +259,8 @@ def make_dataset(source: str | os.PathLike, dest: str | os.PathLike, resolution:
             resolution = max(shape)
     if resolution is not None:
         _check_resolution(int(resolution), "--resolution is")
-    if aspect <= 0:
-        raise UserInputError("--aspect must be positive")
+    if not (isinstance(aspect, (int, float)) and 1 / 16 <= aspect <= 16):     # also refuses nan and inf
+        raise UserInputError(f"--aspect is {aspect}; it must be a width:height ratio between 1/16 and 16")
     if max_pixels < 1:
         raise UserInputError("--max-pixels must be at least 1")
     bg = parse_color(background)
@@ -283,8 +294,9 @@ def make_dataset(source: str | os.PathLike, dest: str | os.PathLike, resolution:
             with open_image(io.BytesIO(src.read(name)), "", max_pixels) as im:
                 im.load()
                 im = ImageOps.exif_transpose(im)            # phone photos: apply the EXIF orientation
-                out = (transform_image(im, resolution, transform, filt, pil_mode, bg, aspect) if shape is None
-                       else fit_shape(_to_mode(im, pil_mode, bg), shape, transform, filt, pil_mode, bg, aspect))
+                out = (transform_image(im, resolution, transform, filt, pil_mode, bg, aspect, max_pixels)
+                       if shape is None else
+                       fit_shape(_to_mode(im, pil_mode, bg), shape, transform, filt, pil_mode, bg, aspect, max_pixels))
             return np.asarray(out), None
         except DatasetError as exc:
             return None, f"image too large: {exc}"

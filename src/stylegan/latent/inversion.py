@@ -38,11 +38,16 @@ REFINE_CONFIG = ProjectionConfig(space="w+", num_steps=20, initial_learning_rate
                                  lr_rampup_length=0.0)
 
 
+def check_square_model(G: Generator) -> None:
+    """Refuse a non-square model: encoders (using one, training one) are made for square models."""
+    if G.img_shape[0] != G.img_shape[1]:
+        raise UserInputError(f"encoders are made for square models; this one draws {G.img_shape[1]}x{G.img_shape[0]}")
+
+
 def check_encoder(encoder: Encoder, G: Generator) -> None:
     """Refuse an encoder made for another model (other W space, image size or number of ws)."""
     cfg = encoder.config
-    if G.img_shape[0] != G.img_shape[1]:
-        raise UserInputError(f"encoders are made for square models; this one draws {G.img_shape[1]}x{G.img_shape[0]}")
+    check_square_model(G)
     want = (G.img_resolution, G.img_channels, G.num_ws, G.w_dim)
     have = (cfg.img_resolution, cfg.img_channels, cfg.num_ws, cfg.w_dim)
     if have != want:

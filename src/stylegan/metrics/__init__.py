@@ -160,6 +160,17 @@ def parse_metric(name: str, num_gen: int | None = None) -> tuple[MetricSpec, int
     raise UserInputError(f"unknown metric {name!r}; known: {known} (the count may change, e.g. fid10k_full)")
 
 
+def check_suits(names: list[str], shape: tuple[int, int], variant: str) -> None:
+    """UserInputError if one of the metrics ``names`` cannot be measured on a ``variant`` model
+    ('stylegan2', 'stylegan3-t', ...) of ``shape = (H, W)`` (the equivariance metrics: square StyleGAN3
+    only), so that a training run can refuse it before it starts."""
+    from .equivariance import check_model
+    for name in names:
+        spec, _, full_name = parse_metric(name)
+        if spec.template.startswith("eq"):
+            check_model(shape, variant, variant.startswith("stylegan3"), full_name)
+
+
 def required_detectors(names: list[str]) -> set[str]:
     return {parse_metric(n)[0].detector for n in names} - {None}
 

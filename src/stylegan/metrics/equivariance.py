@@ -208,6 +208,17 @@ def psnr(sum_sq: float, count: float) -> float:
     return math.inf if mse == 0 else 20 * math.log10(2) - 10 * math.log10(mse)
 
 
+def check_model(shape: tuple[int, int], variant: str, has_input_transform: bool, name: str | None = None) -> None:
+    """UserInputError unless the model (``variant``, images ``shape = (H, W)``) is a StyleGAN3 one (with an
+    input transform) drawing square images: what the metrics are defined on."""
+    if not has_input_transform:
+        subject = f"{name} needs" if name else "equivariance metrics need"
+        raise UserInputError(f"{subject} a StyleGAN3 model (one with an input transform); this is a {variant} model")
+    if shape[0] != shape[1]:
+        raise UserInputError(f"{name or 'equivariance metrics'}: measured on square models only (this one draws "
+                             f"{shape[1]}x{shape[0]})")
+
+
 def compute_equivariance(G, kind: str, *, num_samples: int = 50_000, batch_size: int = 4, seed: int = 0,
                          translate_max: float = 0.125, rotate_max: float = 180.0,
                          labels: np.ndarray | None = None, name: str | None = None,
@@ -221,13 +232,7 @@ def compute_equivariance(G, kind: str, *, num_samples: int = 50_000, batch_size:
     """
     if kind not in ("int", "frac", "rot"):
         raise ValueError(f"unknown equivariance kind {kind!r}; use 'int', 'frac' or 'rot'")
-    if not has_transform(G):
-        subject = f"{name} needs" if name else "equivariance metrics need"
-        raise UserInputError(f"{subject} a StyleGAN3 model (one with an input "
-                             f"transform); this is a {getattr(G.config, 'variant', G.generation)} model")
-    if G.img_shape[0] != G.img_shape[1]:
-        raise UserInputError(f"{name or 'equivariance metrics'}: measured on square models only (this one draws "
-                             f"{G.img_shape[1]}x{G.img_shape[0]})")
+    check_model(G.img_shape, getattr(G.config, "variant", G.generation), has_transform(G), name)
     shard = shard or current_shard()
     buf = G.synthesis.input.transform
     saved = buf.clone()

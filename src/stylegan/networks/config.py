@@ -188,7 +188,18 @@ class DiscriminatorConfig:
         return dataclasses.replace(self, **changes)
 
 
+#: Longest side over shortest of a non-square model (and dataset): the StyleGAN2 constant keeps a cell.
 MAX_ASPECT = 4
+
+
+def shape_problem(h: int, w: int) -> str | None:
+    """Why ``(h, w)`` cannot be a model's image shape (sides powers of two, at most :data:`MAX_ASPECT`:1
+    either way), or None. The one check of it: configs, synthesis networks and datasets use it."""
+    if min(h, w) < 1 or (h & (h - 1)) or (w & (w - 1)):
+        return "both sides must be powers of two"
+    if max(h, w) > MAX_ASPECT * min(h, w):
+        return f"the aspect must lie between 1:{MAX_ASPECT} and {MAX_ASPECT}:1"
+    return None
 
 
 def _settle_shape(cfg) -> None:
@@ -201,12 +212,11 @@ def _settle_shape(cfg) -> None:
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape)):
         raise ValueError(f"{where} must be two integers [height, width], not {_shown(shape)}")
     h, w = shape
-    if min(h, w) < 1 or (h & (h - 1)) or (w & (w - 1)):
-        raise ValueError(f"{where} is {list(shape)}; both sides must be powers of two")
-    if max(h, w) != res:
-        raise ValueError(f"{where} is {list(shape)}; its longer side must be img_resolution ({res})")
-    if max(h, w) > MAX_ASPECT * min(h, w):
-        raise ValueError(f"{where} is {list(shape)}; the aspect must lie between 1:{MAX_ASPECT} and {MAX_ASPECT}:1")
+    problem = shape_problem(h, w)
+    if problem is None and max(h, w) != res:
+        problem = f"its longer side must be img_resolution ({res})"
+    if problem is not None:
+        raise ValueError(f"{where} is {list(shape)}; {problem}")
     object.__setattr__(cfg, "img_shape", None if h == w else (h, w))
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from . import ops
-from .config import StyleGAN2SynthesisConfig
+from .config import MAX_ASPECT, StyleGAN2SynthesisConfig, shape_problem
 from .layers import Conv2dLayer, FullyConnectedLayer, block_dtype
 from .synthesis import (DEFAULT_CONST_EXTENSION, ConstantCanvas, StyleLayer, block_layer_resolutions, centre_crop,
                         check_call, check_canvas, check_noise, check_ws, memory_format_for, one_at_a_time,
@@ -350,8 +350,9 @@ class SynthesisNetwork(ConstantCanvas, nn.Module):
         self.w_dim = w_dim
         self.img_resolution = img_resolution
         self.img_shape = tuple(img_shape) if img_shape is not None else (img_resolution, img_resolution)
-        if max(self.img_shape) != img_resolution or min(self.img_shape) * 4 < img_resolution:
-            raise ValueError(f"img_shape {self.img_shape} needs its longer side {img_resolution} and at most 4:1")
+        if max(self.img_shape) != img_resolution or shape_problem(*self.img_shape):
+            raise ValueError(f"img_shape {self.img_shape} needs its longer side {img_resolution}, sides that are "
+                             f"powers of two and at most {MAX_ASPECT}:1")
         self.img_resolution_log2 = int(np.log2(img_resolution))
         self.img_channels = img_channels
         self.num_fp16_res = config.num_fp16_res

@@ -290,9 +290,13 @@ class AugmentPipe(nn.Module):
         taps = kernels.shape[1]
         pad = taps // 2
         k = kernels.repeat_interleave(c, dim=0)                               # [N*C, taps]
-        y = F.pad(x.reshape(1, n * c, h, w), [pad, pad, 0, 0], mode="reflect")
+        # Mirrored indices rather than F.pad(mode="reflect"): the same pixels where a side exceeds the
+        # padding, and still defined (mirrored repeatedly) on a short side such as the 2 of an 8x2 image.
+        cols = _reflect(torch.arange(-pad, w + pad, device=dev), w)
+        rows = _reflect(torch.arange(-pad, h + pad, device=dev), h)
+        y = x.reshape(1, n * c, h, w).index_select(3, cols)
         y = F.conv2d(y, k.reshape(n * c, 1, 1, taps), groups=n * c)
-        y = F.pad(y, [0, 0, pad, pad], mode="reflect")
+        y = y.index_select(2, rows)
         y = F.conv2d(y, k.reshape(n * c, 1, taps, 1), groups=n * c).reshape(n, c, h, w)
         return torch.where(changed.reshape(n, 1, 1, 1), y, x)
 

@@ -30,6 +30,7 @@ from ..checkpoints.encoder import save_encoder
 from ..data import ImageDataset
 from ..data.dataset import sample_indices
 from ..errors import CheckpointError, UserInputError
+from ..latent.inversion import check_square_model
 from ..latent.projection import clip_like_target, w_stats
 from ..networks import Generator
 from ..networks.encoder import Encoder, EncoderConfig, mapping_fingerprint
@@ -98,9 +99,7 @@ class EncoderTraining:
     def __init__(self, G: Generator, loss: PerceptualLoss, out: str | Path,
                  options: EncoderTrainingOptions = EncoderTrainingOptions(), data: ImageDataset | None = None,
                  config: EncoderConfig | None = None, network_name: str = ""):
-        if G.img_shape[0] != G.img_shape[1]:
-            raise UserInputError(f"encoders are made for square models; this one draws {G.img_shape[1]}x"
-                                 f"{G.img_shape[0]}")
+        check_square_model(G)
         self.G = G.eval().requires_grad_(False)
         self.device = next(G.parameters()).device
         self.loss = loss.to(self.device)

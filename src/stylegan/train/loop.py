@@ -93,10 +93,13 @@ class Snapshot:
 @dataclass(frozen=True)
 class SnapshotMetrics:
     """Metrics computed on each snapshot, supplied by the caller (train never imports metrics):
-    ``names`` are recorded in the run's options, ``evaluate`` returns ``[(name, value, seconds)]``."""
+    ``names`` are recorded in the run's options, ``evaluate`` returns ``[(name, value, seconds)]``;
+    ``check(shape, variant)`` (if given) refuses, before any training, metrics that do not suit the
+    dataset's (H, W) or the model ('stylegan2', 'stylegan3-t', 'stylegan3-r')."""
 
     names: tuple[str, ...]
     evaluate: Callable[[Snapshot], list[tuple[str, float, float]]]
+    check: Callable[[tuple[int, int], str], None] | None = None
 
 
 @dataclass
@@ -286,6 +289,8 @@ class TrainingRun:
         begun = resume_mod.start(opts, data, Path(outdir), resume, explicit)
         dataset = ImageDataset(begun.data, use_labels=begun.opts.cond, mirror=begun.opts.mirror, workers=workers,
                                max_images=begun.opts.subset, subset_seed=begun.opts.seed)
+        if metrics is not None and metrics.check is not None:
+            metrics.check(dataset.shape, begun.opts.cfg)
         return cls(info, dev, begun, dataset, explicit=explicit, metrics=metrics, outdir=Path(outdir), desc=desc,
                    keep_states=keep_states, grid=grid, quiet=quiet)
 
@@ -310,11 +315,8 @@ class TrainingRun:
             raise UserInputError(f"{begun.data} has {shape[1]}x{shape[0]} images: non-square models are StyleGAN2 "
                                  f"or StyleGAN3 (--cfg stylegan2, stylegan3-t or stylegan3-r)")
         if begun.state is not None:
-            from ..networks import DiscriminatorConfig, GeneratorConfig
-            resume_mod.check_state_fits(begun.state, begun.data, shape, channels, self.c_dim, len(self.dataset),
-                                        self.notices)
-            return (opts, GeneratorConfig.from_dict(begun.state.header["g_config"]),
-                    DiscriminatorConfig.from_dict(begun.state.header["d_config"]))
+            return (opts, *resume_mod.check_state_fits(begun.state, begun.data, shape, channels, self.c_dim,
+                                                       len(self.dataset), self.notices))
         if begun.source is not None:
             return resume_mod.transfer_configs(begun.source, opts, explicit, shape, channels, self.c_dim)
         return (opts, generator_config(opts, res, channels, self.c_dim, img_shape=shape),

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, DatasetError, UserInputError
+from ..networks import DiscriminatorConfig, GeneratorConfig
 from .checkpoint import (
     TrainingState,
     find_latest_state,
@@ -110,19 +111,39 @@ def transfer_options(opts: TrainingOptions, explicit: set[str], source, resume: 
     return dataclasses.replace(opts, **changes)
 
 
+def state_configs(state: TrainingState) -> tuple[GeneratorConfig, DiscriminatorConfig]:
+    """The G and D configs of a training state, validated (a CheckpointError naming the file if not)."""
+    try:
+        return (GeneratorConfig.from_dict(state.header["g_config"]),
+                DiscriminatorConfig.from_dict(state.header["d_config"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{Path(state.path).name}: its network configs are invalid ({exc})") from None
+
+
 def check_state_fits(state: TrainingState, data, shape: tuple[int, int], channels: int, c_dim: int,
-                     num_images: int, notices: list[str]) -> None:
-    """The dataset given to a resumed run must have the images (``shape`` (H, W)) the run was trained on."""
-    g = state.header["g_config"]
-    trained = tuple(g.get("img_shape") or (g["img_resolution"],) * 2)
-    if (trained, g["img_channels"]) != (tuple(shape), channels) or g["c_dim"] != c_dim:
+                     num_images: int, notices: list[str]) -> tuple[GeneratorConfig, DiscriminatorConfig]:
+    """The dataset given to a resumed run must have the images (``shape`` (H, W)) the run was trained on;
+    -> the state's validated configs (:func:`state_configs`)."""
+    g, d = state_configs(state)
+    trained = g.shape
+    if (trained, g.img_channels) != (tuple(shape), channels) or g.c_dim != c_dim:
         raise DatasetError(f"{data} has {shape[1]}x{shape[0]}x{channels} images with {c_dim} label(s), the run "
-                           f"being resumed trained on {trained[1]}x{trained[0]}x{g['img_channels']} "
-                           f"with {g['c_dim']}")
+                           f"being resumed trained on {trained[1]}x{trained[0]}x{g.img_channels} "
+                           f"with {g.c_dim}")
+    check_d_shape(d, shape, Path(state.path).name)
     if state.header["dataset"].get("num_images") != num_images:
         notices.append(f"the dataset now has {num_images} images, the run started with "
                        f"{state.header['dataset'].get('num_images')}: the data order differs from an "
                        f"uninterrupted run")
+    return g, d
+
+
+def check_d_shape(d_cfg: DiscriminatorConfig, shape: tuple[int, int], source: str) -> None:
+    """A CheckpointError unless the discriminator of ``source`` judges images of the dataset's ``shape``."""
+    if d_cfg.shape != tuple(shape):
+        (h, w), (dh, dw) = shape, d_cfg.shape
+        raise CheckpointError(f"{source}: its discriminator judges {dw}x{dh} images, but the dataset (and "
+                              f"its generator) has {w}x{h}")
 
 
 def transfer_configs(source, opts: TrainingOptions, explicit: set[str], shape: tuple[int, int], channels: int,
@@ -152,6 +173,7 @@ def transfer_configs(source, opts: TrainingOptions, explicit: set[str], shape: t
         opts = dataclasses.replace(opts, z_dim=sg.z_dim, w_dim=sg.w_dim, map_depth=sg.mapping.num_layers,
                                    cbase=sg.synthesis.channel_base // halve, cmax=sg.synthesis.channel_max // halve)
     if source.D is not None and not (explicit & ARCH_OPTIONS):
+        check_d_shape(source.D.config, shape, opts.resume_from or "the model to resume from")
         d_cfg = source.D.config.replace(c_dim=c_dim, num_fp16_res=0 if opts.fp32 else 4,
                                         conv_clamp=None if opts.fp32 else 256)
     else:
