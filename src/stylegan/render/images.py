@@ -107,4 +107,6 @@ def from_uint8(images: np.ndarray, device: torch.device | str = "cpu") -> torch.
     a = np.asarray(images)
     if a.ndim == 3:
         a = a[None]
+    if not a.flags.writeable:       # e.g. np.asarray(PIL image): torch would warn of a read-only tensor
+        a = a.copy()
     return torch.from_numpy(a).to(device).permute(0, 3, 1, 2).to(torch.float32) / 127.5 - 1
