@@ -104,14 +104,19 @@ def test_metrics_and_serve_load_it_and_refusals_are_one_line(tmp_path, capsys, m
     code, err = run(capsys, "convert", model, tmp_path / "r.pt", "--to", "rosinality")
     assert code == 1 and "cannot write a rosinality checkpoint of a non-square (32x16) model" in err, err
     assert not (tmp_path / "r.pt").exists()
-    code, err = run(capsys, "drag", "--network", model, "--seed", "0", "--points", "4,4>6,6",
-                    "--outdir", tmp_path / "drag")
-    assert code == 1 and "dragging works on square models; this one draws 32x16" in err, err
     Image.fromarray(np.full([16, 32], 255, np.uint8)).save(tmp_path / "mask.png")      # the model's own size
+    code, err = run(capsys, "drag", "--network", model, "--seed", "0", "--points", "26,8>28,8", "--steps", "2",
+                    "--mask", tmp_path / "mask.png", "--outdir", tmp_path / "drag")       # x beyond the height
+    assert code == 0, err
+    assert size(tmp_path / "drag" / "dragged.png") == (32, 16)
+    Image.fromarray(np.full([32, 32], 255, np.uint8)).save(tmp_path / "square.png")
     code, err = run(capsys, "drag", "--network", model, "--seed", "0", "--points", "4,4>6,6",
-                    "--mask", tmp_path / "mask.png", "--outdir", tmp_path / "drag")
-    assert code == 1 and err.strip().splitlines() == ["error: dragging works on square models; this one draws "
-                                                      "32x16"], err
+                    "--mask", tmp_path / "square.png", "--outdir", tmp_path / "drag2")
+    assert code == 1 and err.strip().splitlines() == ["error: --mask square.png is 32x32; it must be the image "
+                                                      "size, 32x16"], err
+    code, err = run(capsys, "drag", "--network", model, "--seed", "0", "--points", "4,20>6,6",
+                    "--outdir", tmp_path / "drag3")
+    assert code == 1 and "outside the 32x16 image (x must be 0..31, y 0..15)" in err, err
     code, err = run(capsys, "encoder", "train", "--network", model, "--out", tmp_path / "enc.safetensors",
                     "--kimg", "0.01")
     assert code == 1 and "encoders are made for square models; this one draws 32x16" in err, err
@@ -127,8 +132,14 @@ def test_metrics_and_serve_load_it_and_refusals_are_one_line(tmp_path, capsys, m
             info = (await c.get("/api/model")).json()
             renders = [await c.post("/api/render", json={"latent": {"seed": 3}, **extra})
                        for extra in ({}, {"canvas": "32x16"}, {"canvas": "64x16"})]
-            return (await c.get("/api/info")).status_code, info, renders
-    status, info, (r, same, wide) = asyncio.run(render())
+            dragged = await c.post("/api/drag", json={"render": {"latent": {"seed": 3}, "noise_mode": "const"},
+                                                       "handles": [[26, 8]], "targets": [[28, 9]], "steps": 2,
+                                                       "session": "ns"})
+            return (await c.get("/api/info")).status_code, info, renders, dragged
+    status, info, (r, same, wide), dragged = asyncio.run(render())
+    lines = [json.loads(line) for line in dragged.text.splitlines()]
+    assert dragged.status_code == 200 and "result" in lines[-1], dragged.text
+    assert size(__import__("io").BytesIO(__import__("base64").b64decode(lines[0]["png"]))) == (32, 16)
     assert status == 200 and r.status_code == 200, r.text
     assert size(__import__("io").BytesIO(r.content)) == (32, 16)
     assert info["img_shape"] == [16, 32] and info["canvas"]["presets"][0]["size"] == [32, 16], info

@@ -164,3 +164,30 @@ def test_bad_points_and_masks_are_one_clear_error(builtin):
     for kwargs, message in cases:
         with pytest.raises(UserInputError, match=message):
             next(D.drag(builtin, ws, **kwargs))
+
+
+def test_tracking_searches_both_sides_of_a_non_square_image():
+    """A tall feature map (32 high, 16 wide): the best match 2 rows below the point, at y = 28 > the width,
+    is found (taking the width for both sides clamped the search to y <= 15)."""
+    feat = torch.zeros([1, 4, 32, 16])
+    feat[0, :, 28, 5] = 1.0
+    f0 = torch.ones([1, 4])
+    assert D.track_points(feat, f0, np.array([[5.0, 26.0]], np.float32), r2=3).tolist() == [[5.0, 28.0]]
+    wide = torch.randn([1, 4, 16, 32], requires_grad=True)      # a handle right of the height: a real disc
+    loss = D.motion_loss(wide, np.array([28.0, 8.0]), np.array([30.0, 8.0]), r1=2)
+    (grad,) = torch.autograd.grad(loss, [wide])
+    assert loss > 0 and grad[0, :, 6:11, 26:31].abs().sum() > 0 and grad[0, :, :, :20].abs().sum() == 0
+
+
+def test_a_non_square_model_drags_with_points_and_mask_of_its_shape():
+    from support.models import make_tiny_checkpoint
+    G = make_tiny_checkpoint("stylegan2", img_shape=(32, 16)).G_ema       # 16 wide, 32 high
+    ws = GenerationRequest(G).seed_latents([0]).ws
+    mask = np.zeros([32, 16])
+    mask[18:30, 2:14] = 1
+    steps = list(D.drag(G, ws, [[8, 24]], [[8, 27]], mask=mask, steps=3))
+    assert steps[-1].image.shape == (1, 3, 32, 16) and (steps[-1].points[:, 1] >= 18).all()
+    with pytest.raises(UserInputError, match=r"outside the 16x32 image \(x must be 0\.\.15, y 0\.\.31\)"):
+        next(D.drag(G, ws, [[20, 3]], [[8, 27]]))
+    with pytest.raises(UserInputError, match="the mask must be 16x32"):
+        next(D.drag(G, ws, [[8, 24]], [[8, 27]], mask=np.ones([16, 32])))

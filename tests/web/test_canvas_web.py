@@ -4,6 +4,7 @@ model's own size is the old path byte for byte; hostile sizes are refused with a
 pixel budget (``serve --max-canvas-mp``); and in Chromium a 16:9 preset shows a 16:9 image."""
 
 import io
+import json
 import shutil
 import time
 
@@ -198,7 +199,7 @@ def test_a_16_9_preset_shows_a_16_9_image(server, model_dir, tmp_path):
 
 
 @pytest.mark.browser
-def test_the_drag_panel_is_off_with_a_note_on_a_non_square_model(tmp_path):
+def test_the_drag_panel_works_on_a_non_square_model(tmp_path):
     chromium = chromium_path()
     if chromium is None:
         pytest.skip("no Chromium binary (apt-get install chromium, or set STYLEGAN_CHROMIUM=/path/to/chrome)")
@@ -212,8 +213,19 @@ def test_the_drag_panel_is_off_with_a_note_on_a_non_square_model(tmp_path):
         page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
         page.goto(base)
         wait_image(page, timeout=60)
-        assert not page.is_enabled("#drag-mode") and not page.is_enabled("#drag-brush")
-        assert not page.is_enabled("#drag-start") and page.is_visible("#drag-canvas-note")
-        assert page.text_content("#drag-canvas-note") == "drag editing works on square models; this one draws 32×16"
+        assert page.is_enabled("#drag-mode") and page.is_enabled("#drag-brush")
+        assert not page.is_visible("#drag-canvas-note")
+        page.check("#drag-mode")
+        box = page.locator("#image").bounding_box()
+        for x, y in ((26, 12), (28, 13)):             # a handle right of and below what a 16x16 square would hold
+            page.mouse.click(box["x"] + (x + 0.5) / 32 * box["width"], box["y"] + (y + 0.5) / 16 * box["height"])
+        page.fill("#drag-steps", "2")
+        page.click("#drag-start")
+        status = page.locator("#drag-status")
+        page.wait_for_function("() => ['done', 'error'].includes(document.getElementById('drag-status')"
+                               ".dataset.state)", timeout=60_000)
+        assert status.get_attribute("data-state") == "done", status.text_content()
+        (x, y), = json.loads(status.get_attribute("data-points"))
+        assert abs(x - 26) <= 3 and abs(y - 12) <= 3, (x, y)        # tracked from the clicked handle
         browser.close()
     assert not problems, problems

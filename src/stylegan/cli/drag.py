@@ -45,16 +45,16 @@ def parse_points(spec: str) -> tuple[list[list[float]], list[list[float]]]:
     return handles, targets
 
 
-def read_mask(path: Path, resolution: int):
+def read_mask(path: Path, shape: tuple[int, int]):
     """A greyscale PNG (white = may change, black = keep) as float32 [H, W] in [0, 1], exactly the image size."""
     import numpy as np
 
     from ..errors import UserInputError
     from ..render.images import load_image
     mask = load_image(path, channels=1)[:, :, 0]
-    if mask.shape != (resolution, resolution):
+    if mask.shape != tuple(shape):
         raise UserInputError(f"--mask {path.name} is {mask.shape[1]}x{mask.shape[0]}; it must be the image size, "
-                             f"{resolution}x{resolution}")
+                             f"{shape[1]}x{shape[0]}")
     return mask.astype(np.float32) / 255
 
 
@@ -116,13 +116,12 @@ def drag(network, seed, projected_w, index, points, mask, steps, layers, lr, tol
       stylegan drag --network ffhq.pkl --projected-w proj/projected_w.npz --points '300,420>300,380' \\
           --mask mouth.png --video --outdir out
     """
-    from ..latent.drag import check_square, held_noise
+    from ..latent.drag import held_noise
     from ..latent.drag import drag as start_drag
     handles, targets = parse_points(points)
     G, _, _ = load_G(network, device)
-    check_square(G)                              # before the mask is read at the model's size
     ws, noise, label = _start(G, seed, projected_w, index, truncation_psi, class_idx, noise_mode)
-    mask_array = read_mask(mask, G.img_resolution) if mask is not None else None
+    mask_array = read_mask(mask, G.img_shape) if mask is not None else None
     noise = held_noise(G, noise_mode, noise, seed or 0)
     run = start_drag(G, ws, handles, targets, mask=mask_array, steps=steps, layers=layers, lr=lr,
                      tolerance=tolerance, noise_mode=noise_mode, noise=noise)          # checks every argument

@@ -100,29 +100,31 @@ def default_radii(img_resolution: int) -> tuple[int, int]:
     return max(2, round(3 * scale)), max(3, round(12 * scale))
 
 
-def check_points(points, img_resolution: int, what: str) -> np.ndarray:
-    """``[[x, y], ...]`` inside the image as float32 [K, 2]; :class:`UserInputError` otherwise."""
+def check_points(points, shape: tuple[int, int], what: str) -> np.ndarray:
+    """``[[x, y], ...]`` inside an image of ``shape = (H, W)`` as float32 [K, 2]; :class:`UserInputError`
+    otherwise."""
     try:
         p = np.asarray(points, dtype=np.float64)
     except (TypeError, ValueError):
         raise UserInputError(f"{what} must be a list of (x, y) pairs, got {points!r}") from None
     if p.ndim != 2 or p.shape[1] != 2 or len(p) == 0:
         raise UserInputError(f"{what} must be a non-empty list of (x, y) pairs, got shape {p.shape}")
-    top = img_resolution - 1
+    h, w = shape
+    top = np.array([w - 1, h - 1], dtype=np.float64)
     bad = [tuple(q) for q in p if not (np.isfinite(q).all() and (0 <= q).all() and (q <= top).all())]
     if bad:
-        raise UserInputError(f"{what} point {bad[0][0]:g},{bad[0][1]:g} is outside the {img_resolution}x"
-                             f"{img_resolution} image (x and y must be 0..{top})")
+        ranges = f"x and y must be 0..{w - 1}" if h == w else f"x must be 0..{w - 1}, y 0..{h - 1}"
+        raise UserInputError(f"{what} point {bad[0][0]:g},{bad[0][1]:g} is outside the {w}x{h} image ({ranges})")
     return p.astype(np.float32)
 
 
-def check_mask(mask, img_resolution: int) -> torch.Tensor | None:
-    """A mask [H, W] (1 = may change, 0 = keep) as float32 in [0, 1], or None."""
+def check_mask(mask, shape: tuple[int, int]) -> torch.Tensor | None:
+    """A mask of the image's ``shape = (H, W)`` (1 = may change, 0 = keep) as float32 in [0, 1], or None."""
     if mask is None:
         return None
     m = torch.as_tensor(np.asarray(mask), dtype=torch.float32)
-    if tuple(m.shape) != (img_resolution, img_resolution):
-        raise UserInputError(f"the mask must be {img_resolution}x{img_resolution} (the image size), "
+    if tuple(m.shape) != tuple(shape):
+        raise UserInputError(f"the mask must be {shape[1]}x{shape[0]} (the image size), "
                              f"got {'x'.join(str(s) for s in m.shape[::-1])}")
     if not torch.isfinite(m).all() or m.min() < 0 or m.max() > 1:
         raise UserInputError("mask values must be in [0, 1]")
@@ -136,7 +138,7 @@ class _FeatureCapture:
 
     def __init__(self, G: Generator, layer: FeatureLayer, noise_mode: str, noise: dict | None):
         self.S, self.layer, self.noise_mode, self.noise = G.synthesis, layer, noise_mode, noise
-        self.size = G.synthesis.img_resolution
+        self.size = tuple(G.synthesis.img_shape)
 
     def __call__(self, ws: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         captured = []
@@ -152,7 +154,7 @@ class _FeatureCapture:
         c = self.layer.crop
         if c:
             feat = feat[:, :, c:feat.shape[2] - c, c:feat.shape[3] - c]
-        feat = F.interpolate(feat, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        feat = F.interpolate(feat, size=self.size, mode="bilinear", align_corners=False)
         return feat, image.float()
 
 
@@ -161,13 +163,13 @@ def motion_loss(feat: torch.Tensor, point: np.ndarray, target: np.ndarray, r1: i
     ``|F(q + d) - sg(F(q))|``, ``d`` the unit step toward ``target``. ``F(q + d)`` is the bilinear mix of four
     shifted crops of ``feat`` (slices, so the backward pass is deterministic); pixels whose neighbours would
     fall outside the image are left out."""
-    size = feat.shape[-1]
+    height, width = feat.shape[-2:]
     d = (target - point) / max(float(np.linalg.norm(target - point)), 1e-8)
     ox, oy = math.floor(d[0]), math.floor(d[1])
     ax, ay = float(d[0] - ox), float(d[1] - oy)
     px, py = int(point[0]), int(point[1])
-    x0, x1 = max(px - r1, -ox, 0), min(px + r1, size - 2 - ox, size - 1)
-    y0, y1 = max(py - r1, -oy, 0), min(py + r1, size - 2 - oy, size - 1)
+    x0, x1 = max(px - r1, -ox, 0), min(px + r1, width - 2 - ox, width - 1)
+    y0, y1 = max(py - r1, -oy, 0), min(py + r1, height - 2 - oy, height - 1)
     if x0 > x1 or y0 > y1:
         return feat.new_zeros([])
 
@@ -185,11 +187,11 @@ def motion_loss(feat: torch.Tensor, point: np.ndarray, target: np.ndarray, r1: i
 def track_points(feat: torch.Tensor, f0: torch.Tensor, points: np.ndarray, r2: int) -> np.ndarray:
     """Paper Eq. 2: each point moves to the pixel of the square of radius ``r2`` around it whose feature is
     nearest (L1) to its original feature ``f0[i]`` (first such pixel in row order on ties)."""
-    size = feat.shape[-1]
+    height, width = feat.shape[-2:]
     out = points.copy()
     for i, (px, py) in enumerate(points.astype(np.int64)):
-        x0, x1 = max(px - r2, 0), min(px + r2, size - 1)
-        y0, y1 = max(py - r2, 0), min(py + r2, size - 1)
+        x0, x1 = max(px - r2, 0), min(px + r2, width - 1)
+        y0, y1 = max(py - r2, 0), min(py + r2, height - 1)
         window = feat[0, :, y0:y1 + 1, x0:x1 + 1]
         dist = (window - f0[i][:, None, None]).abs().sum(dim=0)
         k = int(torch.argmin(dist.flatten()))
@@ -209,13 +211,6 @@ def held_noise(G: Generator, noise_mode: str, noise: dict | None = None, seed: i
     return {k: torch.randn([1, 1, *v.shape[-2:]], generator=gen) for k, v in G.synthesis.noise_maps().items()}
 
 
-def check_square(G: Generator) -> None:
-    """Dragging works on square models (points, mask and the feature map are square); else UserInputError."""
-    h, w = G.synthesis.img_shape
-    if h != w:
-        raise UserInputError(f"dragging works on square models; this one draws {w}x{h}")
-
-
 def drag(G: Generator, ws, handles, targets, mask=None, steps: int = 200, layers: int | None = None,
          lr: float | None = None, r1: int | None = None, r2: int | None = None, lambda_mask: float = LAMBDA_MASK,
          tolerance: float = 1.0, noise_mode: str = "const", noise: dict | None = None,
@@ -230,15 +225,14 @@ def drag(G: Generator, ws, handles, targets, mask=None, steps: int = 200, layers
     (:func:`default_radii`); ``noise``: explicit noise maps (a projection's), else ``noise_mode``
     ('random' noise is drawn from ``seed`` once, :func:`held_noise`). The arguments are checked here, when
     called (:class:`UserInputError`), before the first step is asked for."""
-    check_square(G)
     S = G.synthesis
-    size = S.img_resolution
+    shape, size = tuple(S.img_shape), S.img_resolution       # (H, W); the longer side sets lr and radii
     ws = torch.as_tensor(ws, dtype=torch.float32)
     ws = ws[None] if ws.ndim == 2 else ws
     if tuple(ws.shape) != (1, S.num_ws, S.w_dim):
         raise UserInputError(f"drag takes one latent [1, {S.num_ws}, {S.w_dim}], got {tuple(ws.shape)}")
-    handles = np.rint(check_points(handles, size, "handle"))
-    targets = check_points(targets, size, "target")
+    handles = np.rint(check_points(handles, shape, "handle"))
+    targets = check_points(targets, shape, "target")
     if len(handles) != len(targets):
         raise UserInputError(f"{len(handles)} handle(s) but {len(targets)} target(s): give one target per handle")
     layers = default_layers(G) if layers is None else int(layers)
@@ -250,7 +244,7 @@ def drag(G: Generator, ws, handles, targets, mask=None, steps: int = 200, layers
     if noise_mode not in NOISE_MODES:
         raise UserInputError(f"noise mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
     d1, d2 = default_radii(size)
-    m = check_mask(mask, size)
+    m = check_mask(mask, shape)
     keep = None if m is None or m.min() == 1 else 1 - m
     return _drag_steps(G, ws, handles, targets, keep, steps, layers, lr, int(r1 or d1), int(r2 or d2), lambda_mask,
                        tolerance, noise_mode, held_noise(G, noise_mode, noise, seed))

@@ -235,11 +235,10 @@ function syncCanvas() {
 }
 
 function dragBlocked() {
-  // why the drag panel is off, or null: drag editing (latent/drag.py) works on square models, on their own image
+  // why the drag panel is off, or null: drag editing (latent/drag.py) works on the model's own image
   const info = state.info;
   if (!info) return null;
   const [h, w] = info.img_shape;
-  if (h !== w) return `drag editing works on square models; this one draws ${w}×${h}`;
   return canvasSize() ? `drag editing works on the model's own ${w}×${h} image: choose it under Canvas to drag points`
     : null;
 }
