@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from support.detectors import save_detector
+from support.web import CHROMIUM_ARGS, chromium_path
 from support.models import REFERENCE_DIR, reference_checkpoint, save_tiny
 
 # Tiny test models are dominated by threading overhead; one thread is faster and avoids oversubscription.
@@ -77,3 +78,22 @@ def inception_file(tmp_path_factory):
 def vgg_file(tmp_path_factory):
     """A tiny TorchScript network with the call signature of NVIDIA's VGG16/LPIPS detector."""
     return save_detector("vgg16", tmp_path_factory.mktemp("detectors") / "vgg16-tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """The Chromium binary the browser tests drive (skips without it or without Playwright)."""
+    path = chromium_path()
+    if path is None:
+        pytest.skip("no Chromium binary (apt-get install chromium, or set STYLEGAN_CHROMIUM=/path/to/chrome)")
+    pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(chromium):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from support.web import CHROMIUM_ARGS, chromium_path, download, serve_in_thread, wait_image
+from support.web import download, serve_in_thread, wait_image
 
 from stylegan.checkpoints import load_generator
 from stylegan.cli.main import main
@@ -155,60 +155,51 @@ def test_serve_max_canvas_mp_sets_the_budget(sg2_model, monkeypatch):
 
 
 @pytest.mark.browser
-def test_a_16_9_preset_shows_a_16_9_image(server, model_dir, tmp_path):
-    chromium = chromium_path()
-    if chromium is None:
-        pytest.skip("no Chromium binary (apt-get install chromium, or set STYLEGAN_CHROMIUM=/path/to/chrome)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+def test_a_16_9_preset_shows_a_16_9_image(server, model_dir, tmp_path, browser):
     stylegan("generate", "--network", model_dir / "sg2.safetensors", "--seeds", "0", "--size", "64x36",
              "--outdir", tmp_path / "cli")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        page = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True).new_page()
-        problems = []
-        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        page.on("console", lambda msg: problems.append(msg.text)                # the refused size's 400 aside
-                if msg.type == "error" and "status of 400" not in msg.text else None)
-        page.goto(server)
-        wait_image(page, timeout=60, **{"latent.seed": 0})
-        assert page.is_enabled("#drag-mode") and page.is_hidden("#drag-canvas-note")
-        page.select_option("#canvas-preset", "wide")
-        wait_image(page, timeout=60, canvas="64x36", extension="tile")
-        deadline = time.monotonic() + 10
-        while page.locator("#image").evaluate("i => [i.naturalWidth, i.naturalHeight]") != [64, 36]:
-            assert time.monotonic() < deadline, page.locator("#image").evaluate("i => [i.naturalWidth, i.naturalHeight]")
-            time.sleep(0.05)
-        frame = page.locator("#frame").bounding_box()
-        assert abs(frame["width"] / frame["height"] - 64 / 36) < 0.02, frame    # not boxed in a square
-        assert page.text_content("#canvas-note") == ("canvas 64x36: this model renders sizes in steps of 8 pixels, "
-                                                     "so each image is rendered at 64x40 and its centre 64x36 kept")
-        assert not page.is_enabled("#drag-mode") and "model's own 32×32" in page.text_content("#drag-canvas-note")
-        assert np.array_equal(png(download(page, "#download-png", tmp_path)), png(tmp_path / "cli" / "seed0000.png"))
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    problems = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("console", lambda msg: problems.append(msg.text)                # the refused size's 400 aside
+            if msg.type == "error" and "status of 400" not in msg.text else None)
+    page.goto(server)
+    wait_image(page, timeout=60, **{"latent.seed": 0})
+    assert page.is_enabled("#drag-mode") and page.is_hidden("#drag-canvas-note")
+    page.select_option("#canvas-preset", "wide")
+    wait_image(page, timeout=60, canvas="64x36", extension="tile")
+    deadline = time.monotonic() + 10
+    while page.locator("#image").evaluate("i => [i.naturalWidth, i.naturalHeight]") != [64, 36]:
+        assert time.monotonic() < deadline, page.locator("#image").evaluate("i => [i.naturalWidth, i.naturalHeight]")
+        time.sleep(0.05)
+    frame = page.locator("#frame").bounding_box()
+    assert abs(frame["width"] / frame["height"] - 64 / 36) < 0.02, frame    # not boxed in a square
+    assert page.text_content("#canvas-note") == ("canvas 64x36: this model renders sizes in steps of 8 pixels, "
+                                                 "so each image is rendered at 64x40 and its centre 64x36 kept")
+    assert not page.is_enabled("#drag-mode") and "model's own 32×32" in page.text_content("#drag-canvas-note")
+    assert np.array_equal(png(download(page, "#download-png", tmp_path)), png(tmp_path / "cli" / "seed0000.png"))
 
-        page.select_option("#canvas-preset", "custom")
-        page.fill("#canvas-w", "-5")
-        page.press("#canvas-w", "Tab")
-        page.wait_for_selector("#error:not([hidden])")
-        assert "two positive integers" in page.text_content("#error")
-        page.select_option("#canvas-preset", "model")
-        page.wait_for_selector("#error", state="hidden")
-        wait_image(page, timeout=60, **{"latent.seed": 0})
-        assert page.locator("#image").get_attribute("data-request").find("canvas") < 0
-        browser.close()
+    page.select_option("#canvas-preset", "custom")
+    page.fill("#canvas-w", "-5")
+    page.press("#canvas-w", "Tab")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "two positive integers" in page.text_content("#error")
+    page.select_option("#canvas-preset", "model")
+    page.wait_for_selector("#error", state="hidden")
+    wait_image(page, timeout=60, **{"latent.seed": 0})
+    assert page.locator("#image").get_attribute("data-request").find("canvas") < 0
+    context.close()
     assert not problems, problems
 
 
 @pytest.mark.browser
-def test_the_drag_panel_works_on_a_non_square_model(tmp_path):
-    chromium = chromium_path()
-    if chromium is None:
-        pytest.skip("no Chromium binary (apt-get install chromium, or set STYLEGAN_CHROMIUM=/path/to/chrome)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+def test_the_drag_panel_works_on_a_non_square_model(tmp_path, browser):
     from support.models import save_tiny
     wide = save_tiny(tmp_path / "wide.safetensors", img_shape=(16, 32))
-    with serve_in_thread(create_app(wide, tmp_path, device="cpu")) as base, playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    with serve_in_thread(create_app(wide, tmp_path, device="cpu")) as base:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
         problems = []
         page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
         page.goto(base)
@@ -227,5 +218,5 @@ def test_the_drag_panel_works_on_a_non_square_model(tmp_path):
         assert status.get_attribute("data-state") == "done", status.text_content()
         (x, y), = json.loads(status.get_attribute("data-points"))
         assert abs(x - 26) <= 3 and abs(y - 12) <= 3, (x, y)        # tracked from the clicked handle
-        browser.close()
+        context.close()
     assert not problems, problems

@@ -5,7 +5,7 @@ sliders' default range is the CLI's (``stylegan edit --strength -3:3:7``)."""
 import time
 
 import pytest
-from support.web import CHROMIUM_ARGS, chromium_path, serve_in_thread
+from support.web import serve_in_thread
 
 from stylegan.cli.main import cli
 from stylegan.web.app import create_app
@@ -14,14 +14,8 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def page_at(sg2_model):
-    path = chromium_path()
-    if path is None:
-        pytest.skip("no Chromium binary (apt-get install chromium, or set STYLEGAN_CHROMIUM=/path/to/chrome)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-    with serve_in_thread(create_app(sg2_model, None, device="cpu")) as base, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-
+def page_at(sg2_model, browser):
+    with serve_in_thread(create_app(sg2_model, None, device="cpu")) as base:
         def open_page(width: int, height: int):
             page = browser.new_context(viewport={"width": width, "height": height}).new_page()
             page.goto(base)
@@ -31,7 +25,6 @@ def page_at(sg2_model):
                 time.sleep(0.05)
             return page
         yield open_page
-        browser.close()
 
 
 @pytest.mark.parametrize("width,height", [(1280, 900), (1280, 720), (1920, 1080)])

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from support.models import REPO
-from support.web import CHROMIUM_ARGS, chromium_path, download, serve_in_thread, wait_image
+from support.web import download, serve_in_thread, wait_image
 
 from stylegan.checkpoints import load_generator
 from stylegan.checkpoints.encoder import load_encoder
@@ -170,22 +170,16 @@ def test_hostile_photo_uploads_get_one_line_and_the_server_carries_on(client, tm
 
 
 @pytest.fixture(scope="module")
-def page(server):
-    chromium = chromium_path()
-    if chromium is None:
-        pytest.skip("no Chromium binary (apt-get install chromium, or set STYLEGAN_CHROMIUM=/path/to/chrome)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-        page = context.new_page()
-        problems = []
-        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        page.goto(server)
-        wait_image(page, timeout=60, **{"latent.kind": "seed"})
-        yield page
-        browser.close()
-        assert not problems, problems
+def page(server, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    problems = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.goto(server)
+    wait_image(page, timeout=60, **{"latent.kind": "seed"})
+    yield page
+    context.close()
+    assert not problems, problems
 
 
 @pytest.mark.browser
