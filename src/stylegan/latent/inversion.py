@@ -118,7 +118,7 @@ def invert(G: Generator, targets, encoder: Encoder, loss: PerceptualLoss | None 
     if steps == 0:
         return start
     loss = loss or NoDownloadLoss()
-    ws, corrected = corrected_start(G, targets, encoder, loss, corrections)
+    ws, corrected = corrected_start(G, targets, encoder, loss, corrections, encoded=start.ws)
     cfg = dataclasses.replace(config, num_steps=steps)
     res = project(G, targets, loss, cfg, c=c, on_step=on_step, show_progress=show_progress, desc=desc,
                   initial_ws=ws)
@@ -129,17 +129,18 @@ def invert(G: Generator, targets, encoder: Encoder, loss: PerceptualLoss | None 
 
 
 def corrected_start(G: Generator, targets, encoder: Encoder, loss: PerceptualLoss, passes: int = CORRECTIONS,
-                    batch_size: int = 16) -> tuple[torch.Tensor, np.ndarray]:
+                    batch_size: int = 16, encoded: torch.Tensor | None = None) -> tuple[torch.Tensor, np.ndarray]:
     """The encoder's ws, corrected by its own estimate of what it got wrong (ReStyle's idea without its
     retrained encoder; Alaluf et al. 2021): ``ws + E(target) - E(G(ws))``, ``passes`` times, G's image
-    rounded to 8 bits like the target; a pass is kept per target only where it lowers ``loss``. Returns the
+    rounded to 8 bits like the target; a pass is kept per target only where it lowers ``loss``. ``encoded``:
+    the encoder's ws of these targets when already computed (:func:`encode`'s), else they are. Returns the
     ws [N, num_ws, w_dim] (CPU) and how many passes each target kept."""
     device = next(G.parameters()).device
     target = _targets_tensor(G, targets, device)
     loss = loss.to(device)
     kept = np.zeros(len(target), np.int64)
     with torch.no_grad():
-        encoded = encoder_ws(encoder, G, target, batch_size)
+        encoded = encoder_ws(encoder, G, target, batch_size) if encoded is None else encoded.to(device)
         ws = encoded
         if passes <= 0:
             return ws.float().cpu(), kept
